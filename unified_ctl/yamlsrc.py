@@ -1,0 +1,110 @@
+"""Load YAML files keeping the file and line of every value, and merge drop-ins.
+
+The catalog's error messages must name file and line; PyYAML's constructed objects forget
+both, so build plain Python values from the composed node tree ourselves and remember
+where each path came from.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+
+Path = tuple  # ("agents", "TutorAgent", "port")
+Marks = dict  # Path -> (file, line)
+
+
+def load_file(path: str, problems: list[Problem]) -> tuple[Any, Marks]:
+    """Return (data, marks); syntax errors, duplicate keys and unreadable files go to problems."""
+    marks: Marks = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(Problem(path, None, "", f"cannot read file: {e}"))
+        return None, marks
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(e, "problem", None) or str(e)
+        ctx = getattr(e, "context", None)
+        problems.append(Problem(path, line, "", f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")))
+        return None, marks
+    if node is None:
+        return None, marks
+    builder = _Builder(path, marks, problems)
+    return builder.build(node, ()), marks
+
+
+class _Builder:
+    def __init__(self, path: str, marks: Marks, problems: list[Problem]):
+        self.path = path
+        self.marks = marks
+        self.problems = problems
+        self.scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, at: Path) -> Any:
+        self.marks.setdefault(at, (self.path, node.start_mark.line + 1))
+        if isinstance(node, yaml.MappingNode):
+            out: dict = {}
+            for knode, vnode in node.value:
+                if not isinstance(knode, yaml.ScalarNode):
+                    self.problems.append(Problem(self.path, knode.start_mark.line + 1, dotted(at),
+                                                 "a key must be a plain value, not a list or mapping"))
+                    continue
+                if knode.tag == "tag:yaml.org,2002:merge":
+                    self.problems.append(Problem(self.path, knode.start_mark.line + 1, dotted(at),
+                                                 "YAML merge keys ('<<') are not supported; write the keys out"))
+                    continue
+                key = self.scalars.construct_object(knode)
+                if key in out:
+                    self.problems.append(Problem(
+                        self.path, knode.start_mark.line + 1, dotted(at + (key,)),
+                        f"duplicate key {key!r} (first at line {self.marks[at + (key,)][1]}); "
+                        "allowed: each key once per mapping"))
+                    continue
+                self.marks[at + (key,)] = (self.path, knode.start_mark.line + 1)
+                out[key] = self.build(vnode, at + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, at + (i,)) for i, item in enumerate(node.value)]
+        try:
+            return self.scalars.construct_object(node)
+        except yaml.YAMLError as e:
+            self.problems.append(Problem(self.path, node.start_mark.line + 1, dotted(at), f"bad value: {e}"))
+            return None
+
+
+def merge(base: Any, over: Any, base_marks: Marks, over_marks: Marks) -> Any:
+    """Deep-merge a drop-in over the base: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base[k], v, base_marks, over_marks) if k in base else v
+        for p, m in over_marks.items():
+            base_marks[p] = m
+        return out
+    for p, m in over_marks.items():
+        base_marks[p] = m
+    return over
+
+
+def dropin_paths(conf_dir: str) -> list[str]:
+    """conf.d/*.yaml in name order (like systemd drop-ins); missing dir means none."""
+    try:
+        names = sorted(n for n in os.listdir(conf_dir) if n.endswith((".yaml", ".yml")))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(conf_dir, n) for n in names]
+
+
+def dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
