@@ -1,0 +1,174 @@
+"""unified-ctl: one CLI for the unified-system agent fleet.
+
+Commands are thin: they parse options, call library code and print. Library code raises
+UnifiedError (a ClickException) for anything the operator can fix; it is printed once here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from . import __version__
+from .catalog import catalog_path, load_catalog
+
+
+class Ctx:
+    """Built once in the root group; commands take what they need from it lazily."""
+
+    def __init__(self, config: str | None):
+        self.config = catalog_path(config)
+        self._catalog = None
+
+    @property
+    def catalog(self):
+        if self._catalog is None:
+            self._catalog = load_catalog(self.config)
+        return self._catalog
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def console():
+    from rich.console import Console  # rich costs ~100 ms to import: only when printing tables
+
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+    return Console(highlight=False, width=width)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", metavar="FILE", envvar="CONFIG",
+              help="Catalog to use (default /etc/unified/unified.yaml; $CONFIG).")
+@click.version_option(__version__, prog_name="unified-ctl")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """Run the unified-system agent fleet on systemd."""
+    ctx.obj = Ctx(config)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-dropins", is_flag=True, help="Ignore conf.d/*.yaml beside FILE.")
+@pass_ctx
+def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> None:
+    """Check a catalog: syntax, keys, types, ports, dependencies and profiles."""
+    from .errors import CatalogInvalid
+
+    path = file or ctx.config
+    try:
+        cat = load_catalog(path, dropins=not no_dropins)
+    except CatalogInvalid as e:
+        if as_json:
+            emit_json({"ok": False, "path": path, "problems": [
+                {"file": p.source, "line": p.line, "field": p.where, "message": p.message} for p in e.problems]})
+            sys.exit(1)
+        raise
+    summary = {
+        "ok": True, "path": path, "sources": list(cat.sources), "agents": len(cat.agents),
+        "essential": len(cat.essential), "optional": len(cat.optional),
+        "profiles": {p.name: len(p.agents) for p in cat.profiles.values()},
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    profiles = ", ".join(f"{n} {k}" for n, k in summary["profiles"].items())
+    click.echo(f"OK {path}: {summary['agents']} agents ({summary['essential']} essential, "
+               f"{summary['optional']} optional), {len(cat.profiles)} profiles ({profiles})")
+    if len(cat.sources) > 1:
+        click.echo("  drop-ins: " + ", ".join(cat.sources[1:]))
+
+
+@cli.group()
+def profile() -> None:
+    """List, show and switch profiles."""
+
+
+@profile.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def profile_list(ctx: Ctx, as_json: bool) -> None:
+    """List the catalog's profiles."""
+    from .views import profile_rows
+
+    rows = profile_rows(ctx.catalog, _selected(ctx))
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="profiles")
+    for col in ("", "profile", "agents", "essential", "optional", "autoload", "CPU", "memory", "description"):
+        table.add_column(col)
+    for r in rows:
+        res = r["resources"] or {}
+        table.add_row("*" if r["selected"] else "", r["name"], str(r["agents"]), str(r["essential"]),
+                      str(r["optional"]), ", ".join(r["autoload"]) or "-",
+                      f"{res['cpu_percent']} %" if res else "-", f"{res['memory_mb']} MB" if res else "-",
+                      r["description"])
+    console().print(table)
+
+
+@profile.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:
+    """Show the agents of profile NAME and why each is in it."""
+    from .views import profile_detail
+
+    detail = profile_detail(ctx.catalog, ctx.catalog.profile(name))
+    if as_json:
+        emit_json(detail)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"profile {name}: {detail['count']} agents "
+                        f"({len(detail['via_dependency'])} via dependencies)")
+    for col in ("agent", "group", "kind", "starts as", "port", "health", "why"):
+        table.add_column(col)
+    for a in detail["agents"]:
+        table.add_row(a["name"], a["group"], "essential" if a["required"] else "optional", a["start"],
+                      str(a["port"]), str(a["health_port"]), a["why"])
+    console().print(table)
+
+
+def _selected(ctx: Ctx) -> str:
+    return ctx.catalog.selected_profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: Click's own handling of usage errors and ClickExceptions, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="unified-ctl", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug of ours: say so in one line, keep the traceback for developers
+        if os.environ.get("UNIFIED_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (set UNIFIED_DEBUG=1 for the traceback; "
+                   "please report it)", err=True)
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
