@@ -1,0 +1,145 @@
+"""systemd generator: catalog → units in the generator output dir (argv[1]).
+
+Runs at boot and at every daemon-reload, early: no D-Bus, no network, /var may be missing,
+/ may be read-only. It must never break boot: on an invalid catalog it renders the last
+good one and says why (journal + /run/unified/generator.json for `unified-ctl`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+
+from . import paths
+from .errors import CatalogInvalid, UnifiedError
+from .render import Symlink, render
+
+IDENT = "unified-system-generator"
+
+
+def log(priority: int, message: str) -> None:
+    """To the journal when it is up (daemon-reload), else the kernel log, else stderr."""
+    payload = f"MESSAGE={message}\nPRIORITY={priority}\nSYSLOG_IDENTIFIER={IDENT}\n".encode()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(payload, "/run/systemd/journal/socket")
+        return
+    except OSError:
+        pass
+    try:
+        with open("/dev/kmsg", "w") as k:
+            k.write(f"<{priority}>{IDENT}: {message}\n")
+        return
+    except OSError:
+        pass
+    print(f"<{priority}>{IDENT}: {message}", file=sys.stderr)
+
+
+def read_selected(profiles) -> str | None:
+    try:
+        with open(paths.selected_profile_file()) as f:
+            name = f.read().strip()
+    except OSError:
+        return None
+    return name if name in profiles else None
+
+
+def save_last_good(cat) -> None:
+    """Copy the validated catalog (and its drop-ins) where a broken edit can't reach it."""
+    dest = paths.last_good_dir()
+    if os.path.realpath(os.path.dirname(cat.path)) == os.path.realpath(dest):
+        return
+    tmp = dest + ".new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.join(tmp, "conf.d"))
+    shutil.copy2(cat.sources[0], os.path.join(tmp, "unified.yaml"))
+    for src in cat.sources[1:]:
+        shutil.copy2(src, os.path.join(tmp, "conf.d", os.path.basename(src)))
+    old = dest + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(dest):
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_good(catalog_file: str):
+    """(catalog, used_last_good, problems text). catalog None if neither loads."""
+    from .catalog import load_catalog
+
+    try:
+        return load_catalog(catalog_file, env={}), False, ""
+    except UnifiedError as e:
+        reason = str(e.format_message())
+    last = os.path.join(paths.last_good_dir(), "unified.yaml")
+    try:
+        return load_catalog(last, env={}), True, reason
+    except UnifiedError as e:
+        return None, True, reason + "\nlast good catalog unusable too: " + e.format_message()
+
+
+def write_files(outdir: str, files: dict) -> None:
+    for rel, content in files.items():
+        path = os.path.join(outdir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if isinstance(content, Symlink):
+            target = os.path.join(outdir, content.target)
+            if os.path.lexists(path):
+                os.unlink(path)
+            os.symlink(target, path)
+        else:
+            with open(path, "w") as f:
+                f.write(content)
+
+
+def write_status(status: dict) -> None:
+    try:
+        os.makedirs(paths.run_dir(), exist_ok=True)
+        tmp = paths.generator_status_file() + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(status, f)
+        os.rename(tmp, paths.generator_status_file())
+    except OSError:
+        pass
+
+
+def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = None) -> dict:
+    catalog_file = catalog_file or paths.catalog_file()
+    started = time.monotonic()
+    cat, fell_back, reason = load_good(catalog_file)
+    status = {"time": time.time(), "catalog": catalog_file, "last_good": fell_back, "problems": reason,
+              "rendered": False}
+    if cat is None:
+        log(2, f"{catalog_file} is invalid and no last good catalog exists; no agents are "
+               f"configured until it is fixed:\n{reason}")
+        write_status(status)
+        return status
+    if fell_back:
+        log(3, f"{catalog_file} is invalid; running the last good catalog instead:\n{reason}")
+    selected = read_selected(cat.profiles) or cat.settings.profile
+    files = render(cat, selected, ncpu or os.cpu_count() or 1)
+    write_files(outdir, files)
+    if not fell_back:
+        try:
+            save_last_good(cat)
+        except OSError:
+            pass  # read-only / at early boot: `unified-ctl apply` saves it at runtime
+    status.update(rendered=True, profile=selected, files=len(files), source=cat.path,
+                  seconds=round(time.monotonic() - started, 4))
+    write_status(status)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(f"usage: {IDENT} NORMAL_DIR [EARLY_DIR LATE_DIR]", file=sys.stderr)
+        return 0
+    try:
+        generate(argv[0])
+    except Exception as e:  # never fail boot; say why
+        log(2, f"internal error, no agents configured: {type(e).__name__}: {e}")
+    return 0
