@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 # dh-sequence-installsysusers is a virtual package (provided by debhelper >= 13.1).
-GROUP_build="debhelper dh-python python3-all python3-setuptools dh-sequence-installsysusers lintian fakeroot dpkg-dev"
+GROUP_build="debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dh-sequence-installsysusers lintian fakeroot dpkg-dev"
 GROUP_runtime="python3-click python3-yaml python3-rich python3-psutil python3-prometheus-client python3-sdnotify python3-pytest python3-hypothesis"
 GROUP_container="debootstrap systemd-container iproute2 curl"
 # Optional: installed when the archive has them (bookworm main does), skipped otherwise.
