@@ -49,6 +49,10 @@ def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
     if data is None and not problems:
         problems.append(Problem(path, None, "", "the catalog is empty; allowed: a mapping with "
                                 "'version', 'settings', 'agents' and 'profiles'"))
+    elif data is not None and not isinstance(data, dict):
+        problems.append(Problem(path, marks.get((), (path, None))[1], "",
+                                f"{_show(data)} is not a mapping; allowed: a mapping with "
+                                "'version', 'settings', 'agents' and 'profiles'"))
     if dropins and not problems:
         for dpath in dropin_paths(os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d")):
             ddata, dmarks = load_file(dpath, problems)
@@ -75,13 +79,15 @@ class _Validator:
         self.problems: list[Problem] = []
 
     # -- reporting -------------------------------------------------------------------
-    def err(self, at: Path, message: str) -> None:
+    def mark(self, at: Path) -> tuple[str, int | None]:
+        """(file, line) of the value at `at`, or of its nearest located parent."""
         for i in range(len(at), -1, -1):
             if at[:i] in self.marks:
-                src, line = self.marks[at[:i]]
-                break
-        else:
-            src, line = self.path, None
+                return self.marks[at[:i]]
+        return self.path, None
+
+    def err(self, at: Path, message: str) -> None:
+        src, line = self.mark(at)
         self.problems.append(Problem(src, line, dotted(at), message))
 
     def env_err(self, var: str, message: str) -> None:
@@ -104,6 +110,8 @@ class _Validator:
         for key in required:
             if key not in value:
                 self.err(at, f"missing required key {key!r} in {what}")
+            elif value[key] is None:
+                self.err(at + (key,), f"required key {key!r} in {what} has no value")
         return value
 
     def field(self, d: dict, key: str, at: Path, conv: Callable[[Any], Any], default: Any) -> Any:
@@ -139,7 +147,7 @@ class _Validator:
         top = self.mapping(data, (), ("version", "settings", "lazy_loader", "routing", "models",
                                       "agents", "profiles"), "the catalog",
                            required=("version", "agents", "profiles"))
-        if "version" in top and top["version"] not in SUPPORTED_VERSIONS:
+        if "version" in top and (isinstance(top["version"], bool) or top["version"] not in SUPPORTED_VERSIONS):
             self.err(("version",), f"{_show(top['version'])} is not a supported catalog version; "
                                    f"allowed: {', '.join(map(str, SUPPORTED_VERSIONS))}")
         lazy = self.lazy_loader(top.get("lazy_loader"), ("lazy_loader",))
@@ -149,7 +157,8 @@ class _Validator:
         self.ports(agents, settings)
         self.dependencies(agents)
         self.task_types(agents)
-        profiles = self.profiles(top.get("profiles"), ("profiles",), agents)
+        # without any readable agent, every profile member would be reported as unknown: noise
+        profiles = self.profiles(top.get("profiles"), ("profiles",), agents) if agents else {}
         selected = settings.profile
         if profiles and selected not in profiles:
             self.err(("settings", "profile"), f"{selected!r} is not a profile of this catalog; "
@@ -247,7 +256,7 @@ class _Validator:
     def agents(self, raw: Any, at: Path, lazy: m.LazyLoader) -> dict[str, m.Agent]:
         if not isinstance(raw, dict) or not raw:
             self.err(at, f"{_show(raw)} is not a mapping of agents; allowed: a mapping NAME: {{group, "
-                         "port, health_port, required, ...}} with at least one agent")
+                         "port, health_port, required, ...} with at least one agent")
             return {}
         out = {}
         for name, spec in raw.items():
@@ -378,7 +387,8 @@ class _Validator:
                 p = getattr(a, key)
                 if not p:
                     continue
-                who = f"{a.name}.{key}"
+                src, line = self.mark(("agents", a.name, key))
+                who = f"{a.name}.{key} ({src}:{line})"
                 if p in owners:
                     self.err(("agents", a.name, key), f"port {p} is already used by {owners[p]}; allowed: a "
                                                       "port no other agent or listener uses")
@@ -434,7 +444,7 @@ class _Validator:
             groups.setdefault(a.group, []).append(a.name)
         parents = {n: s.get("extends") for n, s in specs.items()}
         for n, p in parents.items():
-            if p is not None and p not in specs:
+            if p is not None and (not isinstance(p, str) or p not in specs):
                 self.err(at + (n, "extends"), f"unknown profile {_show(p)}; allowed: {', '.join(specs)}")
                 parents[n] = None
         cycle = find_cycle({n: [p] if p else [] for n, p in parents.items()})
@@ -474,7 +484,7 @@ class _Validator:
             auto = set(self.name_list(s.get("autoload"), pat + ("autoload",), str, "agents"))
             if parents[n]:
                 auto |= set(out[parents[n]].autoload) if parents[n] in out else set()
-            for i, a in enumerate(s.get("autoload") or []):
+            for i, a in enumerate(s["autoload"] if isinstance(s.get("autoload"), list) else []):
                 if not isinstance(a, str):
                     continue
                 if a not in agents:

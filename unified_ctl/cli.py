@@ -21,6 +21,15 @@ class Ctx:
     def __init__(self, config: str | None):
         self.config = catalog_path(config)
         self._catalog = None
+        self._sd = None
+
+    @property
+    def sd(self):
+        if self._sd is None:
+            from .systemd import Systemd
+
+            self._sd = Systemd()
+        return self._sd
 
     @property
     def catalog(self):
@@ -141,7 +150,12 @@ def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:
 
 
 def _selected(ctx: Ctx) -> str:
-    return ctx.catalog.selected_profile
+    from .profiles import current_profile
+
+    return current_profile(ctx.catalog)
+
+
+from . import cli_fleet  # noqa: E402,F401  (registers the systemd-facing commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,9 @@ def load_file(path: str, problems: list[Problem]) -> tuple[Any, Marks]:
         line = mark.line + 1 if mark is not None else None
         what = getattr(e, "problem", None) or str(e)
         ctx = getattr(e, "context", None)
+        cmark = getattr(e, "context_mark", None)
+        if ctx and cmark is not None and mark is not None and cmark.line != mark.line:
+            ctx += f" started at line {cmark.line + 1}"  # e.g. where the unclosed '[' is
         problems.append(Problem(path, line, "", f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")))
         return None, marks
     if node is None:
@@ -83,18 +86,33 @@ class _Builder:
             return None
 
 
-def merge(base: Any, over: Any, base_marks: Marks, over_marks: Marks) -> Any:
-    """Deep-merge a drop-in over the base: mappings merge key by key, anything else replaces."""
+def merge(base: Any, over: Any, base_marks: Marks, over_marks: Marks, at: Path = ()) -> Any:
+    """Deep-merge a drop-in over the base: mappings merge key by key, anything else replaces.
+
+    Marks follow the values: what the drop-in replaces or adds points into the drop-in, a
+    mapping both define keeps pointing at the base (a key missing there is the base's fault).
+    """
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
-            out[k] = merge(base[k], v, base_marks, over_marks) if k in base else v
-        for p, m in over_marks.items():
-            base_marks[p] = m
+            if k in base:
+                out[k] = merge(base[k], v, base_marks, over_marks, at + (k,))
+            else:
+                out[k] = v
+                _take_marks(at + (k,), base_marks, over_marks)
         return out
-    for p, m in over_marks.items():
-        base_marks[p] = m
+    _take_marks(at, base_marks, over_marks)
     return over
+
+
+def _take_marks(at: Path, base_marks: Marks, over_marks: Marks) -> None:
+    """The value at `at` now comes from the drop-in: so do the marks of it and below it."""
+    n = len(at)
+    for p in [p for p in base_marks if p[:n] == at]:
+        del base_marks[p]
+    for p, mk in over_marks.items():
+        if p[:n] == at:
+            base_marks[p] = mk
 
 
 def dropin_paths(conf_dir: str) -> list[str]:

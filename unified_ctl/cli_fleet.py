@@ -1,0 +1,427 @@
+"""unified-ctl commands that drive systemd: apply, profile current/switch, status, agent,
+logs, emergency-stop, recover, auto-restart."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from . import fleet, profiles, runtime
+from .cli import Ctx, cli, console, emit_json, pass_ctx, profile
+from .errors import UnifiedError
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 2**20:.1f} MB"
+
+
+def _fmt_secs(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 120:
+        return f"{s:.1f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def _apply_runtime_env(ctx: Ctx) -> list[str]:
+    """DISABLE_AUTO_RESTART and the runbook's variables given to this launch. Returns notes."""
+    notes = []
+    changed = False
+    if runtime.disable_auto_restart_requested(os.environ):
+        if runtime.set_auto_restart(False):
+            changed = True
+        notes.append("auto-restart is disabled (DISABLE_AUTO_RESTART=true) until reboot; "
+                     "turn it back on with `unified-ctl auto-restart enable`")
+    launch_env = runtime.launch_environment(os.environ)
+    if runtime.set_launch_environment(launch_env):
+        changed = True
+    if launch_env:
+        notes.append("launch environment for all agents until reboot: "
+                     + " ".join(f"{k}={v}" for k, v in launch_env.items()))
+    return notes if not changed else notes + ["__reload__"]
+
+
+# -- apply ------------------------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def apply(ctx: Ctx, as_json: bool) -> None:
+    """Validate the catalog and make it live (systemctl daemon-reload)."""
+    from .generator import save_last_good
+    from . import paths
+    import json as _json
+
+    cat = ctx.catalog  # raises CatalogInvalid: nothing is touched
+    if os.path.realpath(cat.path) != os.path.realpath(paths.catalog_file()):
+        raise UnifiedError(f"apply makes {paths.catalog_file()} live; {cat.path} is another file. "
+                           f"Validate it with `unified-ctl validate {cat.path}`, then copy it there.")
+    save_last_good(cat)
+    ctx.sd.daemon_reload()
+    try:
+        with open(paths.generator_status_file()) as f:
+            gen = _json.load(f)
+    except (OSError, ValueError):
+        gen = {}
+    if gen.get("last_good"):
+        raise UnifiedError("the generator rendered the last good catalog instead:\n" + gen.get("problems", ""))
+    result = {"ok": True, "catalog": cat.path, "agents": len(cat.agents), "profile": profiles.current_profile(cat),
+              "generator": gen}
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"applied {cat.path}: {len(cat.agents)} agents, profile {result['profile']} "
+               f"({gen.get('files', '?')} units rendered in {gen.get('seconds', '?')} s)")
+    click.echo("running agents keep their old settings until restarted: `unified-ctl agent restart NAME`")
+
+
+# -- profiles -----------------------------------------------------------------------------
+@profile.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def profile_current(ctx: Ctx, as_json: bool) -> None:
+    """Print the selected profile and whether its target is active."""
+    cat = ctx.catalog
+    name = profiles.current_profile(cat)
+    active = ctx.sd.is_active(cat.profiles[name].target)
+    if as_json:
+        emit_json({"profile": name, "target": cat.profiles[name].target, "active": active})
+    else:
+        click.echo(f"{name} ({cat.profiles[name].target} {'active' if active else 'inactive'})")
+
+
+@profile.command("switch")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--no-wait", is_flag=True, help="Return once the units are queued.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for readiness (profile's start_timeout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def profile_switch(ctx: Ctx, name: str, dry_run: bool, no_wait: bool, timeout: float | None,
+                   as_json: bool) -> None:
+    """Switch to profile NAME: start what it adds, stop what left, wait until ready."""
+    result = switch(ctx, name, dry_run=dry_run, wait=not no_wait, timeout=timeout, as_json=as_json)
+    if result is not None and not result.ok:
+        sys.exit(1)
+
+
+def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeout: float | None = None,
+           as_json: bool = False):
+    cat = ctx.catalog
+    profiles.require_known(cat, name)
+    old = profiles.current_profile(cat)
+    plan = profiles.plan_switch(cat, old, name, fleet.running_agents(cat, ctx.sd))
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, **plan.to_dict()})
+        else:
+            click.echo(f"plan {old} -> {name} ({plan.target}), nothing changed (--dry-run):")
+            click.echo(f"  start: {len(plan.start_agents)}  {' '.join(plan.start_agents) or '-'}")
+            click.echo(f"  stop (service and socket): {len(plan.stop_agents)}  {' '.join(plan.stop_agents) or '-'}")
+            click.echo(f"  keep running: {len(plan.keep_agents)}")
+        return None
+    notes = _apply_runtime_env(ctx)
+    reload_needed = "__reload__" in notes
+    notes = [n for n in notes if n != "__reload__"]
+    if reload_needed and not as_json:
+        pass  # execute_switch reloads anyway
+    profiles.execute_switch(ctx.catalog, ctx.sd, plan)
+    if not as_json:
+        for n in notes:
+            click.echo(f"note: {n}")
+        click.echo(f"switching {old} -> {name}: start {len(plan.start_agents)}, stop {len(plan.stop_agents)}, "
+                   f"keep {len(plan.keep_agents)}")
+    if not wait:
+        if as_json:
+            emit_json({**plan.to_dict(), "waited": False})
+        return None
+    limit = timeout if timeout is not None else cat.profiles[name].start_timeout_s
+    result = _wait_with_progress(ctx, name, limit, quiet=as_json)
+    report = profiles.failure_report(cat, ctx.sd, result) if not result.ok else []
+    if as_json:
+        emit_json({**plan.to_dict(), "ok": result.ok, "seconds": result.seconds,
+                   "agents": [{"agent": a.agent, "mode": a.mode, "ready": a.ready, "state": a.state} for a in result.agents],
+                   "failed": report, "notes": notes})
+        return result
+    ready = sum(a.ready for a in result.agents)
+    if result.ok:
+        click.echo(f"profile {name}: {ready}/{len(result.agents)} agents ready in {result.seconds:.2f} s")
+    else:
+        click.echo(f"profile {name}: {ready}/{len(result.agents)} ready after {result.seconds:.1f} s; "
+                   f"{len(report)} not ready:", err=True)
+        for r in report:
+            click.echo(f"  {r['agent']}: {r['state']} - {r['reason']}", err=True)
+            for line in r["journal"]:
+                click.echo(f"      {line}", err=True)
+    return result
+
+
+def _wait_with_progress(ctx: Ctx, name: str, limit: float, quiet: bool):
+    cat = ctx.catalog
+    if quiet or not sys.stderr.isatty():
+        return profiles.wait_ready(cat, ctx.sd, name, limit)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console_err(), transient=True) as bar:
+        task = bar.add_task(f"profile {name}", total=len(cat.profiles[name].agents))
+
+        def progress(done, total, items):
+            waiting = [i.agent for i in items if not i.ready][:3]
+            bar.update(task, completed=done, description=f"profile {name}" + (
+                f" (waiting: {', '.join(waiting)})" if waiting else ""))
+
+        return profiles.wait_ready(cat, ctx.sd, name, limit, progress)
+
+
+def console_err():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+# -- status -------------------------------------------------------------------------------
+@cli.command()
+@click.argument("agents", nargs=-1)
+@click.option("--all", "show_all", is_flag=True, help="All catalog agents, not only the profile's and running ones.")
+@click.option("--no-health", is_flag=True, help="Skip probing health ports.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, as_json: bool) -> None:
+    """Show agents: state (dormant = socket listening, process not started), pid, memory, CPU."""
+    cat = ctx.catalog
+    current = profiles.current_profile(cat)
+    if agents:
+        names = [cat.agent(a).name for a in agents]
+    elif show_all:
+        names = list(cat.agents)
+    else:
+        running = fleet.running_agents(cat, ctx.sd)
+        members = set(cat.profiles[current].agents)
+        names = [a for a in cat.agents if a in members or a in running]
+    rows = fleet.agent_states(cat, ctx.sd, names)
+    if not no_health:
+        _probe_all(cat, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    target_active = ctx.sd.is_active(cat.profiles[current].target)
+    if as_json:
+        emit_json({"profile": current, "target_active": target_active, "counts": counts,
+                   "auto_restart": not runtime.auto_restart_disabled(), "agents": [r.to_dict() for r in rows]})
+        return
+    from rich.table import Table
+
+    title = (f"profile {current} ({'active' if target_active else 'inactive'}): "
+             + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    table = Table(title=title)
+    for col in ("agent", "state", "pid", "memory", "CPU", "uptime", "restarts", "health"):
+        table.add_column(col, no_wrap=True)
+    style = {"active": "green", "dormant": "cyan", "failed": "bold red", "starting": "yellow", "stopped": "dim"}
+    for r in rows:
+        table.add_row(r.agent + ("" if r.required else " (opt)"),
+                      f"[{style.get(r.state, '')}]{r.state}[/]", str(r.pid or "-"), _fmt_bytes(r.memory_bytes),
+                      _fmt_secs(r.cpu_seconds), _fmt_secs(r.uptime_s), str(r.restarts), r.health or "-")
+    console().print(table)
+    if runtime.auto_restart_disabled():
+        click.echo("auto-restart is disabled until reboot: `unified-ctl auto-restart enable` turns it back on")
+
+
+def _probe_all(cat, rows) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from .health import probe
+
+    active = [r for r in rows if r.state == "active"]
+    if not active:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(active))) as pool:
+        results = pool.map(lambda r: probe(cat.settings.bind_address, cat.agents[r.agent].health_port, 1.0), active)
+        for r, h in zip(active, results):
+            r.health = h.status
+
+
+# -- agents -------------------------------------------------------------------------------
+@cli.group()
+def agent() -> None:
+    """Start, stop, restart or load one agent."""
+
+
+@agent.command("start")
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
+    """Start agents now (socket and service; systemd pulls in their dependencies)."""
+    units = profiles.units_of(ctx.catalog, [ctx.catalog.agent(n).name for n in names])
+    ctx.sd.reset_failed(units)
+    ctx.sd.start(units)
+    click.echo("started " + ", ".join(names))
+
+
+@agent.command("stop")
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def agent_stop(ctx: Ctx, names: tuple[str, ...]) -> None:
+    """Stop agents: service and socket, so no connection wakes them again."""
+    units = profiles.units_of(ctx.catalog, [ctx.catalog.agent(n).name for n in names])
+    ctx.sd.stop(units)
+    click.echo(f"stopped {', '.join(names)} (service and socket; `unified-ctl agent start` brings them back)")
+
+
+@agent.command("restart")
+@click.argument("names", nargs=-1, required=True)
+@pass_ctx
+def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
+    """Restart agents' processes; their sockets keep queueing connections meanwhile."""
+    services = [ctx.catalog.agent(n).service for n in names]
+    ctx.sd.reset_failed(services)
+    ctx.sd.restart(services)
+    click.echo("restarted " + ", ".join(names))
+
+
+@agent.command("load")
+@click.argument("name")
+@click.option("--timeout", type=float, default=None, help="Seconds (default: lazy_loader.load_timeout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> None:
+    """Activate an agent now with its dependencies and wait until it is healthy."""
+    import time
+    from .catalog import dependency_closure, dependency_order
+    from .health import probe
+
+    cat = ctx.catalog
+    a = cat.agent(name)
+    chain = dependency_order(dependency_closure({a.name}, cat.agents), cat.agents)
+    units = profiles.units_of(cat, chain)
+    ctx.sd.reset_failed(units)
+    t0 = time.monotonic()
+    ctx.sd.start(units, no_block=True)
+    limit = timeout if timeout is not None else cat.lazy_loader.load_timeout_s
+    pending = list(chain)
+    while pending and time.monotonic() - t0 < limit:
+        pending = [n for n in pending if not probe(cat.settings.bind_address, cat.agents[n].health_port, 0.5).ok]
+        if pending:
+            time.sleep(0.05)
+    secs = round(time.monotonic() - t0, 3)
+    if as_json:
+        emit_json({"agent": a.name, "ok": not pending, "seconds": secs, "loaded": chain, "not_ready": pending})
+    elif not pending:
+        click.echo(f"{a.name} healthy in {secs:.2f} s (with {len(chain) - 1} dependencies)")
+    if pending:
+        lines = ctx.sd.journal_tail([cat.agents[n].service for n in pending], 10)
+        raise UnifiedError(f"not healthy within {limit:g} s: {', '.join(pending)}\n" + "\n".join(lines))
+
+
+# -- logs ---------------------------------------------------------------------------------
+@cli.command()
+@click.argument("agents", nargs=-1)
+@click.option("-f", "--follow", is_flag=True, help="Follow new lines.")
+@click.option("-p", "--priority", metavar="PRIO", help="Minimum priority: emerg..debug or 0..7 (e.g. err).")
+@click.option("--since", metavar="TIME", help="journalctl --since (e.g. '1 hour ago', today).")
+@click.option("-n", "--lines", type=int, default=None, help="Number of lines.")
+@click.option("-o", "--output", metavar="FORMAT", help="journalctl output format (short-iso, json, cat …).")
+@pass_ctx
+def logs(ctx: Ctx, agents, follow, priority, since, lines, output) -> None:
+    """Show agents' logs from journald (all agents when none is named)."""
+    cat = ctx.catalog
+    if agents:
+        units = [cat.agent(a).service for a in agents] + [cat.agent(a).socket for a in agents]
+    else:
+        units = ["unified-agent@*", "unified-profile-*", "unified.target"]
+    args = ctx.sd.journal_args(units, follow=follow, priority=priority, since=since,
+                               lines=lines if lines is not None else (None if since else 200), output=output)
+    ctx.sd.journal_exec(args)
+
+
+# -- emergency ----------------------------------------------------------------------------
+def emergency_stop_all(ctx: Ctx) -> list[str]:
+    """Stop every unit of ours (targets, sockets, services); SIGKILL what lingers."""
+    sd = ctx.sd
+    patterns = ["unified.target", "unified-profile-*.target", "unified-agent@*.socket", "unified-agent@*.service"]
+    sd.kill(["unified-agent@*.service"], "SIGTERM")
+    sd.stop(patterns)
+    left = [r["unit"] for r in sd.list_units(patterns[2:]) if r["active"] not in ("inactive", "failed")]
+    if left:
+        sd.kill(left, "SIGKILL")
+        sd.stop(left)
+        left = [r["unit"] for r in sd.list_units(patterns[2:]) if r["active"] not in ("inactive", "failed")]
+    return left
+
+
+@cli.command("emergency-stop")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def emergency_stop(ctx: Ctx, yes: bool) -> None:
+    """Stop every agent and socket of unified-system now; the rest of the host is untouched."""
+    if not yes:
+        click.confirm("Stop ALL unified-system agents and sockets now?", abort=True)
+    import time
+
+    t0 = time.monotonic()
+    left = emergency_stop_all(ctx)
+    if left:
+        raise UnifiedError("still running after SIGKILL: " + ", ".join(left))
+    click.echo(f"all unified-system agents and sockets stopped in {time.monotonic() - t0:.2f} s; "
+               "start again with `unified-ctl profile switch core`")
+
+
+@cli.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--profile", "profile_name", default="core", show_default=True, help="Profile to start afterwards.")
+@click.option("--keep-state", is_flag=True, help="Do not clear /var/lib/unified.")
+@pass_ctx
+def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:
+    """Complete recovery: stop everything, clear state, start a profile with LOG_LEVEL=DEBUG."""
+    import shutil
+
+    state_dir = os.environ.get("UNIFIED_STATE_DIR", "/var/lib/unified")
+    if not yes:
+        what = "stop all agents" + ("" if keep_state else f", DELETE all state in {state_dir}")
+        click.confirm(f"Recovery will {what} and start profile {profile_name} with LOG_LEVEL=DEBUG. Continue?",
+                      abort=True)
+    profiles.require_known(ctx.catalog, profile_name)
+    left = emergency_stop_all(ctx)
+    if left:
+        raise UnifiedError("could not stop: " + ", ".join(left))
+    if not keep_state and os.path.isdir(state_dir):
+        for entry in os.listdir(state_dir):
+            p = os.path.join(state_dir, entry)
+            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+        click.echo(f"cleared {state_dir}")
+    os.environ["LOG_LEVEL"] = "DEBUG"
+    result = switch(ctx, profile_name)
+    if result is not None and not result.ok:
+        sys.exit(1)
+
+
+@cli.group("auto-restart")
+def auto_restart() -> None:
+    """Turn systemd's automatic restart of crashed agents off or on (until reboot)."""
+
+
+@auto_restart.command("disable")
+@pass_ctx
+def auto_restart_disable(ctx: Ctx) -> None:
+    """Crashed agents stay down (Restart=no) until `auto-restart enable` or reboot."""
+    if runtime.set_auto_restart(False):
+        ctx.sd.daemon_reload()
+    click.echo("auto-restart disabled until reboot; `unified-ctl auto-restart enable` turns it back on")
+
+
+@auto_restart.command("enable")
+@pass_ctx
+def auto_restart_enable(ctx: Ctx) -> None:
+    """Restore Restart=on-failure for every agent."""
+    if runtime.set_auto_restart(True):
+        ctx.sd.daemon_reload()
+    click.echo("auto-restart enabled (Restart=on-failure)")
+
+
+@auto_restart.command("status")
+def auto_restart_status() -> None:
+    """Say whether auto-restart is on."""
+    click.echo("disabled (until reboot)" if runtime.auto_restart_disabled() else "enabled")

@@ -1,0 +1,191 @@
+"""Profile switch = explicit diff (never `systemctl isolate`, never Conflicts= between
+profile targets: both would stop agents the profiles share).
+
+plan → persist the choice → daemon-reload (the generator links the new target into
+unified.target.wants/ and sets the slice limits) → stop service *and* socket of agents that
+left → start the new target → wait until every agent of the profile is ready.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import paths
+from .catalog import dependency_order
+from .errors import UnifiedError
+from .health import probe
+from .model import Catalog
+from .systemd import Systemd
+
+
+@dataclass(frozen=True)
+class SwitchPlan:
+    old: str | None
+    new: str
+    target: str
+    stop_agents: tuple[str, ...]  # service and socket stop
+    start_agents: tuple[str, ...]  # not running now, started by the new target
+    keep_agents: tuple[str, ...]  # running now and in the new profile: untouched
+    stop_targets: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"from": self.old, "to": self.new, "target": self.target, "stop": list(self.stop_agents),
+                "start": list(self.start_agents), "keep": list(self.keep_agents),
+                "stop_targets": list(self.stop_targets)}
+
+
+def read_selected() -> str | None:
+    try:
+        with open(paths.selected_profile_file()) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def write_selected(name: str) -> None:
+    path = paths.selected_profile_file()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def current_profile(cat: Catalog) -> str:
+    sel = read_selected()
+    return sel if sel in cat.profiles else cat.settings.profile
+
+
+def plan_switch(cat: Catalog, old: str | None, new: str, running: set[str]) -> SwitchPlan:
+    """Agents of the new profile stay or start; everything else of ours that runs stops
+    (agents of the old profile and agents started by hand outside any profile)."""
+    prof = cat.profile(new)
+    members = set(prof.agents)
+    stop = [a for a in cat.agents if a in running and a not in members]
+    start = [a for a in prof.agents if a not in running]
+    keep = [a for a in prof.agents if a in running]
+    stop_targets = [p.target for p in cat.profiles.values() if p.name != new]
+    return SwitchPlan(old=old, new=new, target=prof.target, stop_agents=tuple(stop),
+                      start_agents=tuple(start), keep_agents=tuple(keep), stop_targets=tuple(stop_targets))
+
+
+def units_of(cat: Catalog, agents) -> list[str]:
+    out = []
+    for a in agents:
+        out += [cat.agents[a].socket, cat.agents[a].service]
+    return out
+
+
+@dataclass
+class AgentReadiness:
+    agent: str
+    mode: str  # service | socket
+    ready: bool = False
+    state: str = "pending"
+    reason: str = ""
+
+
+@dataclass
+class WaitResult:
+    profile: str
+    seconds: float
+    agents: list[AgentReadiness] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ready for a in self.agents)
+
+    @property
+    def failed(self) -> list[AgentReadiness]:
+        return [a for a in self.agents if not a.ready]
+
+
+def expected(cat: Catalog, profile: str) -> list[AgentReadiness]:
+    p = cat.profile(profile)
+    out = []
+    for n in dependency_order(p.agents, cat.agents):
+        a = cat.agents[n]
+        out.append(AgentReadiness(n, "service" if (a.required or n in p.autoload) else "socket"))
+    return out
+
+
+def check_ready(cat: Catalog, sd: Systemd, items: list[AgentReadiness], probe_timeout: float = 0.5) -> None:
+    """Essential/autoload agents: service active and /health healthy on the health port.
+    Optional agents: socket listening (the process stays dormant until used)."""
+    pending = [i for i in items if not i.ready]
+    if not pending:
+        return
+    units = []
+    for i in pending:
+        a = cat.agents[i.agent]
+        units += [a.service, a.socket]
+    props = sd.show(units, ("Id", "ActiveState", "SubState", "Result"))
+    bind = cat.settings.bind_address
+    for i in pending:
+        a = cat.agents[i.agent]
+        svc, sock = props.get(a.service, {}), props.get(a.socket, {})
+        if i.mode == "socket":
+            i.state = f"socket {sock.get('ActiveState')}/{sock.get('SubState')}"
+            i.ready = sock.get("ActiveState") == "active"
+            if sock.get("ActiveState") == "failed":
+                i.reason = f"socket failed ({sock.get('Result')})"
+            continue
+        act = svc.get("ActiveState")
+        i.state = f"{act}/{svc.get('SubState')}"
+        if act == "failed" or sock.get("ActiveState") == "failed":
+            i.reason = f"service {act} ({svc.get('Result')}), socket {sock.get('ActiveState')}"
+        if act != "active":
+            continue
+        h = probe(bind, a.health_port, probe_timeout)
+        i.ready = h.ok
+        i.state = f"active, {h.status}"
+        i.reason = "" if h.ok else f"health {h.status}"
+
+
+def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
+               progress: Callable[[int, int, list[AgentReadiness]], None] | None = None,
+               interval: float = 0.1) -> WaitResult:
+    items = expected(cat, profile)
+    t0 = time.monotonic()
+    while True:
+        check_ready(cat, sd, items)
+        done = sum(i.ready for i in items)
+        if progress:
+            progress(done, len(items), items)
+        if done == len(items) or time.monotonic() - t0 >= timeout:
+            break
+        # An agent whose unit failed will not become ready by waiting longer than its
+        # restart; keep waiting anyway (Restart=on-failure may bring it) until the timeout.
+        time.sleep(interval)
+    return WaitResult(profile=profile, seconds=round(time.monotonic() - t0, 3), agents=items)
+
+
+def execute_switch(cat: Catalog, sd: Systemd, plan: SwitchPlan) -> None:
+    write_selected(plan.new)
+    sd.daemon_reload()
+    if plan.stop_agents:
+        units = units_of(cat, plan.stop_agents)
+        sd.stop(units)
+        sd.reset_failed(units)
+    sd.stop(plan.stop_targets)
+    # A failed unit of the new profile would not be retried by `start`: clear it first.
+    sd.reset_failed(units_of(cat, plan.start_agents))
+    sd.start([plan.target, "unified.target"], no_block=True)
+
+
+def failure_report(cat: Catalog, sd: Systemd, result: WaitResult, lines: int = 8) -> list[dict]:
+    out = []
+    for i in result.failed:
+        a = cat.agents[i.agent]
+        out.append({"agent": i.agent, "state": i.state, "reason": i.reason or "not ready before the timeout",
+                    "journal": sd.journal_tail([a.service, a.socket], lines)})
+    return out
+
+
+def require_known(cat: Catalog, name: str) -> None:
+    if name not in cat.profiles:
+        raise UnifiedError(f"unknown profile {name!r}; allowed: {', '.join(cat.profiles)}")
