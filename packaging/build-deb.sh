@@ -131,6 +131,30 @@ fi
 [ -f "$tmp/$debname" ] || die "dpkg-buildpackage did not produce $debname (see dist/build-deb.log)"
 grep -E '^dpkg-deb: building package' "$log" || true
 
+# Our own files that the shipped units name (Exec*=, Documentation=file:) must be in
+# the package: lintian cannot know that ExecStopPost=/usr/lib/unified-system/x exists.
+dpkg-deb -c "$tmp/$debname" | awk '{ print substr($6, 2) }' >"$tmp/contents"
+missing_refs=$(
+    for u in "$src"/debian/unified-system/lib/systemd/system/*; do
+        sed -nE -e 's@^Exec[A-Za-z]*=[-+!:@]*(/[^ ]+).*@\1@p' "$u" |
+        while read -r p; do
+            case $p in
+                /usr/lib/unified-system/*|/usr/share/unified-system/*|/usr/bin/unified-*|/lib/systemd/*)
+                    grep -qxF "$p" "$tmp/contents" || echo "$(basename "$u") -> $p" ;;
+            esac
+        done
+    done | sort -u)
+if [ -n "$missing_refs" ]; then
+    echo "$missing_refs" | sed 's/^/build-deb:   /' >&2
+    die "the units above run files the package does not ship (helpers: executable files in units/ go to /usr/lib/unified-system/)"
+fi
+# Documentation=file: links only warn (README.md is installed uncompressed for them).
+for u in "$src"/debian/unified-system/lib/systemd/system/*; do
+    for p in $(sed -nE 's@^Documentation=.*file:(/[^ ]+).*@\1@p' "$u"); do
+        grep -qxF "$p" "$tmp/contents" || say "WARNING: $(basename "$u"): Documentation=file:$p is not in the package"
+    done
+done
+
 # Same-filesystem rename: a reader never sees a half-copied .deb.
 cp "$tmp/$debname" "$OUT_DIR/.$debname.tmp"
 mv -f "$OUT_DIR/.$debname.tmp" "$OUT_DIR/$debname"
