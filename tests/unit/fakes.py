@@ -1,0 +1,95 @@
+"""A recording fake of the systemd seam (unified_ctl.systemd.Systemd) for unit tests only.
+
+It models just enough of systemd for the control plane's logic: units have ActiveState;
+start of a profile target activates what it wants; stop deactivates.
+"""
+from __future__ import annotations
+
+
+class FakeSystemd:
+    def __init__(self, catalog=None):
+        self.calls: list[tuple] = []
+        self.state: dict[str, str] = {}  # unit -> ActiveState
+        self.catalog = catalog
+        self.journal: dict[str, list[str]] = {}
+
+    def _log(self, *call):
+        self.calls.append(call)
+
+    def daemon_reload(self):
+        self._log("daemon-reload")
+
+    def start(self, units, no_block=False):
+        units = list(units)
+        self._log("start", tuple(units))
+        for u in units:
+            self.state[u] = "active"
+            if self.catalog and u.startswith("unified-profile-"):
+                prof = self.catalog.profiles[u[len("unified-profile-"):-len(".target")]]
+                for n in prof.agents:
+                    a = self.catalog.agents[n]
+                    self.state[a.socket] = "active"
+                    if a.required or n in prof.autoload:
+                        self.state[a.service] = "active"
+
+    def stop(self, units, no_block=False):
+        units = list(units)
+        self._log("stop", tuple(units))
+        for u in units:
+            if "*" in u:
+                prefix, suffix = u.split("*", 1)
+                for k in list(self.state):
+                    if k.startswith(prefix) and k.endswith(suffix):
+                        self.state[k] = "inactive"
+            else:
+                self.state[u] = "inactive"
+
+    def restart(self, units):
+        self._log("restart", tuple(units))
+        for u in units:
+            self.state[u] = "active"
+
+    def reset_failed(self, units):
+        units = list(units)
+        if units:
+            self._log("reset-failed", tuple(units))
+
+    def kill(self, units, signal="SIGKILL"):
+        self._log("kill", tuple(units), signal)
+
+    def show(self, units, props=()):
+        out = {}
+        for u in units:
+            act = self.state.get(u, "inactive")
+            out[u] = {"Id": u, "LoadState": "loaded", "ActiveState": act,
+                      "SubState": {"active": "running", "failed": "failed"}.get(act, "dead"),
+                      "Result": "success", "MainPID": "4242" if act == "active" else "0", "NRestarts": "0",
+                      "MemoryCurrent": "[not set]", "CPUUsageNSec": "1000000000",
+                      "ActiveEnterTimestampMonotonic": "0", "ControlGroup": ""}
+        return out
+
+    def list_units(self, patterns):
+        rows = []
+        for u, act in sorted(self.state.items()):
+            for p in patterns:
+                prefix, _, suffix = p.partition("*")
+                if (u == p) or ("*" in p and u.startswith(prefix) and u.endswith(suffix)):
+                    rows.append({"unit": u, "load": "loaded", "active": act,
+                                 "sub": "running" if act == "active" else "dead", "description": ""})
+                    break
+        return rows
+
+    def is_active(self, unit):
+        return self.state.get(unit) == "active"
+
+    def journal_tail(self, units, lines=10):
+        out = []
+        for u in units:
+            out += self.journal.get(u, [])
+        return out[-lines:]
+
+    def journal_args(self, units, **kw):
+        return ["journalctl", *units]
+
+    def journal_exec(self, args):
+        self._log("journal-exec", tuple(args))

@@ -1,0 +1,183 @@
+"""Profile switching is an explicit diff of agent sets, driven through the systemd seam."""
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+
+from unified_ctl import cli as cli_mod
+from unified_ctl import profiles
+from unified_ctl.catalog import load_catalog
+
+from .fakes import FakeSystemd
+
+CATALOG = str(pathlib.Path(__file__).parents[2] / "etc/unified/unified.yaml")
+
+
+@pytest.fixture()
+def cat():
+    return load_catalog(CATALOG, env={})
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIFIED_ETC", str(tmp_path / "etc"))
+    monkeypatch.setenv("UNIFIED_RUN", str(tmp_path / "run"))
+    monkeypatch.setenv("UNIFIED_RUNTIME_UNITS", str(tmp_path / "units"))
+    for var in ("PROFILE", "LOG_LEVEL", "DISABLE_AUTO_RESTART", "CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def running_after(cat, fake, profile):
+    fake.start([cat.profiles[profile].target])
+    return {n for n in cat.agents if fake.is_active(cat.agents[n].socket)}
+
+
+def test_switch_core_to_learning_starts_only_the_learning_additions_and_stops_nothing(cat):
+    fake = FakeSystemd(cat)
+    running = running_after(cat, fake, "core")
+    plan = profiles.plan_switch(cat, "core", "learning", running)
+    assert plan.stop_agents == ()
+    assert set(plan.start_agents) == set(cat.profiles["learning"].agents) - set(cat.profiles["core"].agents)
+    assert len(plan.keep_agents) == 16
+
+
+def test_switch_learning_to_core_stops_service_and_socket_of_agents_that_left(cat, env):
+    fake = FakeSystemd(cat)
+    running = running_after(cat, fake, "learning")
+    plan = profiles.plan_switch(cat, "learning", "core", running)
+    assert set(plan.stop_agents) == set(cat.profiles["learning"].agents) - set(cat.profiles["core"].agents)
+    profiles.execute_switch(cat, fake, plan)
+    stopped = next(c[1] for c in fake.calls if c[0] == "stop")
+    assert "unified-agent@TutorAgent.socket" not in stopped
+    assert "unified-agent@LearningManager.socket" in stopped and "unified-agent@LearningManager.service" in stopped
+    assert not fake.is_active("unified-agent@LearningManager.socket")
+    assert fake.is_active("unified-agent@ServiceRegistry.service")  # shared agent untouched
+
+
+def test_switch_never_isolates_and_persists_choice_before_reload(cat, env):
+    fake = FakeSystemd(cat)
+    plan = profiles.plan_switch(cat, "core", "vision", set())
+    profiles.execute_switch(cat, fake, plan)
+    assert all("isolate" not in c for c in fake.calls)
+    assert fake.calls[0] == ("daemon-reload",)
+    assert profiles.read_selected() == "vision"
+    assert ("start", ("unified-profile-vision.target", "unified.target")) in fake.calls
+
+
+def test_agents_started_by_hand_outside_the_profile_are_stopped_by_a_switch(cat):
+    plan = profiles.plan_switch(cat, "core", "core", {"ServiceRegistry", "TutorAgent"})
+    assert plan.stop_agents == ("TutorAgent",)
+
+
+def test_readiness_of_optional_agent_is_its_listening_socket(cat):
+    items = profiles.expected(cat, "vision")
+    modes = {i.agent: i.mode for i in items}
+    assert modes["CacheManager"] == "socket"
+    assert modes["VisionProcessingAgent"] == "service"  # autoload
+    assert modes["ServiceRegistry"] == "service"
+
+
+def test_expected_lists_dependencies_first(cat):
+    order = [i.agent for i in profiles.expected(cat, "core")]
+    for n in order:
+        for d in cat.agents[n].depends_on:
+            assert order.index(d) < order.index(n)
+
+
+def test_dry_run_prints_plan_and_changes_nothing(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "learning")
+    fake.calls.clear()
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "stop (service and socket): 18" in res.output
+    assert [c for c in fake.calls if c[0] != "show"] == []
+    assert profiles.read_selected() is None
+
+
+def test_dry_run_json_lists_the_plan(cat, env, monkeypatch):
+    import json
+
+    fake = FakeSystemd(cat)
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--dry-run", "--json"])
+    data = json.loads(res.output)
+    assert data["dry_run"] is True and len(data["start"]) == 34 and data["stop"] == []
+
+
+def test_switch_to_unknown_profile_names_the_allowed_ones(cat, env, monkeypatch):
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: FakeSystemd(cat)))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "nope"])
+    assert res.exit_code == 1
+    assert "unknown profile 'nope'; allowed: core, vision, learning, tutoring, full" in res.output
+
+
+def test_disable_auto_restart_env_writes_runtime_dropin_and_says_how_to_undo(cat, env, monkeypatch):
+    from unified_ctl import runtime
+
+    fake = FakeSystemd(cat)
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    monkeypatch.setenv("DISABLE_AUTO_RESTART", "true")
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    assert res.exit_code == 0, res.output
+    assert runtime.auto_restart_disabled()
+    assert "unified-ctl auto-restart enable" in res.output
+    dropin = env / "units" / "unified-agent@.service.d" / runtime.NO_RESTART
+    assert "Restart=no" in dropin.read_text()
+
+
+def test_launch_environment_is_validated_and_written_for_all_agents(cat, env, monkeypatch):
+    from unified_ctl import runtime
+
+    fake = FakeSystemd(cat)
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    assert res.exit_code == 0, res.output
+    assert runtime.read_launch_environment() == {"LOG_LEVEL": "DEBUG"}
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    assert res.exit_code == 1
+    assert "environment: LOG_LEVEL: 'LOUD' is not a log level" in res.output
+
+
+def test_agent_stop_stops_socket_too(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "stop", "TutorAgent"])
+    assert res.exit_code == 0, res.output
+    assert ("stop", ("unified-agent@TutorAgent.socket", "unified-agent@TutorAgent.service")) in fake.calls
+
+
+def test_agent_with_unknown_name_suggests_close_ones(cat, env, monkeypatch):
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: FakeSystemd(cat)))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "stop", "TutorAgnt"])
+    assert res.exit_code == 1 and "did you mean TutorAgent" in res.output
+
+
+def test_emergency_stop_requires_confirmation_and_stops_all_our_units(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "core")
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "emergency-stop"], input="n\n")
+    assert res.exit_code != 0 and not any(c[0] == "stop" for c in fake.calls)
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "emergency-stop", "--yes"])
+    assert res.exit_code == 0, res.output
+    assert not any(fake.is_active(u) for u in fake.state)
+
+
+def test_status_json_classifies_dormant_agents(cat, env, monkeypatch):
+    import json
+
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "tutoring")
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    (env / "etc").mkdir()
+    (env / "etc" / "selected-profile").write_text("tutoring\n")
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "status", "--json", "--no-health"])
+    data = json.loads(res.output)
+    states = {a["agent"]: a["state"] for a in data["agents"]}
+    assert states["TutorAgent"] == "dormant" and states["ServiceRegistry"] == "active"
+    assert data["profile"] == "tutoring"
