@@ -1,0 +1,186 @@
+"""The control plane on real systemd: profiles as targets, explicit-diff switches, socket
+activation, last-good catalog, restarts and emergency stop (issue: systemd control plane).
+
+All tests share the session container; each leaves the core profile selected and running.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CORE = 16
+LEARNING = 34
+
+
+def ctl_json(c, *args, check=True, timeout=180):
+    r = c.run(["unified-ctl", *args, "--json"], check=check, timeout=timeout)
+    return json.loads(r.stdout), r
+
+
+def switch(c, name, timeout=180):
+    data, r = ctl_json(c, "profile", "switch", name, check=False, timeout=timeout)
+    assert r.returncode == 0 and data["ok"], f"switch {name} failed: {r.stdout}\n{r.stderr}"
+    return data
+
+
+def main_pids(c, agents):
+    out = c.run(["systemctl", "show", "-p", "Id,MainPID", *[f"unified-agent@{a}.service" for a in agents]]).stdout
+    pids = {}
+    for block in out.strip().split("\n\n"):
+        d = dict(line.partition("=")[::2] for line in block.splitlines())
+        pids[d["Id"][len("unified-agent@"):-len(".service")]] = int(d["MainPID"])
+    return pids
+
+
+def active_agent_units(c):
+    out = c.run(["systemctl", "list-units", "--plain", "--no-legend", "--state=active",
+                 "unified-agent@*"]).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture
+def core(container):
+    switch(container, "core")
+    yield container
+    switch(container, "core")
+
+
+def test_switch_core_brings_16_agents_up_healthy(core):
+    data = switch(core, "core")
+    assert len(data["agents"]) == CORE and all(a["ready"] for a in data["agents"])
+    status, _ = ctl_json(core, "status")
+    states = {a["agent"]: (a["state"], a["health"]) for a in status["agents"]}
+    assert len(states) == CORE
+    assert all(s == ("active", "healthy") for s in states.values()), states
+    assert core.run(["curl", "-sf", "http://127.0.0.1:8200/health"]).returncode == 0
+
+
+def test_switch_learning_adds_exactly_the_learning_set_and_restarts_nothing_shared(core, container):
+    core_agents = [a["name"] for a in ctl_json(core, "profile", "show", "core")[0]["agents"]]
+    before = main_pids(core, core_agents)
+    data = switch(core, "learning")
+    assert data["stop"] == []
+    learning = ctl_json(core, "profile", "show", "learning")[0]
+    assert sorted(data["start"]) == sorted(set(a["name"] for a in learning["agents"]) - set(core_agents))
+    assert len(data["agents"]) == LEARNING
+    assert main_pids(core, core_agents) == before  # shared agents kept their processes
+    # optional learning agents listen, dormant; autoloaded ones run
+    assert core.is_active("unified-agent@ChainOfThoughtAgent.socket") == "active"
+    assert core.is_active("unified-agent@ChainOfThoughtAgent.service") == "inactive"
+    assert core.is_active("unified-agent@LearningManager.service") == "active"
+
+
+def test_switch_back_to_core_stops_service_and_socket_of_agents_that_left(core):
+    switch(core, "learning")
+    data = switch(core, "core")
+    assert len(data["stop"]) == LEARNING - CORE
+    active = active_agent_units(core)
+    for agent in data["stop"]:
+        assert f"unified-agent@{agent}.service" not in active
+        assert f"unified-agent@{agent}.socket" not in active
+    assert len([u for u in active if u.endswith(".service")]) == CORE
+    assert core.read_file("/etc/unified/selected-profile").strip() == "core"
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(core):
+    before = active_agent_units(core)
+    out = core.run(["unified-ctl", "profile", "switch", "learning", "--dry-run"]).stdout
+    assert "nothing changed (--dry-run)" in out and "start: 18" in out
+    assert active_agent_units(core) == before
+    assert core.read_file("/etc/unified/selected-profile").strip() == "core"
+
+
+def test_operator_views_show_the_fleet(core):
+    st = core.systemctl("status", "unified-agent@*", check=False).stdout
+    assert "unified-agent@ServiceRegistry.service" in st and "active (running)" in st
+    deps = core.systemctl("list-dependencies", "unified-profile-learning.target").stdout
+    assert "unified-agent@ServiceRegistry.service" in deps and "unified-agent@TutorAgent" not in deps
+    assert "unified-agent@ChainOfThoughtAgent.socket" in deps
+    journal = core.run(["journalctl", "--no-pager", "-u", "unified-agent@ServiceRegistry"]).stdout
+    assert "Started unified-agent@ServiceRegistry.service" in journal or "unified-system agent ServiceRegistry" in journal
+    text = core.run(["unified-ctl", "status"]).stdout
+    assert "ServiceRegistry" in text and "active" in text
+
+
+def test_dormant_agent_starts_on_first_connection_and_answers(core):
+    switch(core, "tutoring")
+    try:
+        assert core.is_active("unified-agent@TutorAgent.service") == "inactive"
+        assert core.is_active("unified-agent@TutorAgent.socket") == "active"
+        r = core.run(["curl", "-sS", "-m", "30", "http://127.0.0.1:7108/health"])
+        assert json.loads(r.stdout)["agent"] == "TutorAgent"
+        assert core.is_active("unified-agent@TutorAgent.service") == "active"
+    finally:
+        switch(core, "core")
+
+
+def test_fifty_activate_idle_exit_cycles_leave_the_socket_listening(core):
+    dropin = "/etc/unified/conf.d/90-systest-idle.yaml"
+    core.write_file(dropin, "agents:\n  TutorAgent:\n    idle_timeout: 300ms\n")
+    try:
+        core.run(["unified-ctl", "apply"])
+        switch(core, "tutoring")
+        for i in range(50):
+            r = core.run(["curl", "-sS", "-m", "30", "http://127.0.0.1:7108/health"], check=False)
+            assert r.returncode == 0, f"cycle {i}: {r.stderr}\n{core.journal('unified-agent@TutorAgent.socket', 20)}"
+            core.wait_until(["systemctl", "is-active", "unified-agent@TutorAgent.service"],
+                            expect_rc=3, timeout=20, interval=0.05)
+        assert core.is_active("unified-agent@TutorAgent.socket") == "active"
+        starts = core.run(["journalctl", "-b", "--no-pager", "-o", "cat", "-u", "unified-agent@TutorAgent.service"]).stdout
+        assert starts.count("Started unified-agent@TutorAgent.service") >= 50 or \
+            starts.count("Started unified-system agent TutorAgent") >= 50
+    finally:
+        core.run(["rm", "-f", dropin])
+        core.run(["unified-ctl", "apply"])
+        switch(core, "core")
+
+
+def test_broken_catalog_is_refused_by_apply_and_running_profile_is_untouched(core):
+    core.run(["cp", "/etc/unified/unified.yaml", "/root/unified.yaml.bak"])
+    before = main_pids(core, ["ServiceRegistry", "LazyLoader"])
+    try:
+        core.run(["sh", "-c", "printf 'agents: [oops\\n' >> /etc/unified/unified.yaml"])
+        r = core.run(["unified-ctl", "apply"], check=False)
+        assert r.returncode == 1
+        assert "/etc/unified/unified.yaml:" in r.stderr and "YAML syntax error" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert main_pids(core, ["ServiceRegistry", "LazyLoader"]) == before
+    finally:
+        core.run(["cp", "/root/unified.yaml.bak", "/etc/unified/unified.yaml"])
+
+
+def test_broken_catalog_with_daemon_reload_keeps_the_last_good_units(core):
+    core.run(["cp", "/etc/unified/unified.yaml", "/root/unified.yaml.bak"])
+    try:
+        core.run(["sh", "-c", "echo 'version: [' > /etc/unified/unified.yaml"])
+        core.systemctl("daemon-reload")
+        listen = core.unit_property("unified-agent@ServiceRegistry.socket", "Listen")
+        assert "127.0.0.1:7200" in listen
+        status = json.loads(core.read_file("/run/unified/generator.json"))
+        assert status["last_good"] is True and status["rendered"] is True
+        assert "YAML syntax error" in status["problems"]
+        assert core.is_active("unified-agent@ServiceRegistry.service") == "active"
+    finally:
+        core.run(["cp", "/root/unified.yaml.bak", "/etc/unified/unified.yaml"])
+        core.systemctl("daemon-reload")
+
+
+def test_kill9_of_an_essential_agent_is_restarted_by_systemd(core):
+    pid = main_pids(core, ["ServiceRegistry"])["ServiceRegistry"]
+    assert pid > 0
+    core.run(["kill", "-9", str(pid)])
+    core.wait_until(["curl", "-sf", "-m", "2", "http://127.0.0.1:8200/health"], timeout=30)
+    new = main_pids(core, ["ServiceRegistry"])["ServiceRegistry"]
+    assert new not in (0, pid)
+    assert int(core.unit_property("unified-agent@ServiceRegistry.service", "NRestarts")) >= 1
+
+
+def test_emergency_stop_leaves_no_unified_process_and_no_listening_socket(core):
+    r = core.run(["/usr/share/unified-system/scripts/emergency_stop.sh"])
+    assert "stopped" in r.stdout
+    assert active_agent_units(core) == set()
+    assert core.run(["pgrep", "-u", "unified"], check=False).stdout.strip() == ""
+    listening = core.run(["ss", "-Hltn"]).stdout
+    for port in (7200, 9000, 7201, 7202, 5800):
+        assert f":{port} " not in listening
