@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""`make bench`: run the benchmarks in a booted systemd container and write BENCHMARKS.md.
+
+Timings are benchmarks, never test assertions: medians and p95 over repeated runs on a
+shared, noisy machine, next to what the system we replace took (its runbook).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "system"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import harness  # noqa: E402
+
+
+def pct(values, q):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = (len(values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def summary(values):
+    return {"n": len(values), "median": statistics.median(values), "p95": pct(values, 0.95),
+            "min": min(values), "max": max(values)}
+
+
+def machine_facts() -> str:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, kernel {platform.release()}, "
+            f"container: Debian bookworm, systemd 252 under systemd-nspawn")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "7")))
+    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    ap.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
+    args = ap.parse_args()
+
+    import bench_profiles
+    modules = [bench_profiles]
+    try:
+        import bench_agents  # SDK: cold activation, warm latency, RSS
+        modules.append(bench_agents)
+    except ImportError:
+        pass
+    if args.only:
+        modules = [m for m in modules if m.__name__ in args.only or m.__name__.split("_", 1)[1] in args.only]
+
+    harness.preflight()
+    harness.install_signal_handlers()
+    deb = harness.find_or_build_deb()
+    rootfs = harness.ensure_rootfs(deb)
+    sections = []
+    with harness.boot(rootfs, deb, label="bench") as c:
+        for mod in modules:
+            print(f"== {mod.__name__}", flush=True)
+            sections.append(mod.run(c, args.runs, summary))
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True).stdout.strip()
+    text = ["# Benchmarks", "",
+            f"Written by `make bench` on {datetime.date.today()} (package {version}, {args.runs} runs per row "
+            "unless said otherwise).", "", f"Machine: {machine_facts()}.", "",
+            "Medians and p95 of repeated runs; the machine is shared, so compare ratios, not single numbers. "
+            "\"The system we replace\" is its runbook's figure.", ""]
+    for s in sections:
+        text += s
+    Path(args.out).write_text("\n".join(text) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
