@@ -90,6 +90,8 @@ def duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{_show(value)} is not a duration; allowed: {allowed}")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):  # YAML .nan / .inf
+            raise ValueError(f"{value} is not a duration; allowed: {allowed}")
         if value < 0:
             raise ValueError(f"{value} is negative; allowed: {allowed}")
         return float(value)
