@@ -161,7 +161,9 @@ from . import cli_fleet  # noqa: E402,F401  (registers the systemd-facing comman
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Click's own handling of usage errors and ClickExceptions, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="unified-ctl", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="unified-ctl", standalone_mode=False)
+    except SystemExit as e:  # a command's sys.exit(n): a result, not an error
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"internal error: {type(e).__name__}: {e} (set UNIFIED_DEBUG=1 for the traceback; "
                    "please report it)", err=True)
         return 70
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":
