@@ -1,0 +1,104 @@
+"""The Debian package in a real systemd: installs offline, works, upgrades, goes away.
+
+Tests on the shared `container` only read; tests that change the package state use
+their own `new_container()`, discarded afterwards.
+"""
+import harness
+
+PKG = "unified-system"
+
+
+def _unified_processes(c) -> list[str]:
+    """Processes of the package still running: user unified, or our code in the args."""
+    out = c.run(["ps", "-eo", "pid=,user:32=,args="]).stdout
+    left = []
+    for line in out.splitlines():
+        pid, user, args = (line.split(None, 2) + ["", ""])[:3]
+        if user == "unified" or "unified_agents" in args or "unified_ctl" in args \
+                or "unified-ctl" in args:
+            if "ps -eo" not in args:
+                left.append(line.strip())
+    return left
+
+
+def _active_unified_units(c) -> list[str]:
+    out = c.systemctl("list-units", "--all", "--plain", "--no-legend",
+                      "--state=active,activating,deactivating,reloading",
+                      "unified*").stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def test_installs_offline(container, deb):
+    """The session container installed the .deb with `apt-get install ./…deb`, no network."""
+    assert container.dpkg_version(PKG) == harness.deb_field(deb, "Version")
+    links = container.run(["ip", "-o", "link", "show"]).stdout
+    assert [ln.split(":")[1].strip() for ln in links.splitlines()] == ["lo"], links
+    routes = container.run(["ip", "route", "show", "default"]).stdout
+    assert routes.strip() == "", routes
+
+
+def test_unified_ctl_help(container):
+    r = container.run(["unified-ctl", "--help"])
+    assert "Usage" in r.stdout
+
+
+def test_validate_shipped_catalog(container):
+    r = container.run(["unified-ctl", "validate", "/etc/unified/unified.yaml"])
+    assert r.returncode == 0
+
+
+def test_unified_target_is_known(container):
+    assert container.unit_property("unified.target", "LoadState") == "loaded"
+    r = container.systemctl("status", "unified.target", check=False)
+    # 0 active, 3 inactive; 4 would be "no such unit"
+    assert r.returncode in (0, 3), r
+    assert "Loaded: loaded" in r.stdout, r.stdout
+
+
+def test_user_and_state_dir_exist(container):
+    passwd = container.run(["getent", "passwd", "unified"]).stdout
+    assert passwd.startswith("unified:"), passwd
+    container.run(["test", "-d", "/var/lib/unified"])
+
+
+def test_upgrade_to_higher_version(new_container, deb, upgrade_deb):
+    c = new_container()
+    old = c.dpkg_version(PKG)
+    target_before = c.is_active("unified.target")
+    c.sh("echo '# local operator edit' >> /etc/unified/unified.yaml\n"
+         "echo keep > /var/lib/unified/systest-sentinel")
+
+    c.install_deb(upgrade_deb)
+
+    new = c.dpkg_version(PKG)
+    assert new == harness.deb_field(upgrade_deb, "Version") and new != old
+    # the operator's conffile edit and the state survive an upgrade
+    assert "# local operator edit" in c.read_file("/etc/unified/unified.yaml")
+    assert c.read_file("/var/lib/unified/systest-sentinel").strip() == "keep"
+    assert c.unit_property("unified.target", "LoadState") == "loaded"
+    assert c.is_active("unified.target") == target_before
+    c.run(["unified-ctl", "validate", "/etc/unified/unified.yaml"])
+
+
+def test_remove_then_purge(new_container):
+    c = new_container()
+    # whatever the package runs, removal must stop it
+    c.systemctl("start", "unified.target", check=False, timeout=120)
+
+    c.run(["apt-get", "remove", "-y", "-o", "Dpkg::Use-Pty=0", PKG], timeout=300)
+    assert c.dpkg_version(PKG) is None
+    assert c.unit_property("unified.target", "LoadState") == "not-found"
+    assert _active_unified_units(c) == []
+    assert _unified_processes(c) == []
+    # remove keeps conffiles (Debian policy), purge deletes them
+    c.run(["test", "-e", "/etc/unified/unified.yaml"])
+
+    c.run(["apt-get", "purge", "-y", "-o", "Dpkg::Use-Pty=0", PKG], timeout=300)
+    status = c.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", PKG], check=False)
+    assert status.returncode != 0 or status.stdout.strip() in ("", "un"), status.stdout
+    c.run(["test", "!", "-e", "/etc/unified/unified.yaml"])
+    units = c.run("ls /lib/systemd/system /usr/lib/systemd/system "
+                  "/lib/systemd/system-generators /usr/lib/systemd/system-generators "
+                  "2>/dev/null | grep -i unified || true").stdout
+    assert units.strip() == "", units
+    assert _unified_processes(c) == []
