@@ -1,0 +1,257 @@
+"""Harness for SDK tests: real agent processes on 127.0.0.1 ephemeral ports.
+
+`spawn(...)` starts `python3 -m unified_agents run NAME` the way systemd does: the test
+binds the agent's listening socket and keeps it (like the socket unit), the child gets it
+as fd 3 with LISTEN_FDS=1, LISTEN_FDNAMES=agent and LISTEN_PID set by the shell to its own
+pid before it execs Python (`sh -c 'LISTEN_PID=$$ exec ...'`). NOTIFY_SOCKET points at a
+datagram socket the test reads (a stand-in for PID 1's notify socket).
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+@pytest.fixture(scope="session")
+def sdk_path(tmp_path_factory):
+    """A directory where `unified_agents` is importable (agents/ as installed)."""
+    d = tmp_path_factory.mktemp("sdkpath")
+    (d / "unified_agents").symlink_to(ROOT / "agents")
+    return d
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def listening_socket(backlog: int = 128) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(backlog)
+    return s
+
+
+class Notify:
+    """A fake systemd notify socket (abstract namespace unless a path is wanted)."""
+
+    def __init__(self, tmp_path=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if tmp_path is None:
+            name = f"unified-sdk-test-{os.getpid()}-{time.monotonic_ns()}"
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
+        else:
+            path = str(tmp_path / "notify.sock")
+            self.sock.bind(path)
+            self.address = path
+        self.messages: list[tuple[float, str]] = []
+
+    def read(self, timeout: float) -> list[str]:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except (socket.timeout, BlockingIOError):
+            return []
+        lines = data.decode().split("\n")
+        now = time.monotonic()
+        self.messages.extend((now, line) for line in lines)
+        return lines
+
+    def wait_for(self, line: str, timeout: float = 10.0) -> float:
+        """Wait until `line` (exact, or prefix ending with '=') arrives; → arrival time."""
+        for t, seen in self.messages:
+            if seen == line or (line.endswith("=") and seen.startswith(line)):
+                return t
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for seen in self.read(max(0.01, deadline - time.monotonic())):
+                if seen == line or (line.endswith("=") and seen.startswith(line)):
+                    return self.messages[-1][0]
+        raise AssertionError(f"no {line!r} from the agent within {timeout}s; got "
+                             f"{[m for _, m in self.messages][-20:]}")
+
+    def drain(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.read(max(0.005, end - time.monotonic()))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class AgentProc:
+    def __init__(self, proc, port, health_port, lsock, notify, stderr_path):
+        self.proc = proc
+        self.port = port
+        self.health_port = health_port
+        self.lsock = lsock
+        self.notify = notify
+        self.stderr_path = stderr_path
+
+    def url(self, path: str, health: bool = False) -> str:
+        return f"http://127.0.0.1:{self.health_port if health else self.port}{path}"
+
+    def request(self, method: str, path: str, body=None, headers=None, health=False,
+                timeout=10.0):
+        conn = http.client.HTTPConnection("127.0.0.1",
+                                          self.health_port if health else self.port,
+                                          timeout=timeout)
+        try:
+            if body is not None and not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            ctype = r.getheader("Content-Type", "")
+            parsed = json.loads(data) if "json" in ctype and data else data
+            return r.status, parsed, dict(r.getheaders())
+        finally:
+            conn.close()
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.proc.wait(timeout)
+
+    def stderr(self) -> str:
+        return pathlib.Path(self.stderr_path).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def spawn(sdk_path, tmp_path):
+    """spawn(name='T', env={...}, socket=True, notify=True, args=[...]) → AgentProc."""
+    procs: list[AgentProc] = []
+    notifies: list[Notify] = []
+    sockets: list[socket.socket] = []
+
+    def _spawn(name="TestAgent", env=None, *, lsock=None, use_fd=True, notify=True,
+               health_port=None, args=(), wait_ready=True, stderr_name=None):
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith(("UNIFIED_", "LISTEN_", "NOTIFY_", "WATCHDOG_",
+                                  "JOURNAL_STREAM", "LOG_LEVEL", "DEBUG_MODE", "MAX_THREADS"))}
+        e["PYTHONPATH"] = f"{sdk_path}{os.pathsep}{HERE}"
+        e["UNIFIED_AGENT"] = name
+        hp = health_port or free_port()
+        e["UNIFIED_HEALTH_PORT"] = str(hp)
+        n = None
+        if notify:
+            n = notify if isinstance(notify, Notify) else Notify()
+            notifies.append(n)
+            e["NOTIFY_SOCKET"] = n.address
+        preexec = None
+        if use_fd:
+            if lsock is None:
+                lsock = listening_socket()
+                sockets.append(lsock)
+            port = lsock.getsockname()[1]
+            e["UNIFIED_PORT"] = str(port)
+            e["LISTEN_FDS"] = "1"
+            e["LISTEN_FDNAMES"] = "agent"
+            fd = lsock.fileno()
+
+            # every fd Python opens is close-on-exec (PEP 446); dup2 makes an inheritable
+            # fd 3, so close_fds=False leaks nothing else into the child
+            def preexec(fd=fd):
+                if fd != 3:
+                    os.dup2(fd, 3)
+                os.set_inheritable(3, True)
+
+            cmd = ["sh", "-c", f'LISTEN_PID=$$ exec {PYTHON} -m unified_agents run "$0" "$@"',
+                   name, *args]
+        else:
+            port = free_port()
+            e["UNIFIED_PORT"] = str(port)
+            cmd = [PYTHON, "-m", "unified_agents", "run", name, *args]
+        e.update(env or {})
+        err = tmp_path / (stderr_name or f"{name}-{len(procs)}.stderr")
+        with open(err, "wb") as errf:
+            proc = subprocess.Popen(cmd, env=e, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=errf,
+                                    close_fds=preexec is None, preexec_fn=preexec)
+        ap = AgentProc(proc, port, hp, lsock, n, err)
+        procs.append(ap)
+        if wait_ready:
+            if n is not None:
+                try:
+                    n.wait_for("READY=1", timeout=15)
+                except AssertionError:
+                    raise AssertionError(f"agent not ready; rc={proc.poll()} "
+                                         f"stderr={ap.stderr()!r}") from None
+            else:
+                wait_http(ap)
+        return ap
+
+    yield _spawn
+    for p in procs:
+        p.stop()
+    for n in notifies:
+        n.close()
+    for s in sockets:
+        s.close()
+
+
+def wait_http(ap: AgentProc, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ap.proc.poll() is not None:
+            raise AssertionError(f"agent exited {ap.proc.returncode}: {ap.stderr()}")
+        try:
+            ap.request("GET", "/health", health=True, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("agent did not answer /health")
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 5.0, shut: bool = False) -> bytes:
+    """Send raw bytes, read until the server closes (or timeout). → all bytes received."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+    finally:
+        s.close()
+
+
+def run_agent_cmd(sdk_path, name_and_args, env, timeout=15):
+    """Run the agent CLI to completion (for config errors). → CompletedProcess."""
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("UNIFIED_", "LISTEN_", "NOTIFY_", "WATCHDOG_", "LOG_LEVEL",
+                              "DEBUG_MODE", "MAX_THREADS"))}
+    e["PYTHONPATH"] = f"{sdk_path}{os.pathsep}{HERE}"
+    e.update(env)
+    return subprocess.run([PYTHON, "-m", "unified_agents", *name_and_args], env=e,
+                          capture_output=True, text=True, timeout=timeout)
