@@ -14,7 +14,7 @@
 # (0.1.0+test1 sorts above 0.1.0 for dpkg; only the package version changes, the Python
 # code still says 0.1.0.) Other knobs: OUT_DIR=DIR (where the .deb goes), LINTIAN=0
 # (skip lintian), KEEP_BUILD=1 (keep the temporary build directory), VERBOSE=1 (show
-# the dpkg-buildpackage output; it is always in dist/build-deb.log).
+# the dpkg-buildpackage output; it is always in build-deb.log next to the .deb).
 #
 # How: installs missing build dependencies (scripts/dev/install_deps.sh build); copies
 # the source tree (git ls-files: tracked + untracked-not-ignored files; without git: the
@@ -72,7 +72,6 @@ fi
 mkdir -p "$OUT_DIR" dist
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 debname=unified-system_${version#*:}_all.deb
-log=$ROOT/dist/build-deb.log
 
 # --- copy the tree -------------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unified-deb.XXXXXX")
@@ -82,6 +81,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 src=$tmp/unified-system-${version#*:}
+# Written here, copied next to the .deb: concurrent builds never interleave one file.
+log=$tmp/build-deb.log
 mkdir -p "$src"
 
 if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
@@ -113,7 +114,7 @@ if [ "$version" != "$base" ]; then
 fi
 
 # --- build ---------------------------------------------------------------------------
-say "building $debname (dpkg-buildpackage, log: dist/build-deb.log)"
+say "building $debname (dpkg-buildpackage, log: ${OUT_DIR#"$ROOT"/}/build-deb.log)"
 set +e
 (
     cd "$src" &&
@@ -123,12 +124,13 @@ set +e
 ) >"$log" 2>&1
 rc=$?
 set -e
+cp "$log" "$OUT_DIR/build-deb.log"
 [ "${VERBOSE:-0}" = 1 ] && cat "$log"
 if [ $rc -ne 0 ]; then
     tail -n 60 "$log" >&2
-    die "dpkg-buildpackage failed (exit $rc); full log: dist/build-deb.log"
+    die "dpkg-buildpackage failed (exit $rc); full log: ${OUT_DIR#"$ROOT"/}/build-deb.log"
 fi
-[ -f "$tmp/$debname" ] || die "dpkg-buildpackage did not produce $debname (see dist/build-deb.log)"
+[ -f "$tmp/$debname" ] || die "dpkg-buildpackage did not produce $debname (see ${OUT_DIR#"$ROOT"/}/build-deb.log)"
 grep -E '^dpkg-deb: building package' "$log" || true
 
 # Our own files that the shipped units name (Exec*=, Documentation=file:) must be in
