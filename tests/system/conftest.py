@@ -157,21 +157,3 @@ def pytest_terminal_summary(terminalreporter):
         (HERE / ".timings").write_text(f"# {stamp}\n{text}\n")
     except OSError:
         pass
-    deb = harness.newest_deb()
-    if deb and not os.environ.get("UNIFIED_DEB"):
-        newer = _newest_source_mtime()
-        if newer > deb.stat().st_mtime:
-            tr.write_line(f"note: {deb.name} is older than the sources; `make deb` "
-                          "(or `make system`) rebuilds it before the system tests")
-
-
-def _newest_source_mtime() -> float:
-    root = harness.REPO
-    newest = 0.0
-    for sub in ("unified_ctl", "agents", "units", "etc", "packaging", "setup.cfg"):
-        p = root / sub
-        paths = [p] if p.is_file() else p.rglob("*") if p.is_dir() else []
-        for f in paths:
-            if f.is_file() and "__pycache__" not in f.parts:
-                newest = max(newest, f.stat().st_mtime)
-    return newest

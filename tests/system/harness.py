@@ -209,8 +209,30 @@ def newest_deb(dist: Path | None = None) -> Path | None:
     return debs[-1] if debs else None
 
 
+# What goes into the package: a change here makes dist/*.deb stale.
+PACKAGE_SOURCES = ("unified_ctl", "agents", "units", "etc", "packaging", "scripts",
+                   "setup.cfg", "setup.py", "pyproject.toml", "README.md")
+
+
+def newer_source(than: float) -> Path | None:
+    """A packaged source file modified after `than` (mtime), if any."""
+    for sub in PACKAGE_SOURCES:
+        p = REPO / sub
+        files = [p] if p.is_file() else p.rglob("*") if p.is_dir() else []
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix == ".pyc" or \
+                    f.is_relative_to(REPO / "scripts" / "dev") or not f.is_file():
+                continue
+            with contextlib.suppress(OSError):
+                if f.stat().st_mtime > than:
+                    return f
+    return None
+
+
 def find_or_build_deb() -> Path:
-    """$UNIFIED_DEB, else the newest dist/unified-system_*.deb, else `make deb`."""
+    """$UNIFIED_DEB; else the newest dist/unified-system_*.deb, rebuilt by `make deb`
+    when missing or older than the packaged sources (UNIFIED_REBUILD_DEB=0: never
+    rebuild, =1: always)."""
     env = os.environ.get("UNIFIED_DEB")
     if env:
         p = Path(env).resolve()
@@ -218,8 +240,14 @@ def find_or_build_deb() -> Path:
             raise HarnessError(f"UNIFIED_DEB={env} is not a file")
         return p
     deb = newest_deb()
-    if deb is None or os.environ.get("UNIFIED_REBUILD_DEB") == "1":
-        with timed("deb build (make deb)") as t:
+    rebuild = os.environ.get("UNIFIED_REBUILD_DEB", "")
+    why = "missing" if deb is None else "forced" if rebuild == "1" else None
+    if why is None and rebuild != "0":
+        newer = newer_source(deb.stat().st_mtime)
+        if newer is not None:
+            why = f"{newer.relative_to(REPO)} is newer than {deb.name}"
+    if why:
+        with timed("deb build (make deb)", why) as t:
             r = _host_run(["make", "-C", str(REPO), "deb"], timeout=1200, capture_output=True)
         if r.returncode != 0:
             raise HarnessError(f"`make deb` failed (rc {r.returncode}):\n"
@@ -227,7 +255,7 @@ def find_or_build_deb() -> Path:
         deb = newest_deb()
         if deb is None:
             raise HarnessError("`make deb` succeeded but dist/ has no unified-system_*_all.deb")
-        t["note"] = deb.name
+        t["note"] = f"{deb.name} ({why})"
     return deb.resolve()
 
 
@@ -518,7 +546,28 @@ def ensure_rootfs(deb: Path | str | None = None) -> Path:
             root = _derived_rootfs(base, ", ".join(missing), missing)
     if len(TIMINGS) == before:
         TIMINGS.append(("rootfs (cached)", time.monotonic() - t0, root.name))
+    with contextlib.suppress(OSError):
+        (root / ".last-used").touch()
+        (base / ".last-used").touch()
+    prune_rootfs(keep={root, base})
     return root
+
+
+def prune_rootfs(keep: set[Path], max_age_days: float = 7.0) -> list[str]:
+    """Delete cached rootfs trees unused for `max_age_days` (older package lists)."""
+    removed = []
+    in_use = {i.get("rootfs") for i in live_containers()}
+    for d in CACHE_DIR.glob("rootfs-*"):
+        if not d.is_dir() or d in keep or str(d) in in_use:
+            continue
+        stamp = d / ".last-used"
+        last = (stamp if stamp.exists() else d).stat().st_mtime
+        if time.time() - last > max_age_days * 86400:
+            with _locked(CACHE_DIR / f"{d.name}.lock", timeout=5):
+                _rm_tree(d)
+            (CACHE_DIR / f"{d.name}.lock").unlink(missing_ok=True)
+            removed.append(d.name)
+    return removed
 
 
 def _derived_rootfs(base: Path, relations: str, missing: list[str]) -> Path:
@@ -727,6 +776,7 @@ class Container:
             cmd.append(f"--bind={src}:{dst}")
         for src, dst in self.bind_ro:
             cmd.append(f"--bind-ro={src}:{dst}")
+        cmd += ["--", "--log-color=no"]  # arguments of the container's systemd
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_SOCKET")}
         env["PATH"] = CLEAN_PATH
         if self.unified_cgroup:
