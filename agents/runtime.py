@@ -201,7 +201,8 @@ class Runtime:
 
     @property
     def in_flight(self) -> int:
-        return self.server.busy
+        """Requests being handled, not counting the caller's own (/health, /metrics)."""
+        return max(0, self.server.busy - 1)
 
     # ------------------------------------------------------------- setup
     def _setup_routes(self) -> None:
@@ -301,7 +302,10 @@ class Runtime:
         self.startup_s = process_age_s()
         self.state = "serving"
         self.last_activity = time.monotonic()
-        self.notifier.notify("READY=1", "STATUS=serving", "WATCHDOG=1")
+        ready = ["READY=1", self._status_text()]
+        if watchdog_interval():
+            ready.append("WATCHDOG=1")
+        self.notifier.notify(*ready)
         self.log.info(f"ready in {self.startup_s * 1000:.0f} ms", port=self._port_text(),
                       health_port=c.health_port, implementation=self.implementation,
                       idle_timeout_s=_num(c.idle_timeout_s))
@@ -344,8 +348,8 @@ class Runtime:
         next_wd = mono() + wd if wd else inf
         idle = c.idle_timeout_s
         stop_deadline = None
-        status_sent = ""
-        status_due = 0.0
+        status_sent = self._status_text()
+        status_due = mono() + 1.0
         while True:
             now = mono()
             if self._signal is not None and stop_deadline is None:
@@ -382,7 +386,7 @@ class Runtime:
             if nd is not None and nd < timeout:
                 timeout = nd
             if self.notifier.enabled and stop_deadline is None:
-                text = f"STATUS=serving: {srv.busy} in flight, {self.requests_served} requests"
+                text = self._status_text()
                 if text != status_sent:
                     if now >= status_due:
                         self.notifier.notify(text)
@@ -391,6 +395,9 @@ class Runtime:
                     else:
                         timeout = min(timeout, status_due - now)
             srv.poll(None if timeout == inf else max(0.0, timeout))
+
+    def _status_text(self) -> str:
+        return f"STATUS=serving: {self.server.busy} in flight, {self.requests_served} requests"
 
     def _finish(self) -> int:
         self.state = "stopped"
@@ -538,7 +545,7 @@ class Runtime:
             "state": self.state,
             "group": c.group,
             "required": c.required,
-            "in_flight": self.server.busy,
+            "in_flight": max(0, self.server.busy - 1),  # not counting this request
             "pid": os.getpid(),
         })
         return Response.json(body, 503 if status == "unhealthy" else 200)

@@ -1,2 +1,2 @@
 """Fixtures for the SDK tests (the harness lives in harness.py)."""
-from .harness import sdk_path, spawn  # noqa: F401  (pytest fixtures)
+from .harness import sdk_path, spawn, spawn_module  # noqa: F401  (pytest fixtures)

@@ -74,15 +74,18 @@ class Notify:
         self.messages.extend((now, line) for line in lines)
         return lines
 
-    def wait_for(self, line: str, timeout: float = 10.0) -> float:
-        """Wait until `line` (exact, or prefix ending with '=') arrives; → arrival time."""
+    def wait_for(self, line: str, timeout: float = 10.0, prefix: bool = False) -> float:
+        """Wait until `line` arrives (or a line starting with it); → arrival time."""
+        def hit(seen):
+            return seen == line or (prefix and seen.startswith(line))
+
         for t, seen in self.messages:
-            if seen == line or (line.endswith("=") and seen.startswith(line)):
+            if hit(seen):
                 return t
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for seen in self.read(max(0.01, deadline - time.monotonic())):
-                if seen == line or (line.endswith("=") and seen.startswith(line)):
+                if hit(seen):
                     return self.messages[-1][0]
         raise AssertionError(f"no {line!r} from the agent within {timeout}s; got "
                              f"{[m for _, m in self.messages][-20:]}")
@@ -137,32 +140,35 @@ class AgentProc:
             self.proc.wait(5)
 
 
-@pytest.fixture
-def spawn(sdk_path, tmp_path):
-    """spawn(name='T', env={...}, socket=True, notify=True, args=[...]) → AgentProc."""
-    procs: list[AgentProc] = []
-    notifies: list[Notify] = []
-    sockets: list[socket.socket] = []
+class Spawner:
+    """spawn(name='T', env={...}, lsock=None, use_fd=True, notify=True, ...) → AgentProc."""
 
-    def _spawn(name="TestAgent", env=None, *, lsock=None, use_fd=True, notify=True,
-               health_port=None, args=(), wait_ready=True, stderr_name=None):
+    def __init__(self, sdk_path, tmp_path):
+        self.sdk_path = sdk_path
+        self.tmp_path = tmp_path
+        self.procs: list[AgentProc] = []
+        self.notifies: list[Notify] = []
+        self.sockets: list[socket.socket] = []
+
+    def __call__(self, name="TestAgent", env=None, *, lsock=None, use_fd=True, notify=True,
+                 health_port=None, args=(), wait_ready=True, journal=False):
         e = {k: v for k, v in os.environ.items()
              if not k.startswith(("UNIFIED_", "LISTEN_", "NOTIFY_", "WATCHDOG_",
                                   "JOURNAL_STREAM", "LOG_LEVEL", "DEBUG_MODE", "MAX_THREADS"))}
-        e["PYTHONPATH"] = f"{sdk_path}{os.pathsep}{HERE}"
+        e["PYTHONPATH"] = f"{self.sdk_path}{os.pathsep}{HERE}"
         e["UNIFIED_AGENT"] = name
         hp = health_port or free_port()
         e["UNIFIED_HEALTH_PORT"] = str(hp)
         n = None
         if notify:
             n = notify if isinstance(notify, Notify) else Notify()
-            notifies.append(n)
+            self.notifies.append(n)
             e["NOTIFY_SOCKET"] = n.address
         preexec = None
         if use_fd:
             if lsock is None:
                 lsock = listening_socket()
-                sockets.append(lsock)
+                self.sockets.append(lsock)
             port = lsock.getsockname()[1]
             e["UNIFIED_PORT"] = str(port)
             e["LISTEN_FDS"] = "1"
@@ -183,13 +189,16 @@ def spawn(sdk_path, tmp_path):
             e["UNIFIED_PORT"] = str(port)
             cmd = [PYTHON, "-m", "unified_agents", "run", name, *args]
         e.update(env or {})
-        err = tmp_path / (stderr_name or f"{name}-{len(procs)}.stderr")
+        err = self.tmp_path / f"{name}-{len(self.procs)}.stderr"
         with open(err, "wb") as errf:
+            if journal:  # stderr "is the journal": what systemd's JOURNAL_STREAM says
+                st = os.fstat(errf.fileno())
+                e["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
             proc = subprocess.Popen(cmd, env=e, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=errf,
                                     close_fds=preexec is None, preexec_fn=preexec)
         ap = AgentProc(proc, port, hp, lsock, n, err)
-        procs.append(ap)
+        self.procs.append(ap)
         if wait_ready:
             if n is not None:
                 try:
@@ -201,13 +210,28 @@ def spawn(sdk_path, tmp_path):
                 wait_http(ap)
         return ap
 
-    yield _spawn
-    for p in procs:
-        p.stop()
-    for n in notifies:
-        n.close()
-    for s in sockets:
-        s.close()
+    def close(self) -> None:
+        for p in self.procs:
+            p.stop()
+        for n in self.notifies:
+            n.close()
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.fixture
+def spawn(sdk_path, tmp_path):
+    sp = Spawner(sdk_path, tmp_path)
+    yield sp
+    sp.close()
+
+
+@pytest.fixture(scope="module")
+def spawn_module(sdk_path, tmp_path_factory):
+    """For agents shared by the tests of one module (start once, ~0.1 s each)."""
+    sp = Spawner(sdk_path, tmp_path_factory.mktemp("agents"))
+    yield sp
+    sp.close()
 
 
 def wait_http(ap: AgentProc, timeout: float = 15.0) -> None:

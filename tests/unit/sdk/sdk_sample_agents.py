@@ -59,6 +59,12 @@ class Registry(Agent):
         return {"slept": float(request.params["n"]),
                 "rid": current_request().request_id}
 
+    @route("GET", "/block/{ms}", inline=True)
+    def block(self, request):
+        """Blocks the I/O loop itself (what a hung loop looks like to the watchdog)."""
+        time.sleep(int(request.params["ms"]) / 1000)
+        return {"blocked_ms": int(request.params["ms"])}
+
     @route("GET", "/boom")
     def boom(self, request):
         raise ValueError("kaboom")
