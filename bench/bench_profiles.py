@@ -15,15 +15,32 @@ def _switch(c, name):
     return wall, data["seconds"], len(data["agents"])
 
 
+MEMORY_SCRIPT = r"""
+import glob, subprocess
+cg = subprocess.run(["systemctl", "show", "-p", "ControlGroup", "--value", "unified-agents.slice"],
+                    capture_output=True, text=True).stdout.strip()
+try:
+    print("cgroup", int(open(f"/sys/fs/cgroup{cg}/memory.current").read()))
+except (OSError, ValueError):
+    pids = set()
+    for f in glob.glob(f"/sys/fs/cgroup{cg}/*/cgroup.procs") + glob.glob(f"/sys/fs/cgroup/unified{cg}/*/cgroup.procs"):
+        pids |= {int(x) for x in open(f).read().split()}
+    pss = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    print("pss", pss)
+"""
+
+
 def _memory_mb(c):
     """All processes of the agents' slice: cgroup memory.current where the kernel gives it,
-    else RSS summed over the slice's PIDs (hybrid cgroup hosts, see DESIGN.md)."""
-    out = c.sh(
-        "f=/sys/fs/cgroup/unified.slice/memory.current; cg=$(systemctl show -p ControlGroup --value unified-agents.slice);"
-        "if [ -r /sys/fs/cgroup$cg/memory.current ]; then echo cg $(cat /sys/fs/cgroup$cg/memory.current);"
-        "else pids=$(cat /sys/fs/cgroup$cg/*/cgroup.procs /sys/fs/cgroup/unified$cg/*/cgroup.procs 2>/dev/null);"
-        "echo rss $(for p in $pids; do awk '/^VmRSS/ {print $2}' /proc/$p/status 2>/dev/null; done | awk '{s+=$1} END {print s*1024}'); fi")
-    kind, value = out.split()
+    else PSS summed over the slice's PIDs (hybrid cgroup hosts, see DESIGN.md)."""
+    kind, value = c.run(["python3", "-c", MEMORY_SCRIPT]).stdout.split()
     return kind, int(value) / 2**20
 
 
@@ -60,7 +77,7 @@ def run(c, runs, summary):
         f"| core → learning | {counts['learning']} | {s2['median']:.2f} s | {s2['p95']:.2f} s | "
         f"{s2c['median']:.2f} s | {s2c['p95']:.2f} s | ≤ 3 s | ~120 s |",
         "",
-        f"Core profile memory, all agent processes ({'cgroup memory.current' if kind == 'cg' else 'RSS summed over the slice PIDs: this container has no cgroup v2 memory controller'}): "
+        f"Core profile memory, all agent processes ({'cgroup memory.current' if kind == 'cgroup' else 'PSS summed over the slice PIDs: this container has no cgroup v2 memory controller'}): "
         f"median {m['median']:.0f} MB (p95 {m['p95']:.0f} MB); target ≤ 500 MB; the system we replace: 2 GB.",
         "",
     ]

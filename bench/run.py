@@ -72,10 +72,13 @@ def main() -> int:
     deb = harness.find_or_build_deb()
     rootfs = harness.ensure_rootfs(deb)
     sections = []
-    with harness.boot(rootfs, deb, label="bench") as c:
+    c = harness.boot(rootfs, deb, label="bench")
+    try:
         for mod in modules:
             print(f"== {mod.__name__}", flush=True)
             sections.append(mod.run(c, args.runs, summary))
+    finally:
+        c.stop()
     version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True).stdout.strip()
     text = ["# Benchmarks", "",
             f"Written by `make bench` on {datetime.date.today()} (package {version}, {args.runs} runs per row "

@@ -171,7 +171,10 @@ def execute_switch(cat: Catalog, sd: Systemd, plan: SwitchPlan) -> None:
         units = units_of(cat, plan.stop_agents)
         sd.stop(units)
         sd.reset_failed(units)
-    sd.stop(plan.stop_targets)
+    # Only targets that are up: naming an unloaded target makes systemd load it and the
+    # hundreds of instances it wants (measured: 0.6 s) just to find it inactive.
+    up = {r["unit"] for r in sd.list_units(["unified-profile-*.target"]) if r["active"] != "inactive"}
+    sd.stop([t for t in plan.stop_targets if t in up])
     # A failed unit of the new profile would not be retried by `start`: clear it first.
     sd.reset_failed(units_of(cat, plan.start_agents))
     sd.start([plan.target, "unified.target"], no_block=True)
