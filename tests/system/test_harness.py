@@ -121,8 +121,7 @@ def test_sigkilled_owner_is_swept(rootfs):
     p.wait(timeout=10)
     # What a SIGKILLed test run leaves: the container keeps running, holding its copy.
     assert harness._alive(info["leader"], info["start"])
-    swept = harness.sweep_stale(verbose=False)
-    assert info["name"] in swept
+    harness.sweep_stale(verbose=False)  # (a concurrent run's sweep may have come first)
     assert harness._wait_gone(info["leader"], info["start"], 10)
     assert harness._wait_gone(info["nspawn"], None, 10)
     assert not Path(info["dir"]).exists()
