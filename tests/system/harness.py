@@ -104,10 +104,32 @@ def format_timings(timings=None) -> str:
 
 # --------------------------------------------------------------------------- host checks
 
-def _host_run(cmd: Sequence[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+def _host_run(cmd: Sequence[str], timeout: float, *, check: bool = False,
+              capture_output: bool = False, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run in its own process group, killed whole on timeout or interrupt
+    (so a Ctrl-C during `make deb` or debootstrap leaves no grandchildren behind)."""
     env = dict(os.environ, PATH=CLEAN_PATH, LC_ALL="C.UTF-8")
     env.update(kw.pop("env", {}))
-    return subprocess.run(cmd, timeout=timeout, env=env, text=True, **kw)
+    if capture_output:
+        kw["stdout"] = kw["stderr"] = subprocess.PIPE
+    p = subprocess.Popen(cmd, env=env, text=True, start_new_session=True, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:
+        # SIGTERM first: a non-booted nspawn passes it on as SIGKILL to its container,
+        # whose processes are not in our process group.
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
+            try:
+                p.communicate(timeout=wait)
+                break
+            except BaseException:
+                continue
+        raise
+    if check and p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd, out, err)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def preflight() -> None:
@@ -847,6 +869,7 @@ class Container:
                                  timeout=10)
                 else:
                     _kill(self.leader, signal.SIGRTMIN + 4)
+                    timeout = min(timeout, 5.0)  # it never booted: don't wait long
                 try:
                     self.proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
