@@ -142,7 +142,7 @@ def preflight() -> None:
     if missing:
         deps = REPO / "scripts" / "dev" / "install_deps.sh"
         if deps.exists():
-            cmd = [str(deps)]
+            cmd = [str(deps), "container"]
         else:
             cmd = ["sh", "-c", "apt-get update && DEBIAN_FRONTEND=noninteractive "
                    "apt-get install -y --no-install-recommends debootstrap systemd-container "
