@@ -127,7 +127,9 @@ def render_profile_target(cat: Catalog, p: Profile) -> str:
     desc = p.description or f"{len(p.agents)} agents"
     lines = [header(cat.sources), "[Unit]",
              f"Description=unified-system profile {p.name}: {desc}",
-             "Documentation=man:unified-ctl(1)"]
+             "Documentation=man:unified-ctl(1)",
+             # Package removal stops unified.target: the profile target must go with it.
+             "PartOf=unified.target"]
     # One Wants= per line keeps `systemctl cat` and diffs readable.
     lines += [f"Wants={u}" for u in wants]
     return "\n".join(lines) + "\n"
