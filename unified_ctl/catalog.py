@@ -251,7 +251,13 @@ class _Validator:
 
     # -- agents ----------------------------------------------------------------------
     AGENT_KEYS = ("group", "port", "health_port", "required", "depends_on", "autoload", "idle_timeout",
-                  "task_types", "run", "resources", "environment", "description")
+                  "task_types", "run", "resources", "environment", "systemd", "description")
+
+    # Extra [Service] directives an agent may need (the hub reads the journal, a GPU agent
+    # opens /dev/nvidia*). A short allowlist: sandboxing and supervision stay uniform.
+    SYSTEMD_KEYS = ("SupplementaryGroups", "ReadWritePaths", "ReadOnlyPaths", "DeviceAllow",
+                    "PrivateDevices", "Nice", "OOMScoreAdjust", "LimitNOFILE", "TimeoutStartSec",
+                    "TimeoutStopSec", "WatchdogSec", "RestartSec")
 
     def agents(self, raw: Any, at: Path, lazy: m.LazyLoader) -> dict[str, m.Agent]:
         if not isinstance(raw, dict) or not raw:
@@ -304,7 +310,24 @@ class _Validator:
                                   cpu_percent=self.field(res, "cpu_percent", ra, t.percent, 25),
                                   vram_mb=self.field(res, "vram_mb", ra, t.non_negative_int, 0)),
             environment=env,
+            systemd=self.systemd_directives(d.get("systemd"), at + ("systemd",), name),
             description=self.field(d, "description", at, str, ""))
+
+    def systemd_directives(self, raw: Any, at: Path, name: str) -> tuple[tuple[str, str], ...]:
+        d = self.mapping(raw, at, self.SYSTEMD_KEYS, f"agent {name}.systemd")
+        out = []
+        for k, v in d.items():
+            if k not in self.SYSTEMD_KEYS:
+                continue
+            if isinstance(v, bool):
+                v = "yes" if v else "no"
+            if isinstance(v, list) and all(isinstance(x, (str, int)) for x in v):
+                v = " ".join(str(x) for x in v)
+            if not isinstance(v, (str, int)) or "\n" in str(v) or not str(v).strip():
+                self.err(at + (k,), f"{_show(v)} is not a directive value; allowed: a string, number or list")
+                continue
+            out.append((k, str(v)))
+        return tuple(out)
 
     def environment(self, raw: Any, at: Path) -> tuple[tuple[str, str], ...]:
         import re

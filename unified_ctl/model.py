@@ -51,6 +51,7 @@ class Agent:
     run: Run = field(default_factory=lambda: Run("reference"))
     resources: Resources = field(default_factory=Resources)
     environment: tuple[tuple[str, str], ...] = ()
+    systemd: tuple[tuple[str, str], ...] = ()  # extra [Service] directives (allowlisted)
     description: str = ""
 
     @property

@@ -86,6 +86,7 @@ def render_agent_service(cat: Catalog, a: Agent, ncpu: int) -> str:
     env += list(a.environment)
     svc = [f"MemoryMax={a.resources.memory_mb}M", f"CPUQuota={cpu_quota(a.resources.cpu_percent, ncpu)}"]
     svc += _env_line(env)
+    svc += [f"{k}={v}" for k, v in a.systemd]
     if a.run.kind == "command":
         argv = [arg.replace("{port}", str(a.port)).replace("{health_port}", str(a.health_port))
                    .replace("{name}", a.name) for arg in a.run.argv]

@@ -297,3 +297,19 @@ def test_find_cycle_returns_the_cycle_closed_on_its_first_agent():
     assert find_cycle({"A": ["B"], "B": ["A"]}) == ["A", "B", "A"]
     assert find_cycle({"X": ["A"], "A": ["B"], "B": ["C"], "C": ["A"]}) == ["A", "B", "C", "A"]
     assert catalog_mod.find_cycle({"A": ["A"]}) == ["A", "A"]
+
+
+def test_unknown_systemd_directive_is_refused_with_the_allowlist(tmp_path):
+    import pytest as _pytest
+
+    from unified_ctl.catalog import load_catalog
+    from unified_ctl.errors import CatalogInvalid
+
+    src = (pathlib.Path(__file__).parent / "golden" / "catalog.yaml").read_text()
+    p = tmp_path / "c.yaml"
+    p.write_text(src.replace("LimitNOFILE: 4096", "ExecStartPre: /bin/rm"))
+    with _pytest.raises(CatalogInvalid) as e:
+        load_catalog(str(p), env={})
+    (problem,) = e.value.problems
+    assert problem.where == "agents.Registry.systemd.ExecStartPre"
+    assert "unknown key 'ExecStartPre'" in problem.message and "SupplementaryGroups" in problem.message

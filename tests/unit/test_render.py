@@ -102,3 +102,8 @@ def test_real_catalog_renders_every_agent_and_profile():
         f"unified-profile-{p}.target" for p in sorted(["core", "vision", "learning", "tutoring", "full"])]
     core = out["unified-profile-core.target"]
     assert core.count(".service\n") == 16 and core.count(".socket\n") == 16
+
+
+def test_allowlisted_systemd_directives_are_rendered_verbatim(files):
+    reg = files["unified-agent@Registry.service.d/50-catalog.conf"]
+    assert "SupplementaryGroups=systemd-journal\nLimitNOFILE=4096\n" in reg

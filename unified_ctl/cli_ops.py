@@ -1,0 +1,1 @@
+"""unified-ctl operations commands (maintenance and emergency procedures of the runbook)."""
