@@ -1,4 +1,5 @@
 """Profile switch → every agent ready (essential healthy, optional listening)."""
+ORDER = 10
 from __future__ import annotations
 
 import json

@@ -57,13 +57,11 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
     args = ap.parse_args()
 
-    import bench_profiles
-    modules = [bench_profiles]
-    try:
-        import bench_agents  # SDK: cold activation, warm latency, RSS
-        modules.append(bench_agents)
-    except ImportError:
-        pass
+    import importlib
+
+    # Every bench/bench_*.py with run(container, runs, summary) -> list of Markdown lines.
+    modules = [importlib.import_module(p.stem) for p in sorted(Path(__file__).parent.glob("bench_*.py"))]
+    modules.sort(key=lambda m: getattr(m, "ORDER", 50))
     if args.only:
         modules = [m for m in modules if m.__name__ in args.only or m.__name__.split("_", 1)[1] in args.only]
 

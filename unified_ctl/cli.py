@@ -41,6 +41,24 @@ class Ctx:
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
+def _complete(kind: str):
+    """Shell completion of agent/profile names from the catalog (silent when it can't load)."""
+
+    def complete(ctx, param, incomplete):
+        try:
+            cat = load_catalog(catalog_path((ctx.find_root().params or {}).get("config")))
+        except Exception:
+            return []
+        names = cat.agents if kind == "agents" else cat.profiles
+        return [n for n in names if n.lower().startswith(incomplete.lower())]
+
+    return complete
+
+
+complete_agents = _complete("agents")
+complete_profiles = _complete("profiles")
+
+
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
@@ -126,7 +144,7 @@ def profile_list(ctx: Ctx, as_json: bool) -> None:
 
 
 @profile.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_profiles)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
 def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:

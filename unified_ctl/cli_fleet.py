@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import fleet, profiles, runtime
-from .cli import Ctx, cli, console, emit_json, pass_ctx, profile
+from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, pass_ctx, profile
 from .errors import UnifiedError
 
 
@@ -95,7 +95,7 @@ def profile_current(ctx: Ctx, as_json: bool) -> None:
 
 
 @profile.command("switch")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_profiles)
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--no-wait", is_flag=True, help="Return once the units are queued.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for readiness (profile's start_timeout).")
@@ -186,7 +186,7 @@ def console_err():
 
 # -- status -------------------------------------------------------------------------------
 @cli.command()
-@click.argument("agents", nargs=-1)
+@click.argument("agents", nargs=-1, shell_complete=complete_agents)
 @click.option("--all", "show_all", is_flag=True, help="All catalog agents, not only the profile's and running ones.")
 @click.option("--no-health", is_flag=True, help="Skip probing health ports.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -251,7 +251,7 @@ def agent() -> None:
 
 
 @agent.command("start")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
 def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Start agents now (socket and service; systemd pulls in their dependencies)."""
@@ -262,7 +262,7 @@ def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
 
 
 @agent.command("stop")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
 def agent_stop(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Stop agents: service and socket, so no connection wakes them again."""
@@ -272,7 +272,7 @@ def agent_stop(ctx: Ctx, names: tuple[str, ...]) -> None:
 
 
 @agent.command("restart")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
 def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Restart agents' processes; their sockets keep queueing connections meanwhile."""
@@ -283,7 +283,7 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
 
 
 @agent.command("load")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_agents)
 @click.option("--timeout", type=float, default=None, help="Seconds (default: lazy_loader.load_timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
@@ -318,7 +318,7 @@ def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> Non
 
 # -- logs ---------------------------------------------------------------------------------
 @cli.command()
-@click.argument("agents", nargs=-1)
+@click.argument("agents", nargs=-1, shell_complete=complete_agents)
 @click.option("-f", "--follow", is_flag=True, help="Follow new lines.")
 @click.option("-p", "--priority", metavar="PRIO", help="Minimum priority: emerg..debug or 0..7 (e.g. err).")
 @click.option("--since", metavar="TIME", help="journalctl --since (e.g. '1 hour ago', today).")
@@ -371,7 +371,8 @@ def emergency_stop(ctx: Ctx, yes: bool) -> None:
 
 @cli.command()
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--profile", "profile_name", default="core", show_default=True, help="Profile to start afterwards.")
+@click.option("--profile", "profile_name", default="core", show_default=True, shell_complete=complete_profiles,
+              help="Profile to start afterwards.")
 @click.option("--keep-state", is_flag=True, help="Do not clear /var/lib/unified.")
 @pass_ctx
 def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:

@@ -1,0 +1,31 @@
+"""Shell completion: the shipped bash shim is Click's, and names complete from the catalog."""
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).parents[2]
+CATALOG = str(ROOT / "etc/unified/unified.yaml")
+
+
+def complete(words: str) -> list[str]:
+    env = dict(os.environ, COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+               _UNIFIED_CTL_COMPLETE="bash_complete", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", "from unified_ctl.cli import cli; cli(prog_name='unified-ctl')"],
+                         env=env, capture_output=True, text=True).stdout
+    return [line.split(",", 1)[1] for line in out.splitlines() if "," in line]
+
+
+def test_agent_names_complete_from_the_catalog():
+    assert complete(f"unified-ctl -c {CATALOG} agent stop Tut") == ["TutorAgent", "TutoringAgent"]
+
+
+def test_profile_names_complete_from_the_catalog():
+    assert complete(f"unified-ctl -c {CATALOG} profile switch le") == ["learning"]
+
+
+def test_shipped_bash_shim_is_what_click_generates():
+    env = dict(os.environ, _UNIFIED_CTL_COMPLETE="bash_source", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", "from unified_ctl.cli import cli; cli(prog_name='unified-ctl')"],
+                         env=env, capture_output=True, text=True).stdout
+    assert out == (ROOT / "packaging/completions/unified-ctl").read_text()
