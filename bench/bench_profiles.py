@@ -1,9 +1,10 @@
 """Profile switch → every agent ready (essential healthy, optional listening)."""
-ORDER = 10
 from __future__ import annotations
 
 import json
 import time
+
+ORDER = 10
 
 
 def _switch(c, name):
