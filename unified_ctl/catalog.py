@@ -362,7 +362,7 @@ class _Validator:
                          "builtin: MODULE, entry_point: 'pkg.mod:callable', command: [ARGV...]")
             return m.Run("reference")
         d = self.mapping(raw, at, ("reference", "builtin", "entry_point", "command", "binds_own_port",
-                                   "simulate"), "run")
+                                   "backend_port", "simulate"), "run")
         kinds = [k for k in self.RUN_KINDS if k in d]
         if len(kinds) != 1:
             self.err(at, f"names {len(kinds)} ways to run ({', '.join(kinds) or 'none'}); allowed: exactly "
@@ -376,9 +376,14 @@ class _Validator:
                                  for k in ("load_ms", "memory_mb", "vram_mb", "task_ms")})
         if "simulate" in d and kind != "reference":
             self.err(sa, f"simulate applies to the reference agent only; this agent runs {kind}")
-        binds = self.field(d, "binds_own_port", at, t.boolean, False)
+        backend = self.field(d, "backend_port", at, t.port, 0)
+        binds = self.field(d, "binds_own_port", at, t.boolean, False) or bool(backend)
         if binds and kind != "command":
-            self.err(at + ("binds_own_port",), "applies to command agents only")
+            self.err(at + ("binds_own_port" if "binds_own_port" in d else "backend_port",),
+                     "applies to command agents only")
+        elif binds and not backend and "backend_port" not in d:
+            self.err(at, "binds_own_port needs backend_port: the port the command binds (the agent port stays "
+                         "with systemd's socket, proxied to it); allowed: a port 1024-65535")
         value = d[kind]
         if kind == "reference":
             return m.Run("reference", simulate=simulate)
@@ -396,7 +401,7 @@ class _Validator:
                 value = value.split()
             if (isinstance(value, list) and value and all(isinstance(a, str) and a for a in value)
                     and value[0].startswith("/")):
-                return m.Run("command", argv=tuple(value), binds_own_port=binds)
+                return m.Run("command", argv=tuple(value), binds_own_port=binds, backend_port=backend)
             self.err(at + ("command",), f"{_show(value)} is not a command; allowed: a list of strings starting "
                                         "with an absolute path, e.g. ['/usr/bin/server', '--port', '{port}']")
         return m.Run("reference")
@@ -406,15 +411,16 @@ class _Validator:
         for lname, port in settings.other_listeners:
             owners[port] = f"other listener {lname!r} (settings.other_listeners)"
         for a in agents.values():
-            for key in ("port", "health_port"):
-                p = getattr(a, key)
+            for key in ("port", "health_port", "backend_port"):
+                p = a.run.backend_port if key == "backend_port" else getattr(a, key)
                 if not p:
                     continue
-                src, line = self.mark(("agents", a.name, key))
+                at = ("agents", a.name, "run", key) if key == "backend_port" else ("agents", a.name, key)
+                src, line = self.mark(at)
                 who = f"{a.name}.{key} ({src}:{line})"
                 if p in owners:
-                    self.err(("agents", a.name, key), f"port {p} is already used by {owners[p]}; allowed: a "
-                                                      "port no other agent or listener uses")
+                    self.err(at, f"port {p} is already used by {owners[p]}; allowed: a "
+                                 "port no other agent or listener uses")
                 else:
                     owners[p] = who
 

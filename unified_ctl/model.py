@@ -29,6 +29,7 @@ class Run:
     value: str = ""  # builtin module, or "pkg.mod:callable"
     argv: tuple[str, ...] = ()  # command
     binds_own_port: bool = False  # command that cannot take a passed socket → socket-proxyd
+    backend_port: int = 0  # the port such a command binds itself (loopback)
     simulate: Simulate = field(default_factory=Simulate)
 
     @property

@@ -84,25 +84,58 @@ def render_agent_service(cat: Catalog, a: Agent, ncpu: int) -> str:
         env += [("UNIFIED_SIM_LOAD_MS", str(sim.load_ms)), ("UNIFIED_SIM_MEMORY_MB", str(sim.memory_mb)),
                 ("UNIFIED_SIM_VRAM_MB", str(sim.vram_mb)), ("UNIFIED_SIM_TASK_MS", str(sim.task_ms))]
     env += list(a.environment)
-    svc = [f"MemoryMax={a.resources.memory_mb}M", f"CPUQuota={cpu_quota(a.resources.cpu_percent, ncpu)}"]
-    svc += _env_line(env)
-    svc += [f"{k}={v}" for k, v in a.systemd]
-    if a.run.kind == "command":
-        argv = [arg.replace("{port}", str(a.port)).replace("{health_port}", str(a.health_port))
-                   .replace("{name}", a.name) for arg in a.run.argv]
-        svc += ["ExecStart=", "ExecStart=" + " ".join(_quote(x) for x in argv)]
-        # An external command has no sd_notify: it is up once exec'd.
-        svc += ["Type=exec", "WatchdogSec=0"]
+    limits = [f"MemoryMax={a.resources.memory_mb}M", f"CPUQuota={cpu_quota(a.resources.cpu_percent, ncpu)}"]
+    extra = [f"{k}={v}" for k, v in a.systemd]
     out = [header(cat.sources)]
-    if a.description:
-        out.append(f"[Unit]\nDescription=unified-system agent {a.name}: {a.description}")
+    out.append(f"[Unit]\nDescription=unified-system agent {a.name}: {a.description}" if a.description else "[Unit]")
+    if a.run.binds_own_port:
+        # The command binds its own (backend) port, so it cannot take the socket systemd
+        # holds: the agent's service is systemd-socket-proxyd, which takes the socket,
+        # starts the backend on the first connection and exits when idle; the backend is
+        # StopWhenUnneeded=yes, so it stops with the proxy (lazy loading, scale to zero).
+        backend = f"unified-backend@{a.name}.service"
+        out += [f"Requires={backend}", f"After={backend}"]
+        idle = f" --exit-idle-time={_sec(a.idle_timeout_s)}" if a.idle_timeout_s else ""
+        svc = ["ExecStart=", f"ExecStart=/lib/systemd/systemd-socket-proxyd{idle} 127.0.0.1:{a.run.backend_port}",
+               # systemd 252's proxy sends no READY=1 (measured: Type=notify fails 'protocol').
+               "Type=exec", "WatchdogSec=0", 'Environment="UNIFIED_AGENT=' + a.name + '"']
     else:
-        out.append("[Unit]")
+        svc = limits + _env_line(env) + extra
+        if a.run.kind == "command":
+            svc += ["ExecStart=", "ExecStart=" + _command_line(a)]
+            # An external command has no sd_notify: it is up once exec'd.
+            svc += ["Type=exec", "WatchdogSec=0"]
     out.extend(unit)
     out.append("")
     out.append("[Service]")
     out.extend(svc)
     return "\n".join(out) + "\n"
+
+
+def _command_line(a: Agent) -> str:
+    subst = {"{port}": a.port, "{health_port}": a.health_port, "{backend_port}": a.run.backend_port,
+             "{name}": a.name}
+    argv = []
+    for arg in a.run.argv:
+        for k, v in subst.items():
+            arg = arg.replace(k, str(v))
+        argv.append(_quote(arg))
+    return " ".join(argv)
+
+
+def render_backend_service(cat: Catalog, a: Agent, ncpu: int) -> str:
+    """The real process of a command agent that binds its own port (behind socket-proxyd)."""
+    env = [("UNIFIED_AGENT", a.name), ("UNIFIED_PORT", str(a.port)), ("UNIFIED_BACKEND_PORT", str(a.run.backend_port))]
+    env += list(a.environment)
+    lines = [header(cat.sources), "[Service]",
+             f"MemoryMax={a.resources.memory_mb}M", f"CPUQuota={cpu_quota(a.resources.cpu_percent, ncpu)}"]
+    lines += _env_line(env)
+    lines += [f"{k}={v}" for k, v in a.systemd]
+    lines += [f"ExecStart={_command_line(a)}",
+              # The proxy may only forward once the backend listens.
+              f"ExecStartPost=/usr/lib/unified-system/wait-port 127.0.0.1 {a.run.backend_port} "
+              f"{max(1, int(cat.settings.health.startup_timeout_s))}"]
+    return "\n".join(lines) + "\n"
 
 
 def _quote(arg: str) -> str:
@@ -151,6 +184,8 @@ def render(cat: Catalog, selected: str, ncpu: int) -> dict[str, str | Symlink]:
     for a in cat.agents.values():
         files[f"{TEMPLATE}{a.name}.service.d/50-catalog.conf"] = render_agent_service(cat, a, ncpu)
         files[f"{TEMPLATE}{a.name}.socket.d/50-listen.conf"] = render_agent_socket(cat, a)
+        if a.run.binds_own_port:
+            files[f"unified-backend@{a.name}.service.d/50-catalog.conf"] = render_backend_service(cat, a, ncpu)
     for p in cat.profiles.values():
         files[p.target] = render_profile_target(cat, p)
     prof = cat.profiles[selected]

@@ -184,3 +184,42 @@ def test_emergency_stop_leaves_no_unified_process_and_no_listening_socket(core):
     listening = core.run(["ss", "-Hltn"]).stdout
     for port in (7200, 9000, 7201, 7202, 5800):
         assert f":{port} " not in listening
+
+
+LEGACY_DROPIN = """\
+agents:
+  LegacyWeb:
+    description: A server that binds its own port (python3 -m http.server).
+    group: legacy_test
+    port: 7390
+    health_port: 8390
+    required: false
+    idle_timeout: 2s
+    run: {command: [/usr/bin/python3, -m, http.server, '{backend_port}', --bind, 127.0.0.1], backend_port: 17390}
+profiles:
+  legacytest:
+    extends: core
+    agents: [LegacyWeb]
+"""
+
+
+def test_command_binding_its_own_port_is_lazy_behind_socket_proxyd(core):
+    dropin = "/etc/unified/conf.d/90-systest-legacy.yaml"
+    core.write_file(dropin, LEGACY_DROPIN)
+    try:
+        core.run(["unified-ctl", "apply"])
+        switch(core, "legacytest")
+        assert core.is_active("unified-agent@LegacyWeb.socket") == "active"
+        assert core.is_active("unified-backend@LegacyWeb.service") == "inactive"
+        r = core.run(["curl", "-sS", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:7390/"])
+        assert r.stdout == "200"
+        assert core.is_active("unified-backend@LegacyWeb.service") == "active"
+        # idle: the proxy exits, the backend is no longer needed and stops; the socket stays
+        core.wait_until(["systemctl", "is-active", "unified-backend@LegacyWeb.service"], expect_rc=3, timeout=30)
+        assert core.is_active("unified-agent@LegacyWeb.socket") == "active"
+        r = core.run(["curl", "-sS", "-m", "30", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:7390/"])
+        assert r.stdout == "200"
+    finally:
+        switch(core, "core")
+        core.run(["rm", "-f", dropin])
+        core.run(["unified-ctl", "apply"])

@@ -158,8 +158,8 @@ def test_mini_catalog_run_specs_and_environment(tmp_path):
     assert cat.agents["Registry"].run.spec == "reference"
     assert cat.agents["Vision"].run.spec == "entry_point:vision_pkg.main:run"
     helper = cat.agents["Helper"].run
-    assert (helper.kind, helper.argv, helper.binds_own_port) == ("command", ("/usr/bin/helper", "--port", "{port}"),
-                                                                 True)
+    assert (helper.kind, helper.argv, helper.binds_own_port, helper.backend_port) == (
+        "command", ("/usr/bin/helper", "--port", "{backend_port}"), True, 17301)
     assert cat.agents["Tutor"].run.simulate.load_ms == 100
     assert cat.agents["Vision"].environment == (("VISION_MODEL", "small"),)
     assert cat.agents["Vision"].idle_timeout_s == 600

@@ -107,3 +107,12 @@ def test_real_catalog_renders_every_agent_and_profile():
 def test_allowlisted_systemd_directives_are_rendered_verbatim(files):
     reg = files["unified-agent@Registry.service.d/50-catalog.conf"]
     assert "SupplementaryGroups=systemd-journal\nLimitNOFILE=4096\n" in reg
+
+
+def test_command_that_binds_its_own_port_is_fronted_by_socket_proxyd(files):
+    proxy = files["unified-agent@Legacy.service.d/50-catalog.conf"]
+    assert "ExecStart=/lib/systemd/systemd-socket-proxyd --exit-idle-time=60s 127.0.0.1:17302" in proxy
+    assert "Requires=unified-backend@Legacy.service" in proxy
+    backend = files["unified-backend@Legacy.service.d/50-catalog.conf"]
+    assert "ExecStart=/usr/bin/python3 -m http.server 17302 --bind 127.0.0.1" in backend
+    assert "ExecStartPost=/usr/lib/unified-system/wait-port 127.0.0.1 17302 30" in backend
