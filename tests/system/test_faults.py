@@ -1,0 +1,155 @@
+"""Faults on real systemd: kill -9 under load, hung agents, crash loops, upgrade under load.
+
+Load runs inside the container on loopback (tests/system/loadgen.py), bounded in rate and
+time. Counts of lost requests are the result; timings go to benchmarks, not assertions.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import pytest
+
+LOADGEN = pathlib.Path(__file__).with_name("loadgen.py")
+CORE_PORTS = {  # essential agents of the core profile: agent port (held by the socket)
+    "ServiceRegistry": 7200, "ObservabilityHub": 9000, "SystemDigitalTwin": 7220, "ModelManagerSuite": 7211,
+    "VRAMOptimizerAgent": 5572, "RequestCoordinator": 7201, "LazyLoader": 7202, "MemoryClient": 5713,
+    "KnowledgeBase": 5715, "SessionMemoryAgent": 5574, "AudioCapture": 6550, "FusedAudioPreprocessor": 6551,
+    "STTService": 5800, "StreamingSpeechRecognition": 6553, "TTSService": 5801, "StreamingTTSAgent": 5562,
+}
+
+
+def switch(c, name, *extra):
+    r = c.run(["unified-ctl", "profile", "switch", name, *extra], check=False, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def main_pid(c, agent):
+    return int(c.unit_property(f"unified-agent@{agent}.service", "MainPID"))
+
+
+def start_load(c, urls, rate, duration, body=None):
+    c.copy_in(LOADGEN, "/root/loadgen.py")
+    args = ["python3", "/root/loadgen.py", "--rate", str(rate), "--duration", str(duration)]
+    if body is not None:
+        args += ["--method", "POST", "--body", body]
+    for u in urls:
+        args += ["--url", u]
+    import subprocess
+
+    return c.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish_load(p, timeout=120):
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def core(container):
+    switch(container, "core")
+    yield container
+    switch(container, "core")
+
+
+def test_kill9_of_each_essential_agent_under_steady_load_loses_no_request(core):
+    urls = [f"http://127.0.0.1:{port}/health" for port in CORE_PORTS.values()]
+    load = start_load(core, urls, rate=160, duration=16)
+    time.sleep(2)
+    killed = {}
+    for agent in CORE_PORTS:
+        pid = main_pid(core, agent)
+        core.run(["kill", "-9", str(pid)])
+        killed[agent] = pid
+        time.sleep(0.5)
+    result = finish_load(load)
+    print("kill -9 under load:", result)
+    assert result["sent"] > 1000
+    assert result["failed"] == 0, result
+    for agent, pid in killed.items():  # every one was really killed and came back
+        core.wait_until(["systemctl", "is-active", f"unified-agent@{agent}.service"], timeout=30)
+        assert main_pid(core, agent) != pid
+
+
+def test_hung_agent_is_killed_by_the_watchdog_and_restarted(core):
+    dropin = "/etc/unified/conf.d/90-systest-watchdog.yaml"
+    core.write_file(dropin, "settings:\n  supervision:\n    watchdog: 3s\n")
+    agent = "AudioCapture"
+    try:
+        core.run(["unified-ctl", "apply"])
+        core.run(["unified-ctl", "agent", "restart", agent])
+        assert core.unit_property(f"unified-agent@{agent}.service", "WatchdogUSec") == "3s"
+        pid = main_pid(core, agent)
+        t0 = time.monotonic()
+        core.run(["kill", "-STOP", str(pid)])
+        core.wait_until(f"test $(systemctl show -p MainPID --value unified-agent@{agent}.service) -ne {pid} "
+                        f"&& curl -sf -m 2 http://127.0.0.1:7550/health", timeout=30, interval=0.2)
+        print(f"SIGSTOP -> watchdog kill -> healthy again in {time.monotonic() - t0:.1f} s")
+        journal = core.journal(f"unified-agent@{agent}.service", 50)
+        assert "Watchdog timeout" in journal
+    finally:
+        core.run(["rm", "-f", dropin])
+        core.run(["unified-ctl", "apply"])
+        core.run(["unified-ctl", "agent", "restart", agent])
+
+
+CRASH_DROPIN = """\
+agents:
+  CrashAgent:
+    description: Fails at every start (fault test).
+    group: crash_test
+    port: 7391
+    health_port: 8391
+    required: true
+    depends_on: [ServiceRegistry]
+    run: {entry_point: "unified_systest_missing.module:main"}
+profiles:
+  crashtest:
+    extends: core
+    agents: [CrashAgent]
+"""
+
+
+def test_agent_crashing_at_start_ends_failed_without_a_restart_storm(core):
+    dropin = "/etc/unified/conf.d/90-systest-crash.yaml"
+    core.write_file(dropin, CRASH_DROPIN)
+    unit = "unified-agent@CrashAgent.service"
+    try:
+        core.run(["unified-ctl", "apply"])
+        r = core.run(["unified-ctl", "profile", "switch", "crashtest", "--timeout", "40"], check=False, timeout=120)
+        assert r.returncode == 1 and "CrashAgent" in r.stderr  # named, with its journal lines
+        # systemd 252: the service stays failed ('exit-code'), its socket records why
+        core.wait_until(["systemctl", "show", "-p", "Result", "--value", "unified-agent@CrashAgent.socket"],
+                        expect_stdout="service-start-limit-hit", timeout=60, interval=0.5)
+        assert core.is_active(unit) == "failed"
+        restarts = int(core.unit_property(unit, "NRestarts"))
+        time.sleep(5)
+        assert int(core.unit_property(unit, "NRestarts")) == restarts <= 10  # no storm: it stays down
+        status = json.loads(core.run(["unified-ctl", "status", "--json", "--no-health"]).stdout)
+        states = {a["agent"]: a["state"] for a in status["agents"]}
+        assert states["CrashAgent"] == "failed"
+        assert all(states[a] == "active" for a in CORE_PORTS), states  # the others are unaffected
+    finally:
+        switch(core, "core")
+        core.run(["rm", "-f", dropin])
+        core.run(["unified-ctl", "apply"])
+        core.systemctl("reset-failed", check=False)
+
+
+def test_package_upgrade_under_steady_load_loses_no_request(new_container, upgrade_deb):
+    c = new_container()
+    switch(c, "core")
+    before = main_pid(c, "ServiceRegistry")
+    urls = ["http://127.0.0.1:7200/health", "http://127.0.0.1:5801/health", "http://127.0.0.1:7201/health"]
+    load = start_load(c, urls, rate=100, duration=25)
+    time.sleep(3)
+    c.install_deb(upgrade_deb)
+    result = finish_load(load)
+    print("upgrade under load:", result)
+    assert c.dpkg_version().endswith("+systest1")
+    assert main_pid(c, "ServiceRegistry") != before  # the services really restarted
+    assert result["sent"] >= 2000
+    assert result["failed"] == 0, result
