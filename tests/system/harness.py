@@ -851,6 +851,29 @@ class Container:
                                        f"{self.console_tail()}")
             time.sleep(0.05)
 
+    def reboot(self, timeout: float = 60.0) -> None:
+        """`systemctl reboot` inside, then boot the same root again (its files persist).
+
+        systemd-nspawn exits when the container reboots (exit code 133); booting it again on
+        the same overlay is what a reboot is to the installed system.
+        """
+        with timed("container reboot", self.label) as t:
+            self.run(["systemctl", "reboot", "--no-block"], check=False, timeout=10)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise HarnessError(f"{self.name} did not go down within {timeout:.0f} s:\n"
+                                   + self.console_tail()) from None
+            if self.leader and _alive(self.leader, self.leader_start):
+                _kill(self.leader)
+                _wait_gone(self.leader, self.leader_start, 10)
+            self.leader = self.leader_start = self.state = None
+            with contextlib.suppress(Exception):
+                self._log.close()
+            self._spawn()
+            self._wait_running()
+            t["note"] = f"{self.label}: {self.state}"
+
     def stop(self, timeout: float = 30.0) -> None:
         """Power off; bounded wait; SIGKILL PID 1 and nspawn if needed; remove the copy."""
         if self._stopped:

@@ -153,3 +153,17 @@ def test_package_upgrade_under_steady_load_loses_no_request(new_container, upgra
     assert main_pid(c, "ServiceRegistry") != before  # the services really restarted
     assert result["sent"] >= 2000
     assert result["failed"] == 0, result
+
+
+def test_reboot_brings_the_selected_profile_back_with_its_state(new_container):
+    c = new_container()
+    switch(c, "tutoring")
+    c.write_file("/var/lib/unified/systest-marker", "still here\n")
+    c.reboot()
+    # nobody switched: the generator linked the selected profile into unified.target at boot
+    c.wait_until(["systemctl", "is-active", "unified-profile-tutoring.target"], timeout=60)
+    c.wait_until(["curl", "-sf", "-m", "2", "http://127.0.0.1:8200/health"], timeout=60)
+    assert c.is_active("unified-agent@TutorAgent.socket") == "active"
+    assert c.is_active("unified-profile-core.target") == "inactive"
+    assert c.read_file("/var/lib/unified/systest-marker") == "still here\n"
+    assert c.read_file("/etc/unified/selected-profile").strip() == "tutoring"
