@@ -1,0 +1,21 @@
+"""Agents the coordination tests run as entry points (tests/unit only)."""
+import os
+import time
+
+from unified_agents import Agent, HTTPError
+
+
+class Flaky(Agent):
+    """Fails every task while the file $FLAKY_SWITCH exists (500), answers otherwise.
+    {"data": {"sleep": s}} sleeps first; {"data": {"bad": true}} is a client error (400)."""
+
+    def handle_task(self, task):
+        data = task.get("data") or {}
+        if isinstance(data, dict) and data.get("sleep"):
+            time.sleep(float(data["sleep"]))
+        if isinstance(data, dict) and data.get("bad"):
+            raise HTTPError(400, "bad input (a client error, not the agent's failure)")
+        switch = os.environ.get("FLAKY_SWITCH")
+        if switch and os.path.exists(switch):
+            raise RuntimeError("simulated failure")
+        return {"served_by": self.name, "data": data, "pid": os.getpid()}
