@@ -60,7 +60,7 @@ def apply(ctx: Ctx, as_json: bool) -> None:
     if os.path.realpath(cat.path) != os.path.realpath(paths.catalog_file()):
         raise UnifiedError(f"apply makes {paths.catalog_file()} live; {cat.path} is another file. "
                            f"Validate it with `unified-ctl validate {cat.path}`, then copy it there.")
-    save_last_good(cat)
+    save_last_good(cat, reason="apply")  # also keeps it in the history (config rollback)
     ctx.sd.daemon_reload()
     try:
         with open(paths.generator_status_file()) as f:
@@ -111,14 +111,21 @@ def profile_switch(ctx: Ctx, name: str, dry_run: bool, no_wait: bool, timeout: f
 
 def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeout: float | None = None,
            as_json: bool = False):
+    from . import rollout
+
+    # CONFIG=FILE (other than the live catalog) = staged rollout: FILE is tried, not made
+    # permanent (rollout.py); with a trial active, a plain switch keeps using it.
+    trial = rollout.switch_catalog(ctx)
     cat = ctx.catalog
     profiles.require_known(cat, name)
     old = profiles.current_profile(cat)
     plan = profiles.plan_switch(cat, old, name, fleet.running_agents(cat, ctx.sd))
     if dry_run:
         if as_json:
-            emit_json({"dry_run": True, **plan.to_dict()})
+            emit_json({"dry_run": True, **plan.to_dict(), "trial": trial.source if trial else None})
         else:
+            if trial:
+                click.echo(f"would try catalog {trial.source} (not permanent until `unified-ctl config promote`)")
             click.echo(f"plan {old} -> {name} ({plan.target}), nothing changed (--dry-run):")
             click.echo(f"  start: {len(plan.start_agents)}  {' '.join(plan.start_agents) or '-'}")
             click.echo(f"  stop (service and socket): {len(plan.stop_agents)}  {' '.join(plan.stop_agents) or '-'}")
@@ -129,7 +136,9 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
     notes = [n for n in notes if n != "__reload__"]
     if reload_needed and not as_json:
         pass  # execute_switch reloads anyway
-    profiles.execute_switch(ctx.catalog, ctx.sd, plan)
+    cat, trial_notes = rollout.execute_switch(ctx.sd, cat, plan, trial)
+    ctx._catalog = cat
+    notes += trial_notes
     if not as_json:
         for n in notes:
             click.echo(f"note: {n}")

@@ -47,8 +47,9 @@ def read_selected(profiles) -> str | None:
     return name if name in profiles else None
 
 
-def save_last_good(cat) -> None:
-    """Copy the validated catalog (and its drop-ins) where a broken edit can't reach it."""
+def save_last_good(cat, reason: str = "daemon-reload") -> None:
+    """Copy the validated catalog (and its drop-ins) where a broken edit can't reach it,
+    and keep it in the catalog history (`unified-ctl config rollback` restores the previous)."""
     dest = paths.last_good_dir()
     if os.path.realpath(os.path.dirname(cat.path)) == os.path.realpath(dest):
         return
@@ -64,6 +65,9 @@ def save_last_good(cat) -> None:
         os.rename(dest, old)
     os.rename(tmp, dest)
     shutil.rmtree(old, ignore_errors=True)
+    from . import config_history
+
+    config_history.record(config_history.sources_files(cat.sources), reason)
 
 
 def load_good(catalog_file: str):
@@ -107,11 +111,16 @@ def write_status(status: dict) -> None:
 
 
 def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = None) -> dict:
-    catalog_file = catalog_file or paths.catalog_file()
+    # A catalog on trial (/run/unified/trial, staged rollout) wins over the permanent one
+    # until promoted or aborted; /run is empty after a reboot, so the permanent one returns.
+    from .config_history import trial_catalog
+
+    trial = None if catalog_file else trial_catalog()
+    catalog_file = catalog_file or trial or paths.catalog_file()
     started = time.monotonic()
     cat, fell_back, reason = load_good(catalog_file)
     status = {"time": time.time(), "catalog": catalog_file, "last_good": fell_back, "problems": reason,
-              "rendered": False}
+              "rendered": False, "trial": trial}
     if cat is None:
         log(2, f"{catalog_file} is invalid and no last good catalog exists; no agents are "
                f"configured until it is fixed:\n{reason}")
@@ -122,7 +131,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     selected = read_selected(cat.profiles) or cat.settings.profile
     files = render(cat, selected, ncpu or os.cpu_count() or 1)
     write_files(outdir, files)
-    if not fell_back:
+    if not fell_back and not trial:  # a trial is not permanent: never the fallback
         try:
             save_last_good(cat)
         except OSError:

@@ -33,3 +33,25 @@ def generator_status_file() -> str:
 def runtime_unit_dir() -> str:
     """Runtime (until reboot) unit drop-ins: DISABLE_AUTO_RESTART, env overrides."""
     return os.environ.get("UNIFIED_RUNTIME_UNITS", "/run/systemd/system")
+
+
+def history_dir() -> str:
+    """Catalogs that were live, newest last (`unified-ctl config history|rollback`). Under
+    /etc beside the catalog: a rollback must work when /var is the broken part."""
+    return os.path.join(etc_dir(), ".history")
+
+
+def trial_dir() -> str:
+    """A catalog on trial (staged rollout): read by the generator before the permanent one.
+    Under /run, so a reboot returns to the permanent catalog."""
+    return os.path.join(run_dir(), "trial")
+
+
+def state_dir() -> str:
+    """The agents' StateDirectory= (SQLite databases of the twin, memory, knowledge base)."""
+    return os.environ.get("UNIFIED_STATE_DIR", "/var/lib/unified")
+
+
+def backup_dir() -> str:
+    """Default place of `unified-ctl backup create` archives (Debian's /var/backups)."""
+    return os.environ.get("UNIFIED_BACKUP_DIR", "/var/backups/unified")

@@ -1,0 +1,285 @@
+"""Catalog history, rollback and staged rollout (trial → promote | abort), driven through the
+CLI against a recording fake of systemd and a private /etc/unified."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from unified_ctl import cli as cli_mod
+from unified_ctl import config_history as history
+from unified_ctl import generator, paths, profiles, rollout
+from unified_ctl.catalog import load_catalog
+
+from ..fakes import FakeSystemd
+
+
+@pytest.fixture()
+def fake(ops_env, monkeypatch):
+    cat = load_catalog(paths.catalog_file(), env={})
+    sd = FakeSystemd(cat)
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: sd))
+    return sd
+
+
+def ctl(*args, env=None):
+    """unified-ctl ARGS; the installed catalog is the private one (-c), unless the test
+    names another through $CONFIG as an operator would."""
+    pre = [] if env and "CONFIG" in env else ["-c", paths.catalog_file()]
+    return CliRunner().invoke(cli_mod.cli, pre + list(args), env=env, catch_exceptions=False)
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def apply_ok():
+    res = ctl("apply", "--json")
+    assert res.exit_code == 0, res.output
+
+
+def start_core(sd):
+    sd.catalog = load_catalog(paths.catalog_file(), env={})  # what the generator renders now
+    sd.start([sd.catalog.profiles["core"].target])
+    sd.calls.clear()
+
+
+def test_history_keeps_each_different_catalog_once(ops_env):
+    files = history.catalog_files(paths.catalog_file())
+    first = history.record(files, "apply")
+    assert first.id == 1
+    assert history.record(files, "daemon-reload") is None  # same content: nothing new
+    edit(ops_env / "etc" / "unified.yaml", "log_level: INFO", "log_level: DEBUG")
+    second = history.record(files, "apply")
+    assert second.id == 2 and second.digest != first.digest
+    assert [e.reason for e in history.entries()] == ["apply", "apply"]
+
+
+def test_history_prunes_the_oldest_beyond_keep(ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    for i in range(5):
+        main.write_text(main.read_text() + f"\n# edit {i}\n")
+        history.record(history.catalog_files(str(main)), "apply", keep=3)
+    assert [e.id for e in history.entries()] == [3, 4, 5]
+
+
+def test_a_drop_in_is_part_of_the_catalog_kept(ops_env):
+    drop = ops_env / "etc" / "conf.d" / "50-local.yaml"
+    drop.write_text("settings:\n  log_level: WARNING\n")
+    e = history.record(history.catalog_files(paths.catalog_file()), "apply")
+    assert e.files == ("conf.d/50-local.yaml", "unified.yaml")
+    assert (ops_env / "etc" / ".history" / "000001" / "conf.d" / "50-local.yaml").read_text() == drop.read_text()
+
+
+def test_every_apply_keeps_the_previous_catalog(fake, ops_env):
+    apply_ok()
+    edit(ops_env / "etc" / "unified.yaml", "log_level: INFO", "log_level: DEBUG")
+    apply_ok()
+    entries = history.entries()
+    assert [e.reason for e in entries] == ["apply", "apply"]
+    assert "log_level: INFO" in (ops_env / "etc" / ".history" / "000001" / "unified.yaml").read_text()
+
+
+def test_rollback_restores_the_previous_catalog_and_restarts_what_changed(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    before = main.read_text()
+    apply_ok()
+    edit(main, "port: 5574", "port: 5591")  # SessionMemoryAgent's agent port
+    apply_ok()
+    start_core(fake)
+    res = ctl("config", "rollback", "--no-wait", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert main.read_text() == before
+    assert data["to"]["id"] == 1 and data["sockets_restarted"] == ["SessionMemoryAgent"]
+    assert ("daemon-reload",) in fake.calls
+    stop = [c for c in fake.calls if c[0] == "stop"]
+    assert ("stop", ("unified-agent@SessionMemoryAgent.socket", "unified-agent@SessionMemoryAgent.service")) in stop
+    restarts = [c for c in fake.calls if c[0] == "restart"]
+    assert restarts == []  # nothing else changed: no other agent is touched
+    assert history.newest().reason == "rollback to 1"
+
+
+def test_a_second_rollback_returns_to_the_catalog_rolled_back_from(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    apply_ok()
+    edit(main, "log_level: INFO", "log_level: DEBUG")
+    apply_ok()
+    assert ctl("config", "rollback", "--no-wait").exit_code == 0
+    assert "log_level: INFO" in main.read_text()
+    assert ctl("config", "rollback", "--no-wait").exit_code == 0
+    assert "log_level: DEBUG" in main.read_text()
+
+
+def test_a_setting_every_agent_gets_restarts_every_running_agent(fake, ops_env):
+    apply_ok()
+    edit(ops_env / "etc" / "unified.yaml", "log_level: INFO", "log_level: DEBUG")
+    apply_ok()
+    start_core(fake)
+    res = ctl("config", "rollback", "--no-wait", "--json")
+    data = json.loads(res.output)
+    cat = load_catalog(paths.catalog_file(), env={})
+    assert sorted(data["restarted"]) == sorted(cat.profiles["core"].agents)
+
+
+def test_rollback_follows_profile_membership(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    apply_ok()
+    # the new catalog adds TutorAgent to core: rolling back must stop it again
+    edit(main, "groups: [infrastructure_registry, coordination_resource, memory_foundation, speech_io]",
+         "groups: [infrastructure_registry, coordination_resource, memory_foundation, speech_io]\n"
+         "    agents: [TutorAgent]")
+    apply_ok()
+    start_core(fake)
+    bigger = set(fake.catalog.profiles["core"].agents)
+    assert fake.is_active("unified-agent@TutorAgent.socket")
+    res = ctl("config", "rollback", "--no-wait", "--json")
+    core = set(load_catalog(paths.catalog_file(), env={}).profiles["core"].agents)
+    assert "TutorAgent" in bigger - core  # (with the dependencies it pulled in)
+    assert sorted(json.loads(res.output)["stopped"]) == sorted(bigger - core)
+    stops = [u for c in fake.calls if c[0] == "stop" for u in c[1]]
+    assert "unified-agent@TutorAgent.socket" in stops and "unified-agent@TutorAgent.service" in stops
+
+
+def test_rollback_without_history_says_why(fake, ops_env):
+    res = ctl("config", "rollback")
+    assert res.exit_code == 1 and "no catalog history yet" in res.output
+
+
+def test_rollback_refuses_to_overwrite_unapplied_edits_unless_forced(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    apply_ok()
+    edit(main, "log_level: INFO", "log_level: DEBUG")
+    apply_ok()
+    edit(main, "log_level: DEBUG", "log_level: ERROR")  # edited, never applied
+    res = ctl("config", "rollback", "--no-wait")
+    assert res.exit_code == 1 and "never made live" in res.output
+    assert "log_level: ERROR" in main.read_text()
+    res = ctl("config", "rollback", "--no-wait", "--force")
+    assert res.exit_code == 0, res.output
+    aside = list((ops_env / "etc").glob("unified.yaml.unapplied-*"))
+    assert len(aside) == 1 and "log_level: ERROR" in aside[0].read_text()
+    assert "log_level: INFO" in main.read_text()
+
+
+def test_history_lists_entries_and_marks_the_live_one(fake, ops_env):
+    apply_ok()
+    edit(ops_env / "etc" / "unified.yaml", "log_level: INFO", "log_level: DEBUG")
+    apply_ok()
+    out = ctl("config", "history").output.splitlines()
+    assert len(out) == 2 and out[1].endswith("live") and not out[0].endswith("live")
+
+
+# -- staged rollout --------------------------------------------------------------------
+def new_catalog(ops_env, old="log_level: INFO", new="log_level: DEBUG"):
+    path = ops_env / "new_config.yaml"
+    path.write_text((ops_env / "etc" / "unified.yaml").read_text().replace(old, new, 1))
+    return path
+
+
+def test_config_switch_tries_the_catalog_without_making_it_permanent(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    before = main.read_text()
+    apply_ok()
+    start_core(fake)
+    new = new_catalog(ops_env)
+    res = ctl("profile", "switch", "core", "--no-wait", env={"CONFIG": str(new)})
+    assert res.exit_code == 0, res.output
+    assert main.read_text() == before  # the permanent catalog is untouched
+    assert history.trial_catalog() is not None
+    assert "config promote" in res.output
+    # the generator renders the trial; a reboot (empty /run) renders the permanent one
+    out = ops_env / "gen"
+    status = generator.generate(str(out))
+    assert status["trial"] and "LOG_LEVEL=DEBUG" in (out / "unified-agent@.service.d" / "10-settings.conf").read_text()
+    assert len(history.entries()) == 1  # a trial is never recorded as live history
+    # every running agent restarted once: its settings changed
+    restarted = [c for c in fake.calls if c[0] == "restart"]
+    assert restarted and len(restarted[0][1]) == 16
+
+
+def test_a_plain_switch_during_a_trial_keeps_trying_it(fake, ops_env):
+    apply_ok()
+    new = new_catalog(ops_env, "port: 7108", "port: 7109")  # TutorAgent
+    assert ctl("profile", "switch", "core", "--no-wait", env={"CONFIG": str(new)}).exit_code == 0
+    res = ctl("profile", "switch", "tutoring", "--no-wait", "--json")
+    assert res.exit_code == 0, res.output
+    assert history.trial_catalog() is not None
+    tutor = load_catalog(history.trial_catalog(), env={}).agents["TutorAgent"]
+    assert tutor.port == 7109
+
+
+def test_promote_makes_the_trial_permanent_and_keeps_it_in_history(fake, ops_env):
+    apply_ok()
+    new = new_catalog(ops_env)
+    ctl("profile", "switch", "core", "--no-wait", env={"CONFIG": str(new)})
+    res = ctl("config", "promote", "--no-wait", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert (ops_env / "etc" / "unified.yaml").read_text() == new.read_text()
+    assert history.trial_catalog() is None
+    assert history.newest().reason == "promote"
+    assert data["source"] == str(new)
+
+
+def test_abort_returns_to_the_permanent_catalog(fake, ops_env):
+    main = ops_env / "etc" / "unified.yaml"
+    before = main.read_text()
+    apply_ok()
+    start_core(fake)
+    ctl("profile", "switch", "core", "--no-wait", env={"CONFIG": str(new_catalog(ops_env))})
+    fake.calls.clear()
+    res = ctl("config", "abort", "--no-wait", "--json")
+    data = json.loads(res.output)
+    assert history.trial_catalog() is None and main.read_text() == before
+    assert len(data["restarted"]) == 16  # back to the permanent settings
+    status = generator.generate(str(ops_env / "gen"))
+    assert not status["trial"]
+
+
+def test_validate_with_config_is_a_pure_check(fake, ops_env):
+    new = new_catalog(ops_env)
+    res = ctl("validate", env={"CONFIG": str(new)})
+    assert res.exit_code == 0 and str(new) in res.output
+    assert history.trial_catalog() is None and fake.calls == []
+
+
+def test_an_invalid_trial_catalog_touches_nothing(fake, ops_env):
+    apply_ok()
+    bad = new_catalog(ops_env, "port: 7108", "port: seventy")
+    fake.calls.clear()
+    res = ctl("profile", "switch", "core", env={"CONFIG": str(bad)})
+    assert res.exit_code == 1 and "seventy" in res.output
+    assert history.trial_catalog() is None and fake.calls == []
+
+
+def test_a_broken_trial_renders_the_last_good_catalog(ops_env):
+    cat = load_catalog(paths.catalog_file(), env={})
+    generator.save_last_good(cat, reason="apply")
+    bad = ops_env / "bad.yaml"
+    bad.write_text("version: 1\nagents: [oops\n")
+    history.start_trial({"unified.yaml": str(bad)}, str(bad))
+    status = generator.generate(str(ops_env / "gen"))
+    assert status["rendered"] and status["last_good"]
+    assert len(history.entries()) == 1
+
+
+def test_promote_without_a_trial_says_how_to_start_one(fake, ops_env):
+    res = ctl("config", "promote")
+    assert res.exit_code == 1 and "CONFIG=FILE unified-ctl profile switch" in res.output
+
+
+def test_changed_units_compare_what_systemd_reads_not_comments(ops_env):
+    a = load_catalog(paths.catalog_file(), env={})
+    other = ops_env / "elsewhere" / "unified.yaml"
+    other.parent.mkdir()
+    other.write_text((ops_env / "etc" / "unified.yaml").read_text())
+    b = load_catalog(str(other), env={})
+    services, sockets = rollout.changed_units(a, b)
+    # only UNIFIED_CATALOG (the path) differs: every service, no socket
+    assert services == set(a.agents) and sockets == set()
+    assert rollout.changed_units(a, a) == (set(), set())
+    assert profiles.current_profile(a) == "core"
