@@ -156,7 +156,11 @@ class FleetView:
             from unified_ctl import paths
 
             last = os.path.join(paths.last_good_dir(), "unified.yaml")
-            cat = load_catalog(last, env={})  # the generator's own fallback
+            try:
+                cat = load_catalog(last, env={})  # the generator's own fallback
+            except UnifiedError as e2:
+                raise RuntimeError(f"no usable catalog: {problem} -- and the last good one "
+                                   f"{last}: {e2.format_message()}") from None
             problem = f"{self.path} is invalid, using the last good catalog: {problem}"
         return Snapshot(cat, current_profile(cat), version, problem)
 

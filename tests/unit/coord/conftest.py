@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from ..sdk.harness import ROOT, Spawner, free_port, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -88,9 +88,14 @@ class Fleet:
         self.tmp = tmp
         self.spawner = spawner
         self.ports = {}
-        for a in AGENTS:
-            self.ports[a] = free_port()
-            self.ports[a + "_h"] = free_port()
+        held = []
+        for key in [k for a in AGENTS for k in (a, a + "_h")]:
+            s = socket.socket()  # kept bound until all are chosen: no port twice
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+            self.ports[key] = s.getsockname()[1]
+        for s in held:
+            s.close()
         (tmp / "etc").mkdir(exist_ok=True)
         self.catalog = tmp / "etc" / "unified.yaml"
         self.catalog.write_text(CATALOG.format(load_timeout=load_timeout, slow=slow,
@@ -139,6 +144,7 @@ class Fleet:
         return s
 
     def start(self, agent: str, run: str | None = None, lsock=None, **env):
+        run = run or {"Flaky": "entry_point:coord_test_agents:Flaky"}.get(agent)
         if run:
             env["UNIFIED_RUN"] = run
         p = self.spawner(agent, self.env(**env), lsock=lsock or self.listen(agent),
