@@ -326,7 +326,28 @@ def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> Non
 
 
 # -- logs ---------------------------------------------------------------------------------
-@cli.command()
+class LogsGroup(click.Group):
+    """`logs [AGENT]... [options]` shows logs; `logs vacuum|rotate|usage` (cli_ops) maintain
+    the journal. Anything but a subcommand name goes to `logs show`, so agent names (never
+    lower-case verbs) and the maintenance verbs share one command."""
+
+    def parse_args(self, ctx, args):
+        if not (args and (args[0] in self.commands or args[0] in ("-h", "--help"))):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=LogsGroup)
+def logs() -> None:
+    """Show agents' logs from journald, or maintain the journal.
+
+    \b
+      unified-ctl logs [AGENT]... [-f] [-p err] [--since TIME] [-n N]
+      unified-ctl logs vacuum --keep 7d     (journalctl --rotate --vacuum-time=7d)
+    """
+
+
+@logs.command("show")
 @click.argument("agents", nargs=-1, shell_complete=complete_agents)
 @click.option("-f", "--follow", is_flag=True, help="Follow new lines.")
 @click.option("-p", "--priority", metavar="PRIO", help="Minimum priority: emerg..debug or 0..7 (e.g. err).")
@@ -334,8 +355,8 @@ def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> Non
 @click.option("-n", "--lines", type=int, default=None, help="Number of lines.")
 @click.option("-o", "--output", metavar="FORMAT", help="journalctl output format (short-iso, json, cat …).")
 @pass_ctx
-def logs(ctx: Ctx, agents, follow, priority, since, lines, output) -> None:
-    """Show agents' logs from journald (all agents when none is named)."""
+def logs_show(ctx: Ctx, agents, follow, priority, since, lines, output) -> None:
+    """Show agents' logs from journald (all agents when none is named; the default)."""
     cat = ctx.catalog
     if agents:
         units = [cat.agent(a).service for a in agents] + [cat.agent(a).socket for a in agents]

@@ -4,6 +4,7 @@ logs vacuum|rotate|usage, debug capture."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import click
@@ -222,3 +223,100 @@ def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bo
                    "NOT ready: " + ", ".join(a["agent"] for a in f.get("not_ready", []))))
     if not res["ok"]:
         sys.exit(1)
+
+
+# -- journal maintenance (logs vacuum|rotate|usage) -------------------------------------------
+from .cli_fleet import logs  # noqa: E402  (the logs group: `logs [AGENT]...` shows logs)
+
+_SPAN = re.compile(r"^\d+(s|sec|m|min|h|d|days?|w|weeks?|M|months?|y|years?)$")
+_SIZE = re.compile(r"^\d+[KMGT]?$")
+
+
+def _journal_usage(ctx: Ctx) -> str:
+    proc = ctx.sd.journal_run([ctx.sd.journalctl, "--disk-usage"], timeout=60)
+    return (proc.stdout or proc.stderr).strip()
+
+
+@logs.command("vacuum")
+@click.option("--keep", metavar="SPAN", default=None, help="Remove archived journal files older than SPAN (7d, 2weeks, 1month).")
+@click.option("--max-size", metavar="SIZE", default=None, help="Shrink archived journal files to SIZE in all (500M, 2G).")
+@pass_ctx
+def logs_vacuum(ctx: Ctx, keep: str | None, max_size: str | None) -> None:
+    """Rotate the journal, then delete archived files beyond --keep / --max-size.
+
+    journald keeps every unit's logs in the same files, so this acts on the whole journal
+    (journald's own limits: SystemMaxUse=, MaxRetentionSec= in journald.conf)."""
+    if not keep and not max_size:
+        raise click.UsageError("say what to keep: --keep 7d and/or --max-size 1G")
+    if keep and not _SPAN.match(keep):
+        raise click.BadParameter(f"{keep!r} is not a time span; allowed: a number with s, min, h, d, w, M, y "
+                                 "(e.g. 7d, 2weeks)", param_hint="--keep")
+    if max_size and not _SIZE.match(max_size):
+        raise click.BadParameter(f"{max_size!r} is not a size; allowed: a number with K, M, G or T (e.g. 500M)",
+                                 param_hint="--max-size")
+    before = _journal_usage(ctx)
+    args = [ctx.sd.journalctl, "--rotate"]
+    args += [f"--vacuum-time={keep}"] if keep else []
+    args += [f"--vacuum-size={max_size}"] if max_size else []
+    proc = ctx.sd.journal_run(args, timeout=300)
+    if proc.returncode != 0:
+        raise UnifiedError(f"journalctl {' '.join(args[1:])} failed: {(proc.stderr or proc.stdout).strip()}")
+    freed = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.startswith("Vacuuming done")]
+    click.echo(f"before: {before}")
+    click.echo("; ".join(freed) or "nothing to vacuum")
+    click.echo(f"after:  {_journal_usage(ctx)}")
+
+
+@logs.command("rotate")
+@pass_ctx
+def logs_rotate(ctx: Ctx) -> None:
+    """Archive the active journal files now (journalctl --rotate)."""
+    proc = ctx.sd.journal_run([ctx.sd.journalctl, "--rotate"], timeout=120)
+    if proc.returncode != 0:
+        raise UnifiedError(f"journalctl --rotate failed: {(proc.stderr or proc.stdout).strip()}")
+    click.echo(f"journal rotated; {_journal_usage(ctx)}")
+
+
+@logs.command("usage")
+@pass_ctx
+def logs_usage(ctx: Ctx) -> None:
+    """Disk space of the journal (journalctl --disk-usage)."""
+    click.echo(_journal_usage(ctx))
+
+
+# -- emergency: capture state ------------------------------------------------------------------
+@cli.group()
+def debug() -> None:
+    """Diagnostics for emergencies."""
+
+
+@debug.command("capture")
+@click.option("-o", "--output", "out", metavar="FILE", default=None,
+              help="Where to write (default /var/tmp/unified-capture-HOST-TIME.json; - for stdout).")
+@click.option("-n", "--lines", type=click.IntRange(0, 100000), default=300, show_default=True,
+              help="Journal lines of our units.")
+@pass_ctx
+def debug_capture(ctx: Ctx, out: str | None, lines: int) -> None:
+    """Capture hub /debug/state, systemd state and the journal into one JSON file.
+
+    Works with the hub down (then systemd and the journal only) and with a broken catalog."""
+    from . import capture, rollout
+
+    try:
+        cat = ctx.catalog
+    except UnifiedError:
+        try:
+            cat = rollout.load_live()
+        except UnifiedError:
+            cat = None
+    data = capture.capture(cat, ctx.sd, lines=lines)
+    if out == "-":
+        import json
+
+        click.echo(json.dumps(data, indent=1, default=str))
+        return
+    path = capture.write(data, out or capture.default_path())
+    hub = data.get("hub") or {}
+    hub_note = ("hub state included" if not ({"skipped", "error"} & set(hub)) else
+                f"hub: {hub.get('skipped') or hub.get('error')}")
+    click.echo(f"{path}: {os.path.getsize(path) / 1024:.1f} KiB in {data['seconds']:.2f} s ({hub_note})")
