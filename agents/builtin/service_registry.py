@@ -29,7 +29,8 @@ from unified_agents import Agent, HTTPError, route
 
 STATES = ("active", "starting", "dormant", "failed", "stopping", "stopped", "unknown")
 _PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts",
-          "StateChangeTimestampMonotonic")
+          "StateChangeTimestampMonotonic", "InactiveExitTimestampMonotonic",
+          "ActiveEnterTimestampMonotonic")
 _FALSE = ("0", "false", "no", "off")
 _TRUE = ("1", "true", "yes", "on")
 
@@ -77,9 +78,14 @@ class Snapshot:
 
 
 class UnitState:
-    __slots__ = ("state", "service", "socket", "pid", "restarts", "result", "since_wall")
+    """One agent as systemd sees it. `startup_s`: the last start, from the start job
+    (for a dormant agent: the connection that activated it) to READY=1."""
 
-    def __init__(self, state, service, socket, pid, restarts, result, since_wall):
+    __slots__ = ("state", "service", "socket", "pid", "restarts", "result", "since_wall",
+                 "startup_s")
+
+    def __init__(self, state, service, socket, pid, restarts, result, since_wall,
+                 startup_s=None):
         self.state = state
         self.service = service
         self.socket = socket
@@ -87,6 +93,7 @@ class UnitState:
         self.restarts = restarts
         self.result = result
         self.since_wall = since_wall
+        self.startup_s = startup_s
 
 
 UNKNOWN = UnitState("unknown", "?", "?", None, 0, "", None)
@@ -248,6 +255,19 @@ class FleetView:
             self._states_at = self.clock()
             return states, 0.0, error
 
+    def states_nowait(self, max_age: float = 5.0):
+        """Like states() but never waits for systemctl: a stale (or empty, at first) answer
+        comes back at once and a refresh runs in the background. For /health, which must
+        answer within a readiness probe's timeout even while systemd is busy."""
+        at = self._states_at
+        if at is not None and self.clock() - at <= max_age:
+            return self._states, self.clock() - at, self._states_error
+        if not self._state_lock.locked():
+            threading.Thread(target=self.states, args=(max_age,), daemon=True).start()
+        if at is None:
+            return None, None, self._states_error
+        return self._states, self.clock() - at, self._states_error
+
     def _query(self, snap: Snapshot) -> dict:
         from unified_ctl.fleet import classify
 
@@ -268,11 +288,15 @@ class FleetView:
             changed = max(_int(svc.get("StateChangeTimestampMonotonic")),
                           _int(sock.get("StateChangeTimestampMonotonic")))
             since = now_wall - (now_mono - changed / 1e6) if changed else None
+            exited = _int(svc.get("InactiveExitTimestampMonotonic"))
+            entered = _int(svc.get("ActiveEnterTimestampMonotonic"))
+            startup = round((entered - exited) / 1e6, 3) if state == "active" and \
+                entered >= exited > 0 else None
             out[a.name] = UnitState(
                 state, f"{svc.get('ActiveState', 'inactive')}/{svc.get('SubState', 'dead')}",
                 f"{sock.get('ActiveState', 'inactive')}/{sock.get('SubState', 'dead')}",
                 (_int(svc.get("MainPID")) or None) if running else None,
-                _int(svc.get("NRestarts")), svc.get("Result", ""), since)
+                _int(svc.get("NRestarts")), svc.get("Result", ""), since, startup)
         return out
 
     # ------------------------------------------------------------ health
@@ -323,7 +347,7 @@ class FleetView:
             "autoload": name in snap.autoload,
             "state": st.state, "service": st.service, "socket": st.socket,
             "pid": st.pid, "restarts": st.restarts, "result": st.result,
-            "since": iso(st.since_wall),
+            "since": iso(st.since_wall), "startup_s": st.startup_s,
             "since_s": round(time.time() - st.since_wall, 1) if st.since_wall else None,
         }
         if with_health:

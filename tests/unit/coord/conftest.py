@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import socket
+import time
 
 import pytest
 
@@ -142,6 +143,30 @@ class Fleet:
         s = socket.create_server(("127.0.0.1", self.ports[agent]), backlog=128)
         self.spawner.sockets.append(s)
         return s
+
+    def socket_activated(self, agent: str, delay: float = 0.0, **env):
+        """systemd's part of socket activation: hold the agent port; on the first
+        connection (after `delay`: a slow start) mark the unit active and start the agent.
+        → the thread (join it); `.started` is set once the agent runs."""
+        import select
+        import threading
+
+        lsock = self.listen(agent)
+        self.set_state(agent, "inactive")                 # dormant: socket listens only
+
+        def run():
+            r, _, _ = select.select([lsock], [], [], 30)
+            if not r:
+                return
+            time.sleep(delay)
+            self.start(agent, lsock=lsock, **env)
+            self.set_state(agent, "active", MainPID=self.procs[agent].proc.pid)
+            t.started = True
+
+        t = threading.Thread(target=run, daemon=True)
+        t.started = False
+        t.start()
+        return t
 
     def start(self, agent: str, run: str | None = None, lsock=None, **env):
         run = run or {"Flaky": "entry_point:coord_test_agents:Flaky"}.get(agent)
