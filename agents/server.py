@@ -40,6 +40,7 @@ MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
 LINGER_S = 2.0
 LINGER_MAX_BYTES = 4 << 20
+_INF = float("inf")
 _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _RID_OK = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:")
@@ -269,7 +270,7 @@ class Server:
         self._done: deque = deque()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._next_sweep = 0.0
+        self._next_sweep = float("inf")  # earliest connection deadline (or sooner)
 
     # ---------------------------------------------------------------- listeners
     def add_listener(self, sock: socket.socket, kind: str, max_conns: int) -> Listener:
@@ -305,7 +306,26 @@ class Server:
             # kernel buffer: closing it resets the client (measured: 3 lost per restart
             # under load). It is read and answered, then closed.
             if conn.state == READ and not conn.rbuf and conn.head is None and conn.served:
-                self._close(conn)
+                self._close_idle(conn)
+
+    def _close_idle(self, conn: Conn) -> None:
+        """Close a keep-alive connection that looks idle, unless a request has arrived on
+        it that the loop has not read yet: then read and answer it (with Connection: close
+        when draining). Narrows the keep-alive close race to bytes still on the wire."""
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            self._close(conn)
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        self._deadline(conn, self.request_timeout)
+        conn.rbuf += data
+        self._process(conn)
 
     def open_connections(self, kind: str | None = None) -> int:
         if kind is None:
@@ -347,14 +367,14 @@ class Server:
             conn, req, resp = done.popleft()
             self.busy -= 1
             self._respond(conn, req, resp)
-        if self.conns:
+        if self._next_sweep != _INF:
             now = time.monotonic()
             if now >= self._next_sweep:
                 self._sweep(now)
 
     def next_deadline(self) -> float | None:
-        """Seconds until the next connection timeout check is due (None: no connections)."""
-        if not self.conns:
+        """Seconds until the next connection timeout check is due (None: nothing due)."""
+        if self._next_sweep == _INF:
             return None
         return max(0.0, self._next_sweep - time.monotonic())
 
@@ -377,7 +397,8 @@ class Server:
                 if self.on_error:
                     self.on_error(f"accept on {lst.kind} port failed", e)
                 self._watch(lst, False)
-                self._next_sweep = 0.0  # _sweep resumes it
+                # _sweep resumes it in a moment (not at once: EMFILE would spin)
+                self._next_sweep = min(self._next_sweep, time.monotonic() + 0.5)
                 return
             sock.setblocking(False)
             if sock.family != socket.AF_UNIX:
@@ -388,9 +409,7 @@ class Server:
             conn = Conn(sock, lst, addr if isinstance(addr, tuple) else (str(addr), 0))
             lst.count += 1
             self.conns[conn.fd] = conn
-            conn.deadline = time.monotonic() + self.request_timeout
-            if self._next_sweep == 0.0 or self._next_sweep > conn.deadline:
-                self._next_sweep = conn.deadline
+            self._deadline(conn, self.request_timeout)
             self._set_events(conn, selectors.EVENT_READ)
 
     # ---------------------------------------------------------------- read + parse
@@ -411,7 +430,7 @@ class Server:
             self._close(conn)
             return
         if not conn.rbuf and conn.head is None:
-            conn.deadline = time.monotonic() + self.request_timeout
+            self._deadline(conn, self.request_timeout)
         conn.rbuf += data
         self._process(conn)
 
@@ -618,7 +637,7 @@ class Server:
             return
         if n < len(data):
             conn.wbuf = memoryview(data)[n:]
-            conn.deadline = time.monotonic() + self.request_timeout
+            self._deadline(conn, self.request_timeout)
             self._set_events(conn, selectors.EVENT_WRITE)
         else:
             self._written(conn)
@@ -633,7 +652,7 @@ class Server:
             return
         conn.wbuf = conn.wbuf[n:]
         if len(conn.wbuf):
-            conn.deadline = time.monotonic() + self.request_timeout
+            self._deadline(conn, self.request_timeout)
         else:
             conn.wbuf = None
             self._written(conn)
@@ -643,8 +662,7 @@ class Server:
             self._linger(conn)
             return
         conn.state = READ
-        conn.deadline = time.monotonic() + (self.request_timeout if conn.rbuf
-                                            else self.keepalive_timeout)
+        self._deadline(conn, self.request_timeout if conn.rbuf else self.keepalive_timeout)
         self._set_events(conn, selectors.EVENT_READ)
         if conn.rbuf:  # pipelined request already buffered
             self._process(conn)
@@ -659,7 +677,7 @@ class Server:
             return
         conn.state = LINGER
         conn.rbuf.clear()
-        conn.deadline = time.monotonic() + LINGER_S
+        self._deadline(conn, LINGER_S)
         self._set_events(conn, selectors.EVENT_READ)
 
     # ---------------------------------------------------------------- bookkeeping
@@ -694,8 +712,15 @@ class Server:
         if not lst.watched and self.accepting and lst.count < lst.max_conns:
             self._watch(lst, True)
 
+    def _deadline(self, conn: Conn, seconds: float) -> None:
+        conn.deadline = t = time.monotonic() + seconds
+        if t < self._next_sweep:
+            self._next_sweep = t
+
     def _sweep(self, now: float) -> None:
-        nxt = now + 1.0
+        """Time out connections whose deadline passed. Runs when the earliest deadline is
+        due (and at least once a second while there are connections)."""
+        nxt = now + 1.0 if self.conns else _INF
         for conn in list(self.conns.values()):
             if conn.state == BUSY:
                 continue
@@ -703,6 +728,10 @@ class Server:
                 if conn.state == READ and (conn.rbuf or conn.head is not None):
                     self._fail(conn, 408, "request not received in time")
                     if conn.state == LINGER:
+                        nxt = min(nxt, conn.deadline)
+                elif conn.state == READ and conn.served:
+                    self._close_idle(conn)  # keep-alive timeout
+                    if conn.state != CLOSED:
                         nxt = min(nxt, conn.deadline)
                 else:
                     self._close(conn)

@@ -265,3 +265,35 @@ def test_stop_grace_bounds_the_drain(spawn):
     assert time.monotonic() - t0 < 2.5
     assert "stop grace of 0.3 s is over" in a.stderr()
     t.join()
+
+
+def test_drain_answers_a_request_already_sent_on_an_idle_keepalive_connection(spawn):
+    """SIGTERM arrives while the loop is busy; meanwhile a client reuses its idle keep-alive
+    connection. Its request is already in our socket buffer: it must be answered, not reset."""
+    a = spawn(env={"UNIFIED_RUN": SAMPLE})
+    ka = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    ka.sendall(b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert ka.recv(65536).startswith(b"HTTP/1.1 200")  # now idle between requests
+    blocker = threading.Thread(target=a.request, args=("GET", "/block/400"))
+    blocker.start()
+    time.sleep(0.15)  # the I/O loop is inside /block
+    ka.sendall(b"GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.05)
+    a.proc.send_signal(signal.SIGTERM)
+    data = ka.recv(65536)
+    blocker.join()
+    assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data
+    ka.close()
+    assert a.wait_exit() == 0
+
+
+def test_keepalive_timeout_closes_idle_connections_on_time(spawn):
+    """The keep-alive timeout (0.3 s) is kept even though the request timeout is 10 s."""
+    a = spawn(env={"UNIFIED_KEEPALIVE_TIMEOUT_S": "0.3"})
+    ka = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+    ka.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert ka.recv(65536).startswith(b"HTTP/1.1 200")
+    t0 = time.monotonic()
+    assert ka.recv(100) == b""  # closed by the agent
+    assert 0.25 < time.monotonic() - t0 < 2
+    ka.close()
