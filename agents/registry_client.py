@@ -2,7 +2,7 @@
 
     from unified_agents.registry_client import RegistryClient
 
-    reg = RegistryClient()                      # $UNIFIED_REGISTRY_URL or http://127.0.0.1:7200
+    reg = RegistryClient()                      # $SERVICE_REGISTRY_URL or http://127.0.0.1:7200
     reg.url("SystemDigitalTwin")                # 'http://127.0.0.1:7220'  (agent port)
     reg.url("SystemDigitalTwin", health=True)   # 'http://127.0.0.1:8220'  (health port)
     reg.agent("TutorAgent")["state"]            # 'dormant' | 'active' | 'failed' | ...
@@ -40,7 +40,7 @@ class UnknownAgent(LookupError):
 class RegistryClient:
     def __init__(self, url: str | None = None, *, timeout: float = 2.0, ttl: float = 60.0,
                  catalog: str | None = None):
-        self.base = (url or os.environ.get("UNIFIED_REGISTRY_URL") or DEFAULT_URL).rstrip("/")
+        self.base = (url or os.environ.get("SERVICE_REGISTRY_URL") or DEFAULT_URL).rstrip("/")
         self.http = Client(self.base, timeout=timeout)
         self.ttl = ttl
         self.catalog = catalog or os.environ.get("UNIFIED_CATALOG") or \

@@ -371,7 +371,7 @@ class LazyLoader(Agent):
             return not auto_restart_disabled()
 
         self.loader = Loader(self.view, log=self.log, auto_restart=auto_restart,
-                             view_ttl=self.config.env.number("UNIFIED_LAZYLOADER_VIEW_TTL_S",
+                             view_ttl=self.config.env.number("LAZYLOADER_VIEW_TTL_S",
                                                              5.0, 0.0, 300))
 
     @_both_ports("POST", "/load")

@@ -11,16 +11,16 @@ and answers once started. The request id (X-Request-ID) goes along, so one id fo
 task through both agents' logs.
 
 Failure handling, per agent:
-  * circuit breaker (agents/breaker.py): opens after UNIFIED_BREAKER_FAILURES consecutive
+  * circuit breaker (agents/breaker.py): opens after COORDINATOR_BREAKER_FAILURES consecutive
     failures (5xx answers, timeouts, refused/reset connections; 4xx are the caller's
-    fault and count as success), one half-open probe after UNIFIED_BREAKER_RESET_S;
+    fault and count as success), one half-open probe after COORDINATOR_BREAKER_RESET_S;
     while open, tasks are refused at once with 503 + Retry-After;
-  * timeout UNIFIED_TASK_TIMEOUT_S (default: the catalog's lazy-load SLA, 30 s: a dormant
+  * timeout COORDINATOR_TASK_TIMEOUT_S (default: the catalog's lazy-load SLA, 30 s: a dormant
     agent's cold start is part of the first task);
-  * retries, at most UNIFIED_FORWARD_RETRIES, only where the agent cannot have seen the
+  * retries, at most COORDINATOR_FORWARD_RETRIES, only where the agent cannot have seen the
     task: connection refused, or a pooled keep-alive connection the agent had closed.
     Timeouts and answers are never retried (a task may not be idempotent);
-  * at most UNIFIED_AGENT_CONCURRENCY tasks in flight per agent (default MAX_THREADS - 2:
+  * at most COORDINATOR_AGENT_CONCURRENCY tasks in flight per agent (default MAX_THREADS - 2:
     a bulkhead, so one slow agent cannot take every worker thread), over it 503 +
     Retry-After. Forwards block a worker thread each: MAX_THREADS bounds the tasks in
     flight (the catalog gives this agent more threads than the default 8).
@@ -142,12 +142,12 @@ class RequestCoordinator(Agent):
         self.view = FleetView(self.config.catalog, log=self.log)
         self.view.start_watching()
         cat = self.view.snap.catalog
-        self.failures = env.integer("UNIFIED_BREAKER_FAILURES", 5, 1, 1000)
-        self.reset_s = env.number("UNIFIED_BREAKER_RESET_S", 30.0, 0.1, 3600)
-        self.timeout = env.number("UNIFIED_TASK_TIMEOUT_S", cat.lazy_loader.load_timeout_s,
+        self.failures = env.integer("COORDINATOR_BREAKER_FAILURES", 5, 1, 1000)
+        self.reset_s = env.number("COORDINATOR_BREAKER_RESET_S", 30.0, 0.1, 3600)
+        self.timeout = env.number("COORDINATOR_TASK_TIMEOUT_S", cat.lazy_loader.load_timeout_s,
                                   0.1, 3600)
-        self.retries = env.integer("UNIFIED_FORWARD_RETRIES", 2, 0, 5)
-        self.concurrency = env.integer("UNIFIED_AGENT_CONCURRENCY",
+        self.retries = env.integer("COORDINATOR_FORWARD_RETRIES", 2, 0, 5)
+        self.concurrency = env.integer("COORDINATOR_AGENT_CONCURRENCY",
                                        max(1, self.config.max_threads - 2), 1, 1024)
         self.breakers: dict[str, Breaker] = {}
         self.pools: dict[tuple, Pool] = {}

@@ -391,8 +391,8 @@ class ServiceRegistry(Agent):
     def on_start(self) -> None:
         env = self.config.env
         self.view = FleetView(self.config.catalog, log=self.log,
-                              state_ttl=env.number("UNIFIED_REGISTRY_STATE_TTL_S", 1.0, 0.0, 60),
-                              health_ttl=env.number("UNIFIED_REGISTRY_HEALTH_TTL_S", 2.0, 0.0, 60))
+                              state_ttl=env.number("REGISTRY_STATE_TTL_S", 1.0, 0.0, 60),
+                              health_ttl=env.number("REGISTRY_HEALTH_TTL_S", 2.0, 0.0, 60))
         self.view.start_watching()
         self.requests_by_route = {"list": 0, "get": 0, "lookup": 0}
 

@@ -13,8 +13,8 @@ COORD = "builtin:request_coordinator"
 @pytest.fixture
 def coord(fleet, tmp_path):
     fleet.switch = tmp_path / "flaky-fails"
-    fleet.start("Coordinator", COORD, UNIFIED_BREAKER_FAILURES=3, UNIFIED_BREAKER_RESET_S=0.5,
-                UNIFIED_TASK_TIMEOUT_S=1.5, MAX_THREADS=16)
+    fleet.start("Coordinator", COORD, COORDINATOR_BREAKER_FAILURES=3, COORDINATOR_BREAKER_RESET_S=0.5,
+                COORDINATOR_TASK_TIMEOUT_S=1.5, MAX_THREADS=16)
     return fleet
 
 
@@ -82,7 +82,7 @@ def test_breaker_opens_after_the_configured_failures_and_closes_after_recovery(c
     coord.start("Flaky", FLAKY_SWITCH=str(coord.switch))
     assert task(coord, "flaky")[0] == 200
     coord.switch.write_text("on")
-    for i in range(3):                                  # UNIFIED_BREAKER_FAILURES=3
+    for i in range(3):                                  # COORDINATOR_BREAKER_FAILURES=3
         status, body, _ = task(coord, "flaky")
         assert status == 500, (i, body)                 # the agent's own error, passed on
     status, body, headers = task(coord, "flaky")        # refused without asking the agent
@@ -97,7 +97,7 @@ def test_breaker_opens_after_the_configured_failures_and_closes_after_recovery(c
     assert 'unified_circuit_breaker_rejected_total{agent="Flaky"} 1' in text
 
     coord.switch.unlink()                               # the agent recovers
-    time.sleep(0.6)                                     # UNIFIED_BREAKER_RESET_S=0.5
+    time.sleep(0.6)                                     # COORDINATOR_BREAKER_RESET_S=0.5
     assert breakers(coord)["agents"]["Flaky"]["state"] == "half_open"
     assert task(coord, "flaky")[0] == 200               # the probe
     assert breakers(coord)["agents"]["Flaky"]["state"] == "closed"
@@ -161,7 +161,7 @@ def test_many_concurrent_tasks_all_arrive(coord):
 
 
 def test_one_slow_agent_cannot_take_every_worker_thread(fleet):
-    fleet.start("Coordinator", COORD, UNIFIED_AGENT_CONCURRENCY=2)
+    fleet.start("Coordinator", COORD, COORDINATOR_AGENT_CONCURRENCY=2)
     fleet.start("Flaky")
     results = []
     threads = [threading.Thread(target=lambda: results.append(task(fleet, "flaky", {"sleep": 1})))

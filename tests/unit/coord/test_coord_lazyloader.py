@@ -12,7 +12,7 @@ LOADER = "builtin:lazy_loader"
 @pytest.fixture
 def loader(fleet):
     fleet.set_state("Loader", "active", MainPID=1)
-    fleet.start("Loader", LOADER, UNIFIED_LAZYLOADER_VIEW_TTL_S=0.5)
+    fleet.start("Loader", LOADER, LAZYLOADER_VIEW_TTL_S=0.5)
     return fleet
 
 
