@@ -120,12 +120,28 @@ def catalog_env(name: str, path: str) -> dict:
     if kind in ("builtin", "entry_point") and value:
         prefix = kind + ":"
         env["UNIFIED_RUN"] = value if value.startswith(prefix) else prefix + value
+    sim = getattr(run, "simulate", None)
+    if kind == "reference" and sim is not None:
+        for var, attr in (("UNIFIED_SIM_LOAD_MS", "load_ms"), ("UNIFIED_SIM_MEMORY_MB", "memory_mb"),
+                          ("UNIFIED_SIM_VRAM_MB", "vram_mb"), ("UNIFIED_SIM_TASK_MS", "task_ms")):
+            if getattr(sim, attr, 0):
+                env[var] = str(getattr(sim, attr))
+    for k, v in getattr(a, "environment", ()) or ():  # the agent's own catalog environment
+        env[k] = str(v)
     # idle_timeout is deliberately not taken: by hand the agent bound its port itself, so
     # after an idle exit nobody would take the next connection. --idle-timeout sets it.
     return env
 
 
-def build_environment(name: str | None, flags: dict, environ, have_fd: bool) -> dict:
+def build_environment(name: str | None, flags: dict, environ, have_fd: bool,
+                      notes: list | None = None) -> dict:
+    """The environment the agent runs with: the process environment, plus (by hand only)
+    what the catalog says about NAME, overridden by command-line flags.
+
+    "By hand" = no socket from systemd and no UNIFIED_HEALTH_PORT in the environment (the
+    generator always writes it). Then the catalog is read; if it cannot be used, flags
+    giving both ports are enough (an ad-hoc agent for development: `notes` says why).
+    """
     from .config import ConfigError, check_agent_name
 
     env = dict(environ)
@@ -140,10 +156,19 @@ def build_environment(name: str | None, flags: dict, environ, have_fd: bool) -> 
                           "allowed: the same name (or unset UNIFIED_AGENT)")
     check_agent_name("NAME" if not env_name else "UNIFIED_AGENT", name)
     env["UNIFIED_AGENT"] = name
+    by_hand = not have_fd and not (env.get("UNIFIED_HEALTH_PORT") or "").strip()
     env.update(flags)
-    if not have_fd and not (env.get("UNIFIED_HEALTH_PORT") or "").strip():
+    if by_hand:
         path = (env.get("UNIFIED_CATALOG") or "").strip() or "/etc/unified/unified.yaml"
-        for k, v in catalog_env(name, path).items():
+        try:
+            from_catalog = catalog_env(name, path)
+        except ConfigError as e:
+            if not (flags.get("UNIFIED_PORT") and flags.get("UNIFIED_HEALTH_PORT")):
+                raise
+            from_catalog = {}
+            if notes is not None:
+                notes.append(f"not using the catalog ({e}); running with the flags given")
+        for k, v in from_catalog.items():
             if not (env.get(k) or "").strip():
                 env[k] = v
     return env
@@ -234,9 +259,10 @@ def run(name: str | None, flags: dict, environ=None) -> int:
 
     environ = os.environ if environ is None else environ
     label = name
+    notes: list = []
     try:
         sock = listen_fds("agent")
-        env = build_environment(name, flags, environ, sock is not None)
+        env = build_environment(name, flags, environ, sock is not None, notes)
         label = env.get("UNIFIED_AGENT")
         config = load(env, port_from_fd=sock is not None)
     except ConfigError as e:
@@ -247,6 +273,8 @@ def run(name: str | None, flags: dict, environ=None) -> int:
     from .log import Logger
 
     log = Logger(config.name, config.log_level)
+    for note in notes:
+        log.warning(note)
     if "MAX_THREADS" in env:
         for var in _THREAD_VARS:
             os.environ.setdefault(var, str(config.max_threads))

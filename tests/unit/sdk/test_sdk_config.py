@@ -118,11 +118,18 @@ def test_catalog_fills_environment_by_hand(monkeypatch):
     assert env["UNIFIED_RUN"] == "builtin:service_registry"
     assert env["UNIFIED_TASK_TYPES"] == "stt" and env["UNIFIED_VRAM_MB"] == "512"
     assert "UNIFIED_IDLE_TIMEOUT_S" not in env  # by hand: no idle exit unless asked
-    # flags win over the catalog
-    env = cli.build_environment("STTService", {"UNIFIED_PORT": "15800"}, {}, False)
-    assert env["UNIFIED_PORT"] == "15800"
+    # flags win over the catalog (which is still read for the rest)
+    env = cli.build_environment("STTService", {"UNIFIED_PORT": "15800",
+                                               "UNIFIED_HEALTH_PORT": "16800"}, {}, False)
+    assert env["UNIFIED_PORT"] == "15800" and env["UNIFIED_HEALTH_PORT"] == "16800"
+    assert env["UNIFIED_RUN"] == "builtin:service_registry"
     with pytest.raises(ConfigError, match="'Nope' is not in the catalog"):
         cli.build_environment("Nope", {}, {}, False)
+    # an agent the catalog does not know runs when the flags give both ports
+    notes = []
+    env = cli.build_environment("Nope", {"UNIFIED_PORT": "1", "UNIFIED_HEALTH_PORT": "2"}, {},
+                                False, notes)
+    assert "UNIFIED_RUN" not in env and "not using the catalog" in notes[0]
     # under systemd (socket passed) the catalog is never read
     seen.clear()
     cli.build_environment("STTService", {}, {"UNIFIED_HEALTH_PORT": "1"}, True)
