@@ -55,3 +55,8 @@ def state_dir() -> str:
 def backup_dir() -> str:
     """Default place of `unified-ctl backup create` archives (Debian's /var/backups)."""
     return os.environ.get("UNIFIED_BACKUP_DIR", "/var/backups/unified")
+
+
+def reports_dir() -> str:
+    """Weekly/capacity reports and the capacity samples they keep (root's, not the agents')."""
+    return os.environ.get("UNIFIED_REPORTS_DIR", "/var/lib/unified-system/reports")
