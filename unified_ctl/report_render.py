@@ -108,10 +108,13 @@ def capacity_markdown(r: dict, png: str | None = None, plot_note: str | None = N
         out += [f"![growth]({png})", ""]
     elif plot_note:
         out += [f"_{plot_note}_", ""]
-    out += ["## Profiles", "", "| profile | essential+autoload (declared) | all agents loaded | limit | fits |",
-            "| --- | ---: | ---: | ---: | --- |"]
-    out += [f"| {k} | {v['declared_essential_mb']} MB | {v['declared_all_mb']} MB | {v['limit_mb']} MB | "
-            f"{'yes' if v['fits'] else '**no**'} |" for k, v in r["profiles"].items()]
+    out += ["## Profiles", "", "Agent limits are each agent's MemoryMax (a ceiling, not use); the profile's limit "
+            "caps all its agents together.", "",
+            "| profile | agent limits, started | agent limits, all loaded | profile limit | overcommit | in use now |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    out += [f"| {k} | {v['agent_limits_started_mb']} MB | {v['agent_limits_all_mb']} MB | {v['limit_mb']} MB | "
+            f"{v['overcommit']}x | {'-' if v['used_now_mb'] is None else str(v['used_now_mb']) + ' MB'} |"
+            for k, v in r["profiles"].items()]
     out += ["", "## Advice", ""] + [f"- {a}" for a in r["advice"]]
     if r["missing"]:
         out += ["", "## Not in this report", ""] + [f"- {m}" for m in r["missing"]]

@@ -268,14 +268,18 @@ def capacity(cat, sd, days: float = 90, until: float | None = None, record: bool
     days_left = headroom / mem_trend if mem_trend and mem_trend > 0 else None
     disk_trend = (trends.get("state_bytes") or 0) + (trends.get("journal_bytes") or 0)
     disk_days = now["disk_free_bytes"] / disk_trend if disk_trend > 0 else None
+    # Per-agent MemoryMax limits are ceilings, not use: their sum may exceed the profile's
+    # slice limit on purpose (overcommit). What matters is the measured use against it.
     fit = {}
     for p in cat.profiles.values():
         declared = sum(cat.agents[a].resources.memory_mb for a in p.agents
                        if cat.agents[a].required or a in p.autoload)
         everything = sum(cat.agents[a].resources.memory_mb for a in p.agents)
         lim = (p.resources.memory_mb if p.resources else cat.settings.limits.memory_mb)
-        fit[p.name] = {"declared_essential_mb": declared, "declared_all_mb": everything, "limit_mb": lim,
-                       "fits": everything <= lim, "host_mb": now["host_memory_bytes"] // 2**20}
+        fit[p.name] = {"agent_limits_started_mb": declared, "agent_limits_all_mb": everything, "limit_mb": lim,
+                       "overcommit": round(everything / lim, 2) if lim else None,
+                       "used_now_mb": now["agents_memory_bytes"] // 2**20 if p.name == now["profile"] else None,
+                       "host_mb": now["host_memory_bytes"] // 2**20}
     advice = []
     if days_left is not None and days_left < 90:
         advice.append(f"agent memory grows {mem_trend / 2**20:.1f} MB/day: the {now['profile']} profile's limit "
@@ -283,11 +287,14 @@ def capacity(cat, sd, days: float = 90, until: float | None = None, record: bool
     if disk_days is not None and disk_days < 180:
         advice.append(f"state + journal grow {disk_trend / 2**20:.1f} MB/day: the disk is full in about "
                       f"{disk_days:.0f} days (`unified-ctl logs vacuum`, journald.conf SystemMaxUse=)")
+    if now["agents_memory_bytes"] > 0.8 * limit_bytes:
+        advice.append(f"the {now['profile']} profile uses {now['agents_memory_bytes'] // 2**20} MB of its "
+                      f"{limit_bytes // 2**20} MB limit: raise profiles.{now['profile']}.resources.memory_mb "
+                      "or let optional agents idle-exit sooner")
     for name, f in fit.items():
-        if not f["fits"]:
-            advice.append(f"profile {name}: its agents declare {f['declared_all_mb']} MB when all are loaded, "
-                          f"over its limit of {f['limit_mb']} MB (raise profiles.{name}.resources.memory_mb "
-                          "or keep optional agents idle-exiting)")
+        if f["limit_mb"] > f["host_mb"]:
+            advice.append(f"profile {name}: its limit ({f['limit_mb']} MB) is more than this host's memory "
+                          f"({f['host_mb']} MB)")
     if not advice:
         advice.append("no limit is near at the current growth")
     return {"report": "capacity", "host": socket.gethostname(), "unified_version": __version__,
