@@ -204,6 +204,11 @@ class RequestCoordinator(Agent):
     def handle_task(self, task: dict):
         ttype = task["type"]
         target = self._routing().get(ttype)
+        if target is None or not target.in_profile:
+            # Before refusing: the profile or catalog may have changed since the watcher's
+            # last look (a switch that just finished). Three stat calls, off the hot path.
+            if self.view.refresh_catalog():
+                target = self._routing().get(ttype)
         req = self.request
         rid = req.request_id
         if target is None:

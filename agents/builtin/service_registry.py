@@ -125,14 +125,8 @@ class FleetView:
         self.health_ttl = health_ttl
         self.watch_every = watch_every
         self.clock = clock
-        if systemd is None:
-            from unified_ctl.systemd import Systemd
-
-            systemd = Systemd()
-        if probe is None:
-            from unified_ctl.health import probe
-        self.sd = systemd
-        self.probe = probe
+        self._sd = systemd        # built on first use: the coordinator never asks systemd
+        self._probe = probe
         self._lock = threading.Lock()          # catalog reloads
         self._state_lock = threading.Lock()    # single-flight systemctl refresh
         self._health_lock = threading.Lock()
@@ -146,6 +140,22 @@ class FleetView:
                          "catalog_errors": 0, "health_probes": 0}
         self.snap: Snapshot = self._load(version=1)  # raises when no catalog can be read
         self._stamp = self._files_stamp()
+
+    @property
+    def sd(self):
+        if self._sd is None:
+            from unified_ctl.systemd import Systemd
+
+            self._sd = Systemd()
+        return self._sd
+
+    @property
+    def probe(self):
+        if self._probe is None:
+            from unified_ctl.health import probe
+
+            self._probe = probe
+        return self._probe
 
     # ------------------------------------------------------------ catalog
     def _load(self, version: int) -> Snapshot:
@@ -241,6 +251,11 @@ class FleetView:
             now = self.clock()
             if at is not None and now - at <= ttl:  # another thread refreshed meanwhile
                 return self._states, now - at, self._states_error
+            try:
+                self.refresh_catalog()  # a profile switch just now: states match the profile
+            except Exception as e:
+                if self.log:
+                    self.log.exception("catalog check failed", e)
             snap = self.snap
             try:
                 states = self._query(snap)

@@ -183,3 +183,11 @@ def test_routes_and_health(coord):
     assert body["routes"]["vision"]["agent"] == "Echo" and body["routes"]["far"]["in_profile"] is False
     status, body, _ = p.request("GET", "/health", health=True)
     assert status == 200 and body["status"] == "healthy" and body["breakers_open"] == []
+
+
+def test_a_profile_switch_that_just_finished_is_routed_at_once(coord):
+    coord.start("Faraway")
+    assert task(coord, "far")[0] == 409
+    (coord.tmp / "etc" / "selected-profile").write_text("extra\n")   # what `switch` writes
+    status, body, _ = task(coord, "far")                              # no waiting for a watcher
+    assert status == 200 and body["agent"] == "Faraway"

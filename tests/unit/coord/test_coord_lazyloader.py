@@ -167,3 +167,10 @@ def test_activations_it_did_not_request_are_observed_from_systemd(loader):
     assert info["last_loads"]["Echo"]["source"] == "observed"
     assert info["last_loads"]["Echo"]["seconds"] == pytest.approx(1.5, abs=0.01)
     assert info["last_loads"]["Echo"]["slow"] is True
+
+
+def test_a_profile_switch_that_just_finished_is_seen_at_once(loader):
+    (loader.tmp / "etc" / "selected-profile").write_text("extra\n")
+    loader.socket_activated("Faraway")
+    status, body, _ = load(loader, {"agent": "Faraway"})
+    assert status == 200 and body["profile"] == "extra"
