@@ -4,8 +4,8 @@ capacity planning, as Markdown + JSON (+ a PNG when python3-matplotlib is instal
 Sources, each optional except the journal, each saying why when it is missing:
 - the journal (always): lifecycle of every agent from systemd, warnings/errors, breaker
   openings logged by RequestCoordinator (report_journal.py);
-- SystemDigitalTwin's history over HTTP (GET /history/resources, /history/events) when the
-  twin runs and serves it: memory/VRAM peaks, resource trend;
+- SystemDigitalTwin's resource snapshots (GET /history/snapshots when the twin runs, else
+  its twin.db read as a consistent copy): memory/VRAM peaks, resource trend;
 - ObservabilityHub's /health/summary (alerts firing now), ModelManagerSuite's
   /routing/stats (LLM routing split), only when their services are active (connecting to a
   dormant agent's port would start it just for a report);
@@ -20,6 +20,7 @@ import socket
 import time
 
 from . import __version__, fleet, paths, profiles
+from .errors import UnifiedError
 from .report_journal import FIELDS, analyse
 
 WEEK = 7 * 86400
@@ -80,30 +81,87 @@ def http_json(cat, sd, agent: str, path: str, timeout: float = 5.0):
         return None, f"{agent} {path} did not answer JSON"
 
 
-def _records(data, key: str) -> list[dict]:
-    if isinstance(data, dict):
-        data = data.get(key, data.get("items", data.get("records", [])))
-    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+def _flatten(snap: dict) -> list[dict]:
+    """A twin snapshot → one row per agent (VRAM from the snapshot's GPU view, if any)."""
+    gpu = snap.get("gpu") if isinstance(snap.get("gpu"), dict) else {}
+    by_agent = gpu.get("by_agent") if isinstance(gpu.get("by_agent"), dict) else {}
+    out = []
+    for a in snap.get("agents") or []:
+        if not isinstance(a, dict) or not a.get("agent"):
+            continue
+        vram = by_agent.get(a["agent"])
+        out.append({"time": float(snap["ts"]), "agent": a["agent"], "memory_bytes": a.get("memory_bytes"),
+                    "vram_mb": round(vram / 2**20) if isinstance(vram, (int, float)) else None})
+    return out
+
+
+def _twin_http(cat, sd, since: float, until: float, page: int = 1000, max_pages: int = 100):
+    rows, after = [], 0
+    for _ in range(max_pages):
+        data, why = http_json(cat, sd, "SystemDigitalTwin", f"/history/snapshots?since={since:.0f}"
+                              f"&until={until:.0f}&limit={page}&after_id={after}", timeout=30)
+        if data is None:
+            return (rows, None) if rows else (None, why)
+        snaps = [x for x in data.get("snapshots", []) if isinstance(x, dict) and "ts" in x] \
+            if isinstance(data, dict) else []
+        for x in snaps:
+            rows += _flatten(x)
+        if len(snaps) < page:
+            break
+        after = snaps[-1]["id"]
+    return rows, None
+
+
+TWIN_SQL = ("SELECT s.id, s.ts, s.gpu, a.agent, a.memory_bytes FROM snapshots s "
+            "JOIN snapshot_agents a ON a.snapshot_id = s.id WHERE s.ts >= ? AND s.ts <= ? ORDER BY s.id")
+
+
+def _twin_db(since: float, until: float):
+    """The twin's database when the twin is not running: a consistent copy read as its owner
+    (backup.sqlite_snapshot), never the live file as root."""
+    import sqlite3
+    import tempfile
+
+    from .backup import sqlite_snapshot
+
+    path = os.path.join(paths.state_dir(), "twin.db")
+    if not os.path.exists(path):
+        return None, f"no {path}"
+    with tempfile.TemporaryDirectory(prefix="unified-report-") as tmp:
+        copy = os.path.join(tmp, "twin.db")
+        try:
+            sqlite_snapshot(path, copy)
+            c = sqlite3.connect(copy)
+            try:
+                found = c.execute(TWIN_SQL, (since, until)).fetchall()
+            finally:
+                c.close()
+        except (sqlite3.Error, OSError, UnifiedError) as e:
+            return None, f"cannot read {path}: {e}"
+    snaps: dict[int, dict] = {}
+    for sid, t, gpu, agent, mem in found:
+        s = snaps.setdefault(sid, {"ts": t, "agents": [], "gpu": None})
+        if gpu and s["gpu"] is None:
+            try:
+                s["gpu"] = json.loads(gpu)
+            except ValueError:
+                pass
+        s["agents"].append({"agent": agent, "memory_bytes": mem})
+    return [r for s in snaps.values() for r in _flatten(s)], None
 
 
 def twin_resources(cat, sd, since: float, until: float) -> tuple[list[dict], str | None]:
-    """Resource snapshots [{time, agent, memory_bytes, vram_mb, cpu_percent}] from the twin."""
-    data, why = http_json(cat, sd, "SystemDigitalTwin",
-                          f"/history/resources?since={since:.0f}&until={until:.0f}")
-    if data is None:
-        return [], why
-    out = []
-    for r in _records(data, "resources"):
-        t = r.get("time", r.get("ts", r.get("timestamp")))
-        agent = r.get("agent")
-        if not isinstance(t, (int, float)) or not agent:
-            continue
-        mem = r.get("memory_bytes", r.get("rss_bytes"))
-        if mem is None and isinstance(r.get("memory_mb"), (int, float)):
-            mem = r["memory_mb"] * 2**20
-        out.append({"time": float(t), "agent": agent, "memory_bytes": mem,
-                    "vram_mb": r.get("vram_mb"), "cpu_percent": r.get("cpu_percent")})
-    return out, None
+    """Resource rows [{time, agent, memory_bytes, vram_mb}] from SystemDigitalTwin's snapshots:
+    its HTTP API when it runs, else its database read-only. ([], why) when neither has any."""
+    rows, why = _twin_http(cat, sd, since, until)
+    if rows is None:
+        rows, why2 = _twin_db(since, until)
+        if rows is None:
+            return [], f"{why}; database: {why2}"
+        why = None
+    if not rows:
+        return [], "SystemDigitalTwin has no resource snapshots in this window"
+    return rows, why
 
 
 def peaks(resources: list[dict]) -> dict[str, dict]:

@@ -171,3 +171,32 @@ def test_twin_history_feeds_peaks_when_it_serves_them():
     rows = [{"time": 1, "agent": "A", "memory_bytes": 5, "vram_mb": 100},
             {"time": 2, "agent": "A", "memory_bytes": 9, "vram_mb": 50}]
     assert reports.peaks(rows) == {"A": {"memory_peak_bytes": 9, "vram_peak_mb": 100}}
+
+
+def test_twin_snapshots_from_its_database_when_the_twin_is_not_running(sd, ops_env):
+    import sqlite3
+
+    db = sqlite3.connect(str(ops_env / "state" / "twin.db"))
+    db.executescript("""
+        CREATE TABLE snapshots(id INTEGER PRIMARY KEY, ts REAL NOT NULL, profile TEXT, active INTEGER NOT NULL,
+            dormant INTEGER NOT NULL, failed INTEGER NOT NULL, memory_bytes INTEGER, cpu_seconds REAL, gpu TEXT);
+        CREATE TABLE snapshot_agents(snapshot_id INTEGER NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL,
+            pid INTEGER, memory_bytes INTEGER, cpu_seconds REAL, restarts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY(snapshot_id, agent)) WITHOUT ROWID;""")
+    now = __import__("time").time()
+    gpu = json.dumps({"by_agent": {"ModelManagerSuite": 3 * 2**30}})
+    db.execute("INSERT INTO snapshots VALUES (1, ?, 'core', 2, 0, 0, 300, 1.0, ?)", (now - 60, gpu))
+    db.execute("INSERT INTO snapshots VALUES (2, ?, 'core', 2, 0, 0, 300, 1.0, NULL)", (now - 30,))
+    db.executemany("INSERT INTO snapshot_agents VALUES (?, ?, 'active', 1, ?, 0.5, 0)",
+                   [(1, "ModelManagerSuite", 200 * 2**20), (2, "ModelManagerSuite", 250 * 2**20)])
+    db.commit()
+    db.close()
+    cat = load_catalog(paths.catalog_file(), env={})
+    sd.stop(["unified-agent@SystemDigitalTwin.service"])  # the twin is down: read its file
+    rows, why = reports.twin_resources(cat, sd, now - 3600, now)
+    assert why is None and len(rows) == 2
+    assert reports.peaks(rows) == {"ModelManagerSuite": {"memory_peak_bytes": 250 * 2**20, "vram_peak_mb": 3072}}
+    r = reports.weekly(cat, sd)
+    mm = next(a for a in r["agents"] if a["agent"] == "ModelManagerSuite")
+    assert mm["memory_peak_bytes"] == 250 * 2**20 and mm["vram_peak_mb"] == 3072
+    assert not any("SystemDigitalTwin history" in m for m in r["missing"])
