@@ -117,9 +117,7 @@ def request_json(method: str, url: str, obj=None, *, timeout: float = DEFAULT_TI
     try:
         conn = _connect(host, port, timeout)
         resp, payload = _exchange(conn, method, path, data, h)
-    except (OSError, ValueError) as e:  # refused, reset, timeout, http.client errors
-        raise AgentCallError(f"{method} {url} failed: {type(e).__name__}: {e}", url=url) from e
-    except Exception as e:  # http.client.HTTPException (not an OSError)
+    except Exception as e:  # refused, reset, timeout (OSError); http.client.HTTPException
         raise AgentCallError(f"{method} {url} failed: {type(e).__name__}: {e}", url=url) from e
     finally:
         if conn is not None:

@@ -44,11 +44,16 @@ def _boot_time() -> float:
     return _btime
 
 
-def process_stat() -> dict:
-    """utime/stime (s), start time (epoch s), rss/vsize (bytes) of this process."""
+def _stat_fields() -> list:
+    """/proc/self/stat after the command name (fields 3.. of proc(5))."""
     with open("/proc/self/stat", "rb") as f:
         data = f.read()
-    fields = data[data.rfind(b")") + 2:].split()
+    return data[data.rfind(b")") + 2:].split()
+
+
+def process_stat() -> dict:
+    """utime/stime (s), start time (epoch s), rss/vsize (bytes) of this process."""
+    fields = _stat_fields()
     return {
         "cpu": (float(fields[11]) + float(fields[12])) / _TICKS,
         "start": _boot_time() + float(fields[19]) / _TICKS,
@@ -188,9 +193,7 @@ class Metrics:
 def process_age_s() -> float:
     """Seconds since this process started (kernel start time; 10 ms resolution)."""
     try:
-        with open("/proc/self/stat", "rb") as f:
-            data = f.read()
-        start_ticks = float(data[data.rfind(b")") + 2:].split()[19])
+        start_ticks = float(_stat_fields()[19])
         with open("/proc/uptime", "rb") as f:
             uptime = float(f.read().split()[0])
         return max(0.0, uptime - start_ticks / _TICKS)
