@@ -95,8 +95,9 @@ class ModelRegistry:
         for m in models.declared:
             if m.role:
                 self.by_role.setdefault(m.role, m.name)  # first declared model of a role
-        self.counters = {"evictions_budget": 0, "evictions_idle": 0, "evictions_cleanup": 0,
-                         "evictions_limit": 0, "unloads_request": 0, "refusals": 0}
+        # unloads by why: budget (evicted for another model), idle, cleanup, limit, request
+        self.unloads = {"budget": 0, "idle": 0, "cleanup": 0, "limit": 0, "request": 0}
+        self.refusals = 0
 
     # ------------------------------------------------------------ budget
     @property
@@ -163,8 +164,7 @@ class ModelRegistry:
         backend, freed = e.backend, e.reserved_mb
         e.state, e.backend, e.reserved_mb, e.loaded_at = UNLOADED, None, 0, None
         e.evictions += 1
-        key = "unloads_request" if why == "request" else f"evictions_{why}"
-        self.counters[key] = self.counters.get(key, 0) + 1
+        self.unloads[why] = self.unloads.get(why, 0) + 1
         return (e.model.name, backend, freed, why)
 
     def _release(self, victims) -> int:
@@ -224,7 +224,7 @@ class ModelRegistry:
         need = e.model.vram_mb
         b = self.budget()
         if need > b["budget_mb"]:
-            self.counters["refusals"] += 1
+            self.refusals += 1
             raise Refused(f"model {e.model.name} needs {need} MB of VRAM, more than the whole "
                           f"budget of {b['budget_mb']} MB ({b['source']})",
                           need_mb=need, budget_mb=b["budget_mb"])
@@ -236,7 +236,7 @@ class ModelRegistry:
             free += v.reserved_mb
             victims.append(v)
         if free < need:
-            self.counters["refusals"] += 1
+            self.refusals += 1
             busy = [x.model.name for x in self.entries.values() if x.reserved_mb and x.in_use]
             raise Refused(f"model {e.model.name} needs {need} MB of VRAM; {b['free_mb']} MB of "
                           f"the {b['budget_mb']} MB budget are free and only {free - b['free_mb']}"

@@ -93,7 +93,8 @@ class OpenAITestServer:
         self._thread = None
 
     def start(self) -> "OpenAITestServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 

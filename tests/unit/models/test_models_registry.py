@@ -101,7 +101,7 @@ def test_loading_past_the_budget_evicts_idle_models_lru_first():
     assert states(reg)["mid"] == "unloaded"
     assert states(reg)["small"] == "loaded" and states(reg)["big"] == "loaded"
     assert ("unload", "mid") in log
-    assert reg.counters["evictions_budget"] == 1
+    assert reg.unloads["budget"] == 1
     assert reg.budget()["reserved_mb"] == 3300
 
 
@@ -127,7 +127,7 @@ def test_models_in_use_are_never_evicted_and_the_refusal_says_why():
     assert "needs 2600 MB" in msg and "2100 MB of the 4000 MB budget are free" in msg
     assert "busy: mid, small" in msg
     assert ei.value.fields["busy"] == ["mid", "small"]
-    assert states(reg)["big"] == "unloaded" and reg.counters["refusals"] == 1
+    assert states(reg)["big"] == "unloaded" and reg.refusals == 1
 
 
 def test_a_model_bigger_than_the_whole_budget_is_refused_without_evicting():
@@ -156,7 +156,7 @@ def test_idle_models_unload_after_the_idle_timeout():
     assert states(reg)["small"] == "loaded"
     clock.t += 301
     assert reg.idle_sweep() == ["small"]
-    assert reg.counters["evictions_idle"] == 3 and reg.budget()["reserved_mb"] == 0
+    assert reg.unloads["idle"] == 3 and reg.budget()["reserved_mb"] == 0
 
 
 def test_cleanup_unloads_everything_not_serving_and_reports_what_it_freed():

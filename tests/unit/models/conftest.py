@@ -1,0 +1,119 @@
+"""Fixtures for the model agents' tests: a catalog whose models point at local
+OpenAI-compatible test servers, and the real agent processes (the SDK tests' spawner)."""
+from __future__ import annotations
+
+import pathlib
+import socket
+
+import pytest
+
+from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from .openai_test_server import OpenAITestServer
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+CATALOG = """\
+version: 1
+settings:
+  host: testhost
+  bind_address: 127.0.0.1
+  profile: core
+routing:
+  complexity_threshold: 0.7
+  rules:
+    - {{tasks: [code_generation], complexity: 0.9, backend: cloud}}
+    - {{tasks: [large_context_reasoning], complexity: 0.95, backend: cloud}}
+    - {{tasks: [training, fine_tuning], complexity: 1.0, backend: cloud}}
+    - {{tasks: [simple_chat, greeting], complexity: 0.2, backend: local}}
+    - {{tasks: [command_parsing], complexity: 0.3, backend: local}}
+    - {{tasks: [emotion_detection], complexity: 0.4, backend: local}}
+  failover:
+    cloud_unreachable: local
+    vram_exhausted: local_small
+models:
+  vram_budget_percentage: 80
+  idle_timeout: {idle}
+  declared:
+    phi3_mini: {{backend: openai, vram_mb: 2600, endpoint: '{local}', role: local}}
+    tinyllama: {{backend: openai, vram_mb: 700, endpoint: '{small}', role: local_small}}
+    cloud_llm: {{backend: openai, vram_mb: 0, endpoint: '{cloud}', role: cloud}}
+agents:
+  ModelManagerSuite:
+    group: models
+    port: {ModelManagerSuite}
+    health_port: {ModelManagerSuite_h}
+    required: true
+    task_types: [model_management, llm_generate]
+    run: {{builtin: model_manager}}
+  VRAMOptimizerAgent:
+    group: models
+    port: {VRAMOptimizerAgent}
+    health_port: {VRAMOptimizerAgent_h}
+    required: true
+    depends_on: [ModelManagerSuite]
+    task_types: [vram_management]
+    run: {{builtin: vram_optimizer}}
+  Speech:
+    group: models
+    port: {Speech}
+    health_port: {Speech_h}
+    required: false
+    resources: {{vram_mb: 512}}
+profiles:
+  core:
+    all: true
+"""
+AGENTS = ("ModelManagerSuite", "VRAMOptimizerAgent", "Speech")
+
+
+class ModelsFleet:
+    def __init__(self, tmp: pathlib.Path, spawner: Spawner, idle: str = "5m"):
+        self.tmp = tmp
+        self.spawner = spawner
+        self.local = OpenAITestServer("phi-3-mini").start()
+        self.small = OpenAITestServer("tinyllama-1.1b").start()
+        self.cloud = OpenAITestServer("gpt-cloud").start()
+        self.ports = {}
+        held = []
+        for key in [k for a in AGENTS for k in (a, a + "_h")]:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+            self.ports[key] = s.getsockname()[1]
+        for s in held:
+            s.close()
+        self.catalog = tmp / "unified.yaml"
+        self.catalog.write_text(CATALOG.format(idle=idle, local=self.local.url,
+                                               small=self.small.url, cloud=self.cloud.url,
+                                               **self.ports))
+        self.state = tmp / "state"
+        self.state.mkdir()
+        self.procs = {}
+
+    def env(self, **extra) -> dict:
+        e = {"UNIFIED_CATALOG": str(self.catalog), "STATE_DIRECTORY": str(self.state),
+             "VRAM_LIMIT_MB": "4000", "UNIFIED_TASK_TYPES": "",
+             "PYTHONPATH": f"{self.spawner.sdk_path}:{ROOT}:{HERE}"}
+        e.update({k: str(v) for k, v in extra.items()})
+        return e
+
+    def start(self, agent: str, run: str, **env):
+        lsock = socket.create_server(("127.0.0.1", self.ports[agent]), backlog=64)
+        self.spawner.sockets.append(lsock)
+        p = self.spawner(agent, self.env(UNIFIED_RUN=run, **env), lsock=lsock,
+                         health_port=self.ports[agent + "_h"])
+        self.procs[agent] = p
+        return p
+
+    def close(self):
+        for s in (self.local, self.small, self.cloud):
+            s.stop()
+
+
+@pytest.fixture
+def models_fleet(sdk_path, tmp_path):  # noqa: F811
+    sp = Spawner(sdk_path, tmp_path)
+    f = ModelsFleet(tmp_path, sp)
+    yield f
+    sp.close()
+    f.close()
