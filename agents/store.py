@@ -531,13 +531,14 @@ def fts_query(q: str, mode: str = "all", max_terms: int = 32) -> str:
     return (" OR " if mode == "any" else " ").join(terms)
 
 
-def fts_error(e: sqlite3.Error) -> HTTPError | None:
-    """An FTS5 query syntax error (the user's fault, mode=fts5) → 400; else None."""
-    msg = str(e)
-    if isinstance(e, sqlite3.OperationalError) and (msg.startswith("fts5:") or
-                                                    "no such column" in msg or
-                                                    "unknown special query" in msg):
-        return HTTPError(400, f"bad search query: {msg}; see "
+def fts_error(e: sqlite3.Error, mode: str) -> HTTPError | None:
+    """A search query's own error → 400; else None (a real database problem). In fts5 mode
+    the text is FTS5 syntax, so SQLITE_ERROR from the MATCH (syntax error, unterminated
+    string, no such column ...) is the user's; in all/any mode every word is quoted and no
+    input can cause one."""
+    if mode == "fts5" and isinstance(e, sqlite3.OperationalError) and \
+            getattr(e, "sqlite_errorname", "") == "SQLITE_ERROR":
+        return HTTPError(400, f"bad search query: {e}; see "
                               "https://www.sqlite.org/fts5.html#full_text_query_syntax "
                               "or use ?mode=all")
     return None

@@ -215,8 +215,9 @@ def test_search_text_becomes_quoted_terms_so_no_user_input_is_a_syntax_error():
         c.execute("SELECT * FROM f WHERE f MATCH ?", (fts_query(q),)).fetchall()
     with pytest.raises(sqlite3.OperationalError) as e:
         c.execute("SELECT * FROM f WHERE f MATCH ?", (fts_query("AND", "fts5"),))
-    err = fts_error(e.value)
+    err = fts_error(e.value, "fts5")
     assert err is not None and err.status == 400 and "fts5: syntax error" in err.message
+    assert fts_error(e.value, "all") is None   # quoted words never cause one: a real error
 
 
 def test_a_periodic_task_keeps_running_after_an_exception():
