@@ -152,7 +152,7 @@ class ModelManagerSuite(Agent):
         self.router = Router(cat.routing)
         self.routing_cfg = cat.routing
         state_dir = self.config.state_directory
-        self.limits = LimitStore(os.path.join(state_dir, "vram_limit.json") if state_dir else None,
+        self.limits = LimitStore(os.path.join(state_dir, "model_manager_vram_limit.json") if state_dir else None,
                                  self.config.vram_limit_mb)
         limit, self.limit_source = self.limits.effective()
         self.gen_timeout = env.number("MODEL_MANAGER_GENERATE_TIMEOUT_S", 120.0, 1.0)

@@ -59,11 +59,64 @@ agents:
     health_port: {Speech_h}
     required: false
     resources: {{vram_mb: 512}}
+  Vision:
+    group: models
+    port: {Vision}
+    health_port: {Vision_h}
+    required: false
+    resources: {{vram_mb: 1024}}
+  Chat:
+    group: models
+    port: {Chat}
+    health_port: {Chat_h}
+    required: false
 profiles:
   core:
     all: true
 """
-AGENTS = ("ModelManagerSuite", "VRAMOptimizerAgent", "Speech")
+AGENTS = ("ModelManagerSuite", "VRAMOptimizerAgent", "Speech", "Vision", "Chat", "Registry")
+
+
+class FakeRegistry:
+    """ServiceRegistry's GET /agents, answering with the agents a test marks active (the
+    optimizer asks the registry which agents run; systemd is not part of these tests)."""
+
+    def __init__(self, fleet: "ModelsFleet", port: int):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.active: set[str] = set()
+        self.queries: list[str] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.queries.append(self.path)
+                rows = [{"name": n, "state": "active",
+                         "url": f"http://127.0.0.1:{fleet.ports[n]}",
+                         "health_url": f"http://127.0.0.1:{fleet.ports[n + '_h']}/health"}
+                        for n in sorted(outer.active)] if "state=active" in self.path else []
+                data = json.dumps({"agents": rows}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{port}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class ModelsFleet:
@@ -89,10 +142,12 @@ class ModelsFleet:
         self.state = tmp / "state"
         self.state.mkdir()
         self.procs = {}
+        self.registry = FakeRegistry(self, self.ports["Registry"])
 
     def env(self, **extra) -> dict:
         e = {"UNIFIED_CATALOG": str(self.catalog), "STATE_DIRECTORY": str(self.state),
              "VRAM_LIMIT_MB": "4000", "UNIFIED_TASK_TYPES": "",
+             "SERVICE_REGISTRY_URL": self.registry.url,
              "PYTHONPATH": f"{self.spawner.sdk_path}:{ROOT}:{HERE}"}
         e.update({k: str(v) for k, v in extra.items()})
         return e
@@ -106,7 +161,7 @@ class ModelsFleet:
         return p
 
     def close(self):
-        for s in (self.local, self.small, self.cloud):
+        for s in (self.local, self.small, self.cloud, self.registry):
             s.stop()
 
 
