@@ -17,9 +17,12 @@ Failure handling, per agent:
     while open, tasks are refused at once with 503 + Retry-After;
   * timeout COORDINATOR_TASK_TIMEOUT_S (default: the catalog's lazy-load SLA, 30 s: a dormant
     agent's cold start is part of the first task);
-  * retries, at most COORDINATOR_FORWARD_RETRIES, only where the agent cannot have seen the
-    task: connection refused, or a pooled keep-alive connection the agent had closed.
-    Timeouts and answers are never retried (a task may not be idempotent);
+  * retries, at most COORDINATOR_FORWARD_RETRIES, only where the agent should not have seen
+    the task: connection refused, or a pooled keep-alive connection closed with no answer
+    (the agent closed it while idle: keep-alive timeout, idle exit, restart). Timeouts and
+    answers are never retried (a task may not be idempotent). Limit: an agent killed while
+    handling a task on a reused connection looks the same, so that task may run twice;
+    a fresh connection's failure is never retried;
   * at most COORDINATOR_AGENT_CONCURRENCY tasks in flight per agent (default MAX_THREADS - 2:
     a bulkhead, so one slow agent cannot take every worker thread), over it 503 +
     Retry-After. Forwards block a worker thread each: MAX_THREADS bounds the tasks in

@@ -410,11 +410,16 @@ class ServiceRegistry(Agent):
                               health_ttl=env.number("REGISTRY_HEALTH_TTL_S", 2.0, 0.0, 60))
         self.view.start_watching()
         self.requests_by_route = {"list": 0, "get": 0, "lookup": 0}
+        self._count_lock = threading.Lock()
+
+    def _count(self, kind: str) -> None:
+        with self._count_lock:
+            self.requests_by_route[kind] += 1
 
     # ------------------------------------------------------------ HTTP
     @route("GET", "/agents")
     def list_agents(self, request):
-        self.requests_by_route["list"] += 1
+        self._count("list")
         snap = self.view.snap
         q = request.query
         names = list(snap.catalog.agents)
@@ -461,7 +466,7 @@ class ServiceRegistry(Agent):
 
     @route("GET", "/agents/{name}")
     def get_agent(self, request):
-        self.requests_by_route["get"] += 1
+        self._count("get")
         return self.lookup(request.params["name"], flag(request, "health", True))
 
     def lookup(self, name: str, with_health: bool = True) -> dict:
@@ -481,7 +486,7 @@ class ServiceRegistry(Agent):
         return e
 
     def handle_task(self, task: dict):
-        self.requests_by_route["lookup"] += 1
+        self._count("lookup")
         data = task.get("data")
         if isinstance(data, str):
             return self.lookup(data)
