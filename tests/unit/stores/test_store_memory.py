@@ -1,6 +1,5 @@
 """MemoryClient (agents/builtin/memory_client.py): items in namespaces, put/get/delete/list,
 full-text search, bounds and clear 400s, and acknowledged writes surviving kill -9."""
-import json
 import threading
 import time
 import urllib.parse
@@ -11,7 +10,7 @@ from unified_agents.server import HTTPError
 from unified_agents.store import Store, StoreFull
 from unified_agents.builtin.memory_client import MIGRATIONS, MemoryDB, extract_text
 
-from ..sdk.harness import listening_socket, raw_exchange
+from ..sdk.harness import listening_socket
 
 
 @pytest.fixture
@@ -211,12 +210,12 @@ def test_http_acknowledged_puts_survive_kill_9_during_writes(start_agent):
         time.sleep(0.01)
     a.proc.kill()                       # kill -9 in the middle of the writes
     a.proc.wait(5)
+    b = start_agent("memory_client", lsock=lsock)   # what systemd's Restart= does
+    time.sleep(0.3)                     # writes queued in the socket reach the new process
     stop.set()
     for t in threads:
         t.join(10)
     assert len(acked) >= 200
-    b = start_agent("memory_client", lsock=lsock)   # what systemd's Restart= does
-    st, listing, _ = b.request("GET", "/namespaces")
     stored = {i["key"] for page in _all_keys(b, "load") for i in page}
     assert set(acked) <= stored, f"lost {len(set(acked) - stored)} acknowledged writes"
 

@@ -1,0 +1,714 @@
+"""SystemDigitalTwin (7220/8220): the system's state and history, in SQLite (twin.db).
+
+    GET  /state                   selected profile, every agent's last known state, last snapshot
+    GET  /history/profiles        profile changes        ?since ?until ?limit ?after_id
+    GET  /history/lifecycle       agent state changes     ?since ?until ?agent ?limit ?after_id
+    GET  /history/snapshots       resource snapshots      ?since ?until ?agent ?limit ?after_id
+    POST /snapshots               take a resource snapshot now
+    POST /memory                  {"session", "role", "content", "meta"?}: add a conversation turn
+    GET  /memory?session=S        the session's turns (last ?limit, or ?after_id onwards);
+                                  without ?session: the sessions
+    POST /memory/clear            clear all conversation memory (no body needed: the runbook's
+                                  `curl -X POST http://localhost:7220/memory/clear`);
+                                  {"session": S} or ?session=S clears one session
+    POST /task                    {"type": "system_state", "data": {"op": "state" | ...}}
+
+Times are accepted as unix seconds, ISO 8601 (2024-05-01T12:00:00Z) or an age ("7d", "24h",
+"30m", "90s": that long ago); they are returned as `ts` (unix seconds) and `at` (ISO UTC).
+
+Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd (one list-units of
+our units + one `systemctl show` of the loaded ones, through unified_ctl.systemd) and re-reads
+the selected profile; every difference from the last recorded state is a row. The last state
+is read back from the database at start, so changes that happened while the twin was down
+(its own kill -9 included) are recorded too, stamped with systemd's state-change time.
+Resource snapshots (TWIN_SNAPSHOT_S, 120 s) record memory/CPU per running agent (cgroup,
+else psutil over the unit's PIDs, as unified_ctl.fleet does), VRAM per agent and GPU totals
+from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
+hourly. Schema and retention: docs/STATE.md.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from unified_agents import Agent, HTTPError, route
+from unified_agents.store import (Periodic, Store, check_query, db_path, field_str, json_body,
+                                  need_object, query_int)
+
+DB_FILE = "twin.db"
+ROLES_HINT = "user, assistant, system, tool (or another short name)"
+NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"
+RUNNING = ("active", "starting", "stopping")
+PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts",
+         "StateChangeTimestampMonotonic", "MemoryCurrent", "CPUUsageNSec", "ControlGroup")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE profile_history(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, profile TEXT NOT NULL, previous TEXT,
+        reason TEXT NOT NULL);
+    CREATE INDEX profile_history_ts ON profile_history(ts);
+    CREATE TABLE lifecycle_events(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, agent TEXT NOT NULL,
+        event TEXT NOT NULL, state TEXT NOT NULL, previous TEXT,
+        pid INTEGER, restarts INTEGER NOT NULL DEFAULT 0, result TEXT,
+        service TEXT, socket TEXT);
+    CREATE INDEX lifecycle_events_ts ON lifecycle_events(ts);
+    CREATE INDEX lifecycle_events_agent ON lifecycle_events(agent, id);
+    CREATE TABLE snapshots(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, profile TEXT,
+        active INTEGER NOT NULL, dormant INTEGER NOT NULL, failed INTEGER NOT NULL,
+        memory_bytes INTEGER, cpu_seconds REAL, gpu TEXT);
+    CREATE INDEX snapshots_ts ON snapshots(ts);
+    CREATE TABLE snapshot_agents(
+        snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+        agent TEXT NOT NULL, state TEXT NOT NULL, pid INTEGER, memory_bytes INTEGER,
+        cpu_seconds REAL, cpu_percent REAL, vram_mb REAL, restarts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(snapshot_id, agent)) WITHOUT ROWID;
+    CREATE INDEX snapshot_agents_agent ON snapshot_agents(agent, snapshot_id);
+    CREATE TABLE conversation_turns(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, session TEXT NOT NULL, role TEXT NOT NULL,
+        content TEXT NOT NULL, meta TEXT);
+    CREATE INDEX conversation_turns_session ON conversation_turns(session, id);
+    """,
+]
+
+
+# ---------------------------------------------------------------------- time values
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(name: str, v: str, now: float) -> float:
+    """unix seconds | ISO 8601 | an age such as 7d/24h/30m/90s (→ now - age)."""
+    s = v.strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    if len(s) >= 2 and s[-1] in _UNITS and s[:-1].replace(".", "", 1).isdigit():
+        return now - float(s[:-1]) * _UNITS[s[-1]]
+    from datetime import datetime, timezone
+
+    try:
+        d = datetime.fromisoformat(s)
+    except ValueError:
+        raise HTTPError(400, f"?{name}={v!r} is not a time; allowed: unix seconds, ISO 8601 "
+                             "(2024-05-01T12:00:00Z) or an age such as 7d, 24h, 30m") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.timestamp()
+
+
+def time_range(request, now: float) -> tuple[float, float]:
+    q = request.query
+    since = parse_time("since", q["since"], now) if q.get("since") else 0.0
+    until = parse_time("until", q["until"], now) if q.get("until") else now + 86400 * 365
+    if since > until:
+        raise HTTPError(400, f"?since= ({iso(since)}) is after ?until= ({iso(until)})")
+    return since, until
+
+
+# ---------------------------------------------------------------------- the database
+class TwinDB:
+    """Everything the twin reads and writes, as plain methods over a Store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    # -- profile history
+    def last_profile(self):
+        r = self.store.query("SELECT profile, ts FROM profile_history ORDER BY id DESC LIMIT 1")
+        return (r[0]["profile"], r[0]["ts"]) if r else (None, None)
+
+    def record_profile(self, ts: float, profile: str, previous, reason: str) -> None:
+        self.store.write(lambda c: c.execute(
+            "INSERT INTO profile_history(ts, profile, previous, reason) VALUES (?,?,?,?)",
+            (ts, profile, previous, reason)))
+
+    # -- lifecycle
+    def last_states(self) -> dict:
+        rows = self.store.query(
+            "SELECT agent, state, pid, restarts, ts FROM lifecycle_events WHERE id IN "
+            "(SELECT max(id) FROM lifecycle_events GROUP BY agent)")
+        return {r["agent"]: (r["state"], r["pid"], r["restarts"], r["ts"]) for r in rows}
+
+    def record_events(self, events: list) -> None:
+        if not events:
+            return
+        self.store.write(lambda c: c.executemany(
+            "INSERT INTO lifecycle_events(ts, agent, event, state, previous, pid, restarts, "
+            "result, service, socket) VALUES (:ts,:agent,:event,:state,:previous,:pid,"
+            ":restarts,:result,:service,:socket)", events))
+
+    # -- snapshots
+    def record_snapshot(self, snap: dict) -> int:
+        def tx(c):
+            cur = c.execute(
+                "INSERT INTO snapshots(ts, profile, active, dormant, failed, memory_bytes, "
+                "cpu_seconds, gpu) VALUES (?,?,?,?,?,?,?,?)",
+                (snap["ts"], snap["profile"], snap["active"], snap["dormant"], snap["failed"],
+                 snap["memory_bytes"], snap["cpu_seconds"],
+                 json.dumps(snap["gpu"]) if snap.get("gpu") is not None else None))
+            sid = cur.lastrowid
+            c.executemany(
+                "INSERT INTO snapshot_agents(snapshot_id, agent, state, pid, memory_bytes, "
+                "cpu_seconds, cpu_percent, vram_mb, restarts) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(sid, a["agent"], a["state"], a["pid"], a["memory_bytes"], a["cpu_seconds"],
+                  a["cpu_percent"], a["vram_mb"], a["restarts"]) for a in snap["agents"]])
+            return sid
+        return self.store.write(tx)
+
+    def snapshots(self, since, until, agent=None, limit=100, after_id=0) -> list:
+        def rd(c):
+            heads = c.execute(
+                "SELECT * FROM snapshots WHERE ts >= ? AND ts <= ? AND id > ? "
+                "ORDER BY id LIMIT ?", (since, until, after_id, limit)).fetchall()
+            out = []
+            for h in heads:
+                sql = "SELECT * FROM snapshot_agents WHERE snapshot_id = ?"
+                args = [h["id"]]
+                if agent:
+                    sql += " AND agent = ?"
+                    args.append(agent)
+                rows = c.execute(sql + " ORDER BY agent", args).fetchall()
+                out.append(_snapshot_dict(h, rows))
+            return out
+        return self.store.read(rd)
+
+    def resources(self, since, until, agent=None, limit=200000) -> list:
+        """Flat per-agent rows of the snapshots in [since, until], oldest first."""
+        sql = ("SELECT s.ts AS ts, a.* FROM snapshots s JOIN snapshot_agents a "
+               "ON a.snapshot_id = s.id WHERE s.ts >= ? AND s.ts <= ?")
+        args: list = [since, until]
+        if agent:
+            sql += " AND a.agent = ?"
+            args.append(agent)
+        rows = self.store.query(sql + " ORDER BY s.id, a.agent LIMIT ?", args + [limit])
+        return [_resource(r, r["ts"]) for r in rows]
+
+    def last_snapshot(self):
+        def rd(c):
+            h = c.execute("SELECT * FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
+            if h is None:
+                return None
+            rows = c.execute("SELECT * FROM snapshot_agents WHERE snapshot_id = ? "
+                             "ORDER BY agent", (h["id"],)).fetchall()
+            return _snapshot_dict(h, rows)
+        return self.store.read(rd)
+
+    # -- history reads
+    def profiles(self, since, until, limit=100, after_id=0) -> list:
+        rows = self.store.query(
+            "SELECT * FROM profile_history WHERE ts >= ? AND ts <= ? AND id > ? "
+            "ORDER BY id LIMIT ?", (since, until, after_id, limit))
+        return [{"id": r["id"], "ts": r["ts"], "at": iso(r["ts"]), "profile": r["profile"],
+                 "previous": r["previous"], "reason": r["reason"]} for r in rows]
+
+    def lifecycle(self, since, until, agent=None, limit=100, after_id=0) -> list:
+        sql = "SELECT * FROM lifecycle_events WHERE ts >= ? AND ts <= ? AND id > ?"
+        args: list = [since, until, after_id]
+        if agent:
+            sql += " AND agent = ?"
+            args.append(agent)
+        rows = self.store.query(sql + " ORDER BY id LIMIT ?", args + [limit])
+        return [{"id": r["id"], "ts": r["ts"], "at": iso(r["ts"]), "agent": r["agent"],
+                 "event": r["event"], "state": r["state"], "previous": r["previous"],
+                 "pid": r["pid"], "restarts": r["restarts"], "result": r["result"],
+                 "service": r["service"], "socket": r["socket"]} for r in rows]
+
+    # -- conversation memory
+    def memory_add(self, ts, session, role, content, meta) -> int:
+        return self.store.write(lambda c: c.execute(
+            "INSERT INTO conversation_turns(ts, session, role, content, meta) VALUES (?,?,?,?,?)",
+            (ts, session, role, content, meta)).lastrowid)
+
+    def memory_get(self, session, limit, after_id=None) -> list:
+        if after_id is not None:
+            rows = self.store.query(
+                "SELECT * FROM conversation_turns WHERE session = ? AND id > ? "
+                "ORDER BY id LIMIT ?", (session, after_id, limit))
+        else:  # the last `limit` turns, oldest first
+            rows = self.store.query(
+                "SELECT * FROM (SELECT * FROM conversation_turns WHERE session = ? "
+                "ORDER BY id DESC LIMIT ?) ORDER BY id", (session, limit))
+        return [_turn(r) for r in rows]
+
+    def memory_sessions(self, limit) -> list:
+        rows = self.store.query(
+            "SELECT session, count(*) AS turns, min(ts) AS first, max(ts) AS last "
+            "FROM conversation_turns GROUP BY session ORDER BY last DESC LIMIT ?", (limit,))
+        return [{"session": r["session"], "turns": r["turns"], "first": iso(r["first"]),
+                 "last": iso(r["last"])} for r in rows]
+
+    def memory_clear(self, session=None) -> dict:
+        def tx(c):
+            if session is None:
+                n_s = c.execute("SELECT count(DISTINCT session) FROM conversation_turns"
+                                ).fetchone()[0]
+                n = c.execute("DELETE FROM conversation_turns").rowcount
+            else:
+                n = c.execute("DELETE FROM conversation_turns WHERE session = ?",
+                              (session,)).rowcount
+                n_s = 1 if n else 0
+            return {"cleared_turns": n, "cleared_sessions": n_s}
+        return self.store.write(tx)
+
+    # -- retention
+    def prune(self, now: float, snapshot_days: float, event_days: float, profile_days: float,
+              memory_days: float, memory_max_turns: int) -> dict:
+        def tx(c):
+            out = {}
+            for key, sql, days in (
+                    ("snapshots", "DELETE FROM snapshots WHERE ts < ?", snapshot_days),
+                    ("lifecycle_events", "DELETE FROM lifecycle_events WHERE ts < ? AND id NOT "
+                     "IN (SELECT max(id) FROM lifecycle_events GROUP BY agent)", event_days),
+                    ("profile_history", "DELETE FROM profile_history WHERE ts < ? AND id < "
+                     "(SELECT max(id) FROM profile_history)", profile_days),
+                    ("conversation_turns", "DELETE FROM conversation_turns WHERE ts < ?",
+                     memory_days)):
+                if days > 0:  # 0 = keep forever; the last state of each kind always stays
+                    out[key] = c.execute(sql, (now - days * 86400,)).rowcount
+            if memory_max_turns > 0:
+                out["conversation_turns"] = out.get("conversation_turns", 0) + c.execute(
+                    "DELETE FROM conversation_turns WHERE id <= (SELECT id FROM "
+                    "conversation_turns ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (memory_max_turns,)).rowcount
+            return out
+        removed = self.store.write(tx)
+        if sum(removed.values()):
+            self.store.vacuum_free()
+        return removed
+
+    def counts(self) -> dict:
+        return {t: self.store.query(f"SELECT count(*) FROM {t}")[0][0]
+                for t in ("profile_history", "lifecycle_events", "snapshots",
+                          "conversation_turns")}
+
+
+def _snapshot_dict(h, rows) -> dict:
+    return {"id": h["id"], "ts": h["ts"], "at": iso(h["ts"]), "profile": h["profile"],
+            "active": h["active"], "dormant": h["dormant"], "failed": h["failed"],
+            "memory_bytes": h["memory_bytes"], "cpu_seconds": h["cpu_seconds"],
+            "gpu": json.loads(h["gpu"]) if h["gpu"] else None,
+            "agents": [_resource(r) for r in rows]}
+
+
+def _resource(r, ts=None) -> dict:
+    d = {"agent": r["agent"], "state": r["state"], "pid": r["pid"],
+         "memory_bytes": r["memory_bytes"], "cpu_seconds": r["cpu_seconds"],
+         "cpu_percent": r["cpu_percent"], "vram_mb": r["vram_mb"], "restarts": r["restarts"]}
+    if ts is not None:
+        d = {"ts": ts, "at": iso(ts), "snapshot_id": r["snapshot_id"], **d}
+    return d
+
+
+def _turn(r) -> dict:
+    return {"id": r["id"], "ts": r["ts"], "at": iso(r["ts"]), "session": r["session"],
+            "role": r["role"], "content": r["content"],
+            "meta": json.loads(r["meta"]) if r["meta"] else None}
+
+
+# ---------------------------------------------------------------------- the observer
+def _int(v):
+    try:
+        n = int(v or "")
+    except ValueError:
+        return None
+    return None if n < 0 or n >= 2**63 - 1 else n  # [not set] / UINT64_MAX
+
+
+class Observer:
+    """Polls systemd and the selected profile; turns every difference into rows.
+
+    `view` is a service_registry.FleetView (catalog + selected profile, reloaded when their
+    files change); `sd` the unified_ctl.systemd seam."""
+
+    def __init__(self, db: TwinDB, view, sd, log=None, gpu=None):
+        self.db = db
+        self.view = view
+        self.sd = sd
+        self.log = log
+        self.gpu = gpu
+        self.lock = threading.Lock()       # one poll at a time (timer vs POST /snapshots)
+        self.current: dict = {}            # agent -> last known state (for GET /state)
+        self.props: dict = {}              # unit -> systemd properties of the last poll
+        self.polled_at: float | None = None
+        self.error = ""
+        self.profile, self.profile_since = db.last_profile()
+        self.known = db.last_states()      # agent -> (state, pid, restarts, ts)
+        self.polls = self.events = 0
+        self.gpu_reason = ""
+        self._cpu_prev: dict = {}          # agent -> (pid, cpu seconds, monotonic) of last snapshot
+
+    def poll(self) -> list:
+        with self.lock:
+            return self._poll()
+
+    def _poll(self) -> list:
+        self.view.refresh_catalog()
+        snap = self.view.snap
+        now = time.time()
+        if snap.profile != self.profile:
+            reason = "startup" if self.profile is None else "switched"
+            self.db.record_profile(now, snap.profile, self.profile, reason)
+            if self.log:
+                self.log.info("profile recorded", profile=snap.profile, previous=self.profile)
+            self.profile, self.profile_since = snap.profile, now
+        cat = snap.catalog
+        try:
+            loaded = {r["unit"] for r in self.sd.list_units(["unified-agent@*.service",
+                                                             "unified-agent@*.socket"])}
+            units = [u for a in cat.agents.values() for u in (a.service, a.socket)
+                     if u in loaded]
+            props = self.sd.show(units, PROPS) if units else {}
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if self.log and msg != self.error:
+                self.log.warning("cannot read unit states from systemd", error=msg)
+            self.error = msg
+            raise
+        self.error = ""
+        from unified_ctl.fleet import classify
+
+        now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
+        events, current = [], {}
+        for a in cat.agents.values():
+            svc, sock = props.get(a.service, {}), props.get(a.socket, {})
+            state = classify(svc, sock)
+            pid = (_int(svc.get("MainPID")) or None) if state in RUNNING else None
+            restarts = _int(svc.get("NRestarts")) or 0
+            changed = max(_int(svc.get("StateChangeTimestampMonotonic")) or 0,
+                          _int(sock.get("StateChangeTimestampMonotonic")) or 0)
+            since = now - (now_mono - changed / 1e6) if changed else None
+            row = {"agent": a.name, "state": state, "pid": pid, "restarts": restarts,
+                   "result": svc.get("Result") or None, "service": _sub(svc),
+                   "socket": _sub(sock)}
+            current[a.name] = dict(row, since=since)
+            old = self.known.get(a.name)
+            if old is None:
+                event, previous = "observed", None
+            elif old[0] != state:
+                event, previous = "state", old[0]
+            elif state == "active" and pid is not None and old[1] is not None and pid != old[1]:
+                event, previous = "restarted", old[0]  # e.g. kill -9 and Restart= within a poll
+            else:
+                continue
+            # systemd's own time of the change (when it is after what we knew), else now
+            ts = since if (since and event != "observed" and since > (old[3] if old else 0)
+                           and since <= now) else now
+            events.append(dict(row, ts=ts, event=event, previous=previous))
+        self.db.record_events(events)
+        for e in events:
+            self.known[e["agent"]] = (e["state"], e["pid"], e["restarts"], e["ts"])
+        self.current, self.props, self.polled_at = current, props, now
+        self.polls += 1
+        self.events += len(events)
+        return events
+
+    def snapshot(self) -> dict:
+        """Record memory/CPU/VRAM of every running agent (systemd data of the last poll)."""
+        with self.lock:
+            if self.polled_at is None or time.time() - self.polled_at > 2.0:
+                self._poll()
+            from unified_ctl.fleet import cgroup_memory
+
+            cat = self.view.snap.catalog
+            gpu, vram = self._gpu()
+            now_mono = time.monotonic()
+            agents, counts = [], {"active": 0, "dormant": 0, "failed": 0}
+            total_mem, total_cpu = 0, 0.0
+            for name, cur in self.current.items():
+                st = cur["state"]
+                if st in counts:
+                    counts[st] += 1
+                if st not in RUNNING:
+                    continue
+                a = cat.agents.get(name)
+                svc = self.props.get(a.service, {}) if a else {}
+                mem = _int(svc.get("MemoryCurrent"))
+                if mem is None:
+                    try:
+                        mem = cgroup_memory(svc.get("ControlGroup", ""))
+                    except Exception:  # psutil missing or a PID gone: no number, no crash
+                        mem = None
+                cpu = _int(svc.get("CPUUsageNSec"))
+                cpu_s = cpu / 1e9 if cpu is not None else _process_cpu(cur["pid"])
+                cpu_pct = None
+                prev = self._cpu_prev.get(name)
+                if cpu_s is not None:
+                    if prev and prev[0] == cur["pid"] and now_mono > prev[2]:
+                        cpu_pct = round(max(0.0, cpu_s - prev[1]) / (now_mono - prev[2]) * 100, 2)
+                    self._cpu_prev[name] = (cur["pid"], cpu_s, now_mono)
+                total_mem += mem or 0
+                total_cpu += cpu_s or 0.0
+                agents.append({"agent": name, "state": st, "pid": cur["pid"],
+                               "memory_bytes": mem, "cpu_seconds": cpu_s, "cpu_percent": cpu_pct,
+                               "vram_mb": round(vram[name] / 2**20, 1) if name in vram else None,
+                               "restarts": cur["restarts"]})
+            snap = {"ts": time.time(), "profile": self.profile, **counts,
+                    "memory_bytes": total_mem, "cpu_seconds": round(total_cpu, 3),
+                    "gpu": gpu, "agents": agents}
+            snap["id"] = self.db.record_snapshot(snap)
+            snap["at"] = iso(snap["ts"])
+            return snap
+
+    def _gpu(self):
+        """(GPU totals for the snapshot or None, {agent: VRAM bytes}) via unified_agents.gpu;
+        no GPU (or no module) is simply no GPU data: the reason is logged once."""
+        if self.gpu is None:
+            return None, {}
+        try:
+            g = self.gpu.read_snapshot()
+        except Exception as e:  # NoGpu and NVML errors alike
+            if self.log and not self.gpu_reason:
+                self.log.info(f"snapshots without GPU data: {e}")
+            self.gpu_reason = str(e) or type(e).__name__
+            return None, {}
+        self.gpu_reason = ""
+        return ({"total_bytes": g.total_bytes, "used_bytes": g.used_bytes,
+                 "gpus": [{"index": x.index, "name": x.name, "used_bytes": x.used_bytes,
+                           "total_bytes": x.total_bytes,
+                           "utilization_percent": x.utilization_percent} for x in g.gpus]},
+                g.by_agent())
+
+
+def _process_cpu(pid):
+    """CPU seconds of one process (where systemd's CPUUsageNSec is not set: hybrid cgroups)."""
+    if not pid:
+        return None
+    try:
+        import psutil
+
+        t = psutil.Process(pid).cpu_times()
+        return round(t.user + t.system, 3)
+    except Exception:  # gone, hidden, or psutil missing
+        return None
+
+
+def _sub(props: dict) -> str:
+    return f"{props.get('ActiveState', 'inactive')}/{props.get('SubState', 'dead')}"
+
+
+def _optional_gpu():
+    """The unified_agents.gpu module when it can be imported (it imports NVML lazily)."""
+    try:
+        from unified_agents import gpu
+    except ImportError:
+        return None
+    return gpu if callable(getattr(gpu, "read_snapshot", None)) else None
+
+
+# ---------------------------------------------------------------------- the agent
+class SystemDigitalTwin(Agent):
+    def on_start(self) -> None:
+        env = self.config.env
+        self.store = Store(db_path(self.config, DB_FILE), MIGRATIONS, log=self.log,
+                           max_bytes=env.integer("STATE_DB_MAX_MB", 512, 1) << 20,
+                           synchronous=env.choice("SQLITE_SYNCHRONOUS",
+                                                  ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        self.db = TwinDB(self.store)
+        self.max_content = env.integer("TWIN_MEMORY_MAX_CHARS", 32768, 1, 1 << 20)
+        self.retention = {
+            "snapshot_days": env.number("TWIN_SNAPSHOT_DAYS", 35.0, 0.0),
+            "event_days": env.number("TWIN_EVENT_DAYS", 400.0, 0.0),
+            "profile_days": env.number("TWIN_PROFILE_DAYS", 0.0, 0.0),
+            "memory_days": env.number("TWIN_MEMORY_DAYS", 0.0, 0.0),
+            "memory_max_turns": env.integer("TWIN_MEMORY_MAX_TURNS", 100_000, 0),
+        }
+        from unified_agents.builtin.service_registry import FleetView
+        from unified_ctl.systemd import Systemd
+
+        sd = Systemd()
+        view = FleetView(self.config.catalog, systemd=sd, log=self.log)
+        self.observer = Observer(self.db, view, sd, self.log, _optional_gpu())
+        try:
+            self.observer.poll()  # the state at start, before READY
+        except Exception as e:  # systemd unreachable: serve history anyway, retry on the timer
+            self.log.warning(f"first poll failed: {e}")
+        self.timers = [
+            Periodic("twin-poll", env.number("TWIN_POLL_S", 5.0, 0.5, 3600),
+                     self.observer.poll, self.log).start(),
+            Periodic("twin-snapshot", env.number("TWIN_SNAPSHOT_S", 120.0, 1.0, 86400),
+                     self.observer.snapshot, self.log, first_delay=5.0).start(),
+            Periodic("twin-retention", 3600.0, self.prune, self.log, first_delay=60.0).start(),
+        ]
+
+    def on_stop(self) -> None:
+        for t in self.timers:
+            t.stop()
+        self.store.close()
+
+    def prune(self) -> dict:
+        removed = self.db.prune(time.time(), **self.retention)
+        if sum(removed.values()):
+            self.log.info("retention removed rows", **removed)
+        return removed
+
+    # ------------------------------------------------------------ state and history
+    @route("GET", "/state")
+    def state(self, request):
+        check_query(request, ())
+        return self.state_doc()
+
+    def state_doc(self) -> dict:
+        o = self.observer
+        agents = {n: dict(c, since=iso(c["since"])) for n, c in sorted(o.current.items())}
+        counts: dict = {}
+        for c in o.current.values():
+            counts[c["state"]] = counts.get(c["state"], 0) + 1
+        return {"profile": o.profile, "profile_since": iso(o.profile_since),
+                "polled_at": iso(o.polled_at), "systemd_error": o.error or None,
+                "counts": counts, "agents": agents, "last_snapshot": self.db.last_snapshot()}
+
+    @route("GET", "/history/profiles")
+    def history_profiles(self, request):
+        check_query(request, ("since", "until", "limit", "after_id"))
+        since, until = time_range(request, time.time())
+        rows = self.db.profiles(since, until, query_int(request, "limit", 100, 1, 10000),
+                                query_int(request, "after_id", 0, 0, 2**62))
+        return {"count": len(rows), "profiles": rows}
+
+    @route("GET", "/history/lifecycle")
+    @route("GET", "/history/events")
+    def history_lifecycle(self, request):
+        q = check_query(request, ("since", "until", "agent", "limit", "after_id"))
+        since, until = time_range(request, time.time())
+        rows = self.db.lifecycle(since, until, self._agent(q.get("agent")),
+                                 query_int(request, "limit", 100, 1, 10000),
+                                 query_int(request, "after_id", 0, 0, 2**62))
+        return {"count": len(rows), "events": rows}
+
+    @route("GET", "/history/snapshots")
+    def history_snapshots(self, request):
+        q = check_query(request, ("since", "until", "agent", "limit", "after_id"))
+        since, until = time_range(request, time.time())
+        rows = self.db.snapshots(since, until, self._agent(q.get("agent")),
+                                 query_int(request, "limit", 100, 1, 1000),
+                                 query_int(request, "after_id", 0, 0, 2**62))
+        return {"count": len(rows), "snapshots": rows}
+
+    def _agent(self, name):
+        if name is None or name == "":
+            return None
+        if name not in self.observer.view.snap.catalog.agents:
+            raise HTTPError(404, f"unknown agent {name!r}; GET http://localhost:7200/agents "
+                                 "lists them")
+        return name
+
+    @route("GET", "/history/resources")
+    def history_resources(self, request):
+        """One row per agent per snapshot (what reports chart): ts, agent, memory_bytes,
+        cpu_percent, vram_mb ..."""
+        q = check_query(request, ("since", "until", "agent", "limit"))
+        since, until = time_range(request, time.time())
+        rows = self.db.resources(since, until, self._agent(q.get("agent")),
+                                 query_int(request, "limit", 200000, 1, 1000000))
+        return {"count": len(rows), "resources": rows}
+
+    @route("POST", "/snapshots")
+    def take_snapshot(self, request):
+        json_body(request, optional=True)  # no body needed; a bad one is still a 400
+        return 201, self.observer.snapshot()
+
+    # ------------------------------------------------------------ conversation memory
+    @route("POST", "/memory")
+    def memory_add(self, request):
+        return 201, self.add_turn(need_object(request.json()))
+
+    def add_turn(self, d: dict) -> dict:
+        session = field_str(d, "session", max_len=128, allowed=NAME_CHARS)
+        role = field_str(d, "role", max_len=32, allowed=NAME_CHARS)
+        content = field_str(d, "content", max_len=self.max_content, min_len=0)
+        meta = d.get("meta")
+        if meta is not None:
+            if not isinstance(meta, dict):
+                raise HTTPError(400, '"meta" must be a JSON object')
+            meta = json.dumps(meta, separators=(",", ":"))
+            if len(meta) > 4096:
+                raise HTTPError(413, f'"meta" is {len(meta)} bytes as JSON; allowed: 4096')
+        unknown = set(d) - {"session", "role", "content", "meta"}
+        if unknown:
+            raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: "
+                                 "session, role, content, meta")
+        ts = time.time()
+        tid = self.db.memory_add(ts, session, role, content, meta)
+        return {"id": tid, "session": session, "role": role, "ts": ts, "at": iso(ts)}
+
+    @route("GET", "/memory")
+    def memory_get(self, request):
+        q = check_query(request, ("session", "limit", "after_id"))
+        limit = query_int(request, "limit", 100, 1, 10000)
+        if not q.get("session"):
+            return {"sessions": self.db.memory_sessions(limit)}
+        after = query_int(request, "after_id", -1, 0, 2**62) if "after_id" in q else None
+        turns = self.db.memory_get(q["session"], limit, after)
+        return {"session": q["session"], "count": len(turns), "turns": turns}
+
+    @route("POST", "/memory/clear")
+    def memory_clear(self, request):
+        q = check_query(request, ("session",))
+        body = json_body(request, optional=True)
+        session = q.get("session") or None
+        if body is not None:
+            session = field_str(need_object(body), "session", required=False, max_len=128,
+                                allowed=NAME_CHARS) or session
+        out = self.db.memory_clear(session)
+        self.log.info("conversation memory cleared", scope=session or "all", **out)
+        return dict(out, scope=session or "all")
+
+    # ------------------------------------------------------------ tasks
+    def handle_task(self, task: dict):
+        data = task.get("data")
+        data = {"op": data} if isinstance(data, str) else (data or {"op": "state"})
+        need_object(data, '"data"')
+        op = data.get("op", "state")
+        if op == "state":
+            return self.state_doc()
+        if op == "memory_add":
+            return self.add_turn({k: v for k, v in data.items() if k != "op"})
+        if op == "memory_get":
+            session = field_str(data, "session", max_len=128, allowed=NAME_CHARS)
+            return {"session": session, "turns": self.db.memory_get(session, 100)}
+        if op == "memory_clear":
+            return self.db.memory_clear(field_str(data, "session", required=False,
+                                                  max_len=128, allowed=NAME_CHARS))
+        raise HTTPError(400, f"unknown op {op!r}; allowed: state, memory_add, memory_get, "
+                             "memory_clear")
+
+    # ------------------------------------------------------------ health and metrics
+    def health_checks(self) -> dict:
+        checks = {"database": self.store.health()}
+        o = self.observer
+        age = None if o.polled_at is None else time.time() - o.polled_at
+        poll_s = self.timers[0].interval
+        if o.error or age is None or age > 3 * poll_s + 5:
+            checks["systemd"] = {"status": "degraded", "error": o.error or "no recent poll",
+                                 "last_poll_age_s": None if age is None else round(age, 1)}
+        else:
+            checks["systemd"] = {"status": "ok", "last_poll_age_s": round(age, 1)}
+        return checks
+
+    def health_info(self) -> dict:
+        return {"profile": self.observer.profile, "rows": self.db.counts()}
+
+    def metrics_text(self) -> str:
+        o = self.observer
+        lines = self.store.metrics_lines("unified_twin")
+        lines += ["# HELP unified_twin_polls_total systemd polls by the twin.",
+                  "# TYPE unified_twin_polls_total counter", f"unified_twin_polls_total {o.polls}",
+                  "# HELP unified_twin_lifecycle_events_total Lifecycle events recorded.",
+                  "# TYPE unified_twin_lifecycle_events_total counter",
+                  f"unified_twin_lifecycle_events_total {o.events}",
+                  "# HELP unified_twin_rows Rows per table.", "# TYPE unified_twin_rows gauge"]
+        lines += [f'unified_twin_rows{{table="{t}"}} {n}' for t, n in self.db.counts().items()]
+        return "\n".join(lines) + "\n"
+
+
+AGENT = SystemDigitalTwin
