@@ -1,6 +1,5 @@
 """RequestCoordinator (agents/builtin/request_coordinator.py): routing by task type to real
 agent processes, circuit breakers, timeouts, bounded retries, request ids."""
-import os
 import select
 import threading
 import time
