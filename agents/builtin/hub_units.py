@@ -1,0 +1,264 @@
+"""The hub's systemd and resource collectors.
+
+SystemdCollector: one `systemctl list-units` of our units + one `systemctl show` of the
+loaded ones (naming unloaded instances would make systemd load them) through the
+unified_ctl.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
+PID, NRestarts, result, control group and the start timestamps, from which the startup
+duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
+
+ResourceCollector: memory and CPU per running agent from its cgroup (cgroup v2
+memory.current / cpu.stat), else from systemd's MemoryCurrent / CPUUsageNSec, else psutil
+summed over the PIDs in the unit's cgroup.procs (hybrid cgroup hosts, where the memory
+controller is not in the unified tree: see DESIGN.md). CPU percent is the difference of two
+samples of the same process.
+
+Neither ever connects to an agent: a dormant agent stays dormant.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from .hub_poller import Poller
+
+UNIT_PATTERNS = ("unified-agent@*.service", "unified-agent@*.socket", "unified-backend@*.service")
+PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts", "ControlGroup",
+         "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic",
+         "MemoryCurrent", "CPUUsageNSec")
+RUNNING = ("active", "starting", "stopping")
+CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd")
+
+
+def _int(v) -> int | None:
+    """systemd's numbers; None for '', '[not set]', 'infinity' and UINT64_MAX."""
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        return None
+    return n if 0 <= n < 2**63 - 1 else None
+
+
+def classify(svc: dict, sock: dict) -> str:
+    """The agent's state from its service and socket (as unified_ctl.fleet.classify)."""
+    from unified_ctl.fleet import classify as fleet_classify
+
+    return fleet_classify(svc, sock)
+
+
+class AgentUnit:
+    """systemd's facts about one agent at one moment (immutable once built)."""
+
+    __slots__ = ("name", "state", "service", "socket", "pid", "restarts", "result", "cgroup",
+                 "cpu_ns", "memory_current", "startup_s", "starting", "start_wall")
+
+    def __init__(self, name, state, service, socket, pid, restarts, result, cgroup, cpu_ns,
+                 memory_current, startup_s, starting, start_wall):
+        self.name = name
+        self.state = state
+        self.service = service
+        self.socket = socket
+        self.pid = pid
+        self.restarts = restarts
+        self.result = result
+        self.cgroup = cgroup
+        self.cpu_ns = cpu_ns
+        self.memory_current = memory_current
+        self.startup_s = startup_s
+        self.starting = starting
+        self.start_wall = start_wall
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: float,
+               backend: dict | None = None) -> AgentUnit:
+    """Build an AgentUnit from `systemctl show` dicts. `backend`: the unified-backend@
+    service of a command agent behind systemd-socket-proxyd (its process, its start)."""
+    state = classify(svc, sock)
+    proc = backend if backend and backend.get("ActiveState") not in (None, "", "inactive") \
+        else svc
+    running = state in RUNNING
+    exit_us = _int(proc.get("InactiveExitTimestampMonotonic")) or 0
+    enter_us = _int(proc.get("ActiveEnterTimestampMonotonic")) or 0
+    startup = None
+    starting = state == "starting" and exit_us > 0
+    if starting:
+        startup = max(0.0, now_mono - exit_us / 1e6)      # still loading: time so far
+    elif enter_us and exit_us and enter_us >= exit_us:
+        startup = (enter_us - exit_us) / 1e6               # last start: exec → READY=1
+    start_wall = now_wall - (now_mono - exit_us / 1e6) if exit_us else None
+    return AgentUnit(
+        name=name, state=state,
+        service=f"{svc.get('ActiveState') or 'inactive'}/{svc.get('SubState') or 'dead'}",
+        socket=f"{sock.get('ActiveState') or 'inactive'}/{sock.get('SubState') or 'dead'}",
+        pid=(_int(proc.get("MainPID")) or None) if running else None,
+        restarts=_int(svc.get("NRestarts")) or 0, result=svc.get("Result", "") or "",
+        cgroup=(proc.get("ControlGroup") or "") if running else "",
+        cpu_ns=_int(proc.get("CPUUsageNSec")) if running else None,
+        memory_current=_int(proc.get("MemoryCurrent")) if running else None,
+        startup_s=None if startup is None else round(startup, 3), starting=starting,
+        start_wall=start_wall)
+
+
+def read_units(cat, sd) -> dict[str, AgentUnit]:
+    """{agent: AgentUnit} for every catalog agent: one list-units + one show."""
+    loaded = {r["unit"] for r in sd.list_units(list(UNIT_PATTERNS))}
+    wanted = []
+    for a in cat.agents.values():
+        wanted += [u for u in (a.service, a.socket, f"unified-backend@{a.name}.service")
+                   if u in loaded]
+    props = sd.show(wanted, PROPS) if wanted else {}
+    now_mono, now_wall = time.clock_gettime(time.CLOCK_MONOTONIC), time.time()
+    units = {}
+    for a in cat.agents.values():
+        backend = props.get(f"unified-backend@{a.name}.service") if a.run.binds_own_port \
+            else None
+        units[a.name] = unit_facts(a.name, props.get(a.service, {}), props.get(a.socket, {}),
+                                   now_mono, now_wall, backend)
+    return units
+
+
+class SystemdCollector(Poller):
+    """`units`: {agent: AgentUnit} for every catalog agent (swapped whole each run)."""
+
+    name = "systemd"
+
+    def __init__(self, view, sd, interval_s: float = 10.0, **kw):
+        super().__init__(interval_s, **kw)
+        self.view = view          # catalog snapshot holder (ServiceRegistry's FleetView)
+        self.sd = sd
+        self.units: dict[str, AgentUnit] = {}
+        self.at_wall: float | None = None
+        self.snap = None          # the catalog snapshot the units were read for
+
+    def collect(self) -> None:
+        snap = self.view.snap
+        units = read_units(snap.catalog, self.sd)
+        self.units, self.snap, self.at_wall = units, snap, time.time()
+
+
+# ------------------------------------------------------------------ resources
+class Sample:
+    __slots__ = ("memory_bytes", "cpu_seconds", "cpu_percent", "source", "pids", "at", "key")
+
+    def __init__(self, memory_bytes, cpu_seconds, cpu_percent, source, pids, at, key):
+        self.memory_bytes = memory_bytes
+        self.cpu_seconds = cpu_seconds
+        self.cpu_percent = cpu_percent
+        self.source = source
+        self.pids = pids
+        self.at = at
+        self.key = key
+
+    def as_dict(self) -> dict:
+        return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
+                "cpu_percent": self.cpu_percent, "source": self.source, "pids": self.pids}
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def cgroup_dirs(cgroup: str, roots=CGROUP_ROOTS) -> list[str]:
+    return [r + cgroup for r in roots] if cgroup.startswith("/") else []
+
+
+def read_cgroup(cgroup: str, roots=CGROUP_ROOTS) -> tuple[int | None, float | None, list[int]]:
+    """(memory.current, cpu seconds from cpu.stat, PIDs) of a unit's cgroup; None where the
+    controller is not in this tree. PIDs come from the first tree that lists them."""
+    mem = cpu = None
+    pids: list[int] = []
+    for d in cgroup_dirs(cgroup, roots):
+        if mem is None:
+            v = _read(d + "/memory.current")
+            if v is not None and v.strip().isdigit():
+                mem = int(v)
+        if cpu is None:
+            v = _read(d + "/cpu.stat")
+            if v:
+                for line in v.splitlines():
+                    if line.startswith("usage_usec "):
+                        cpu = int(line.split()[1]) / 1e6
+                        break
+        if not pids:
+            v = _read(d + "/cgroup.procs")
+            if v:
+                pids = [int(x) for x in v.split() if x.isdigit()]
+    return mem, cpu, pids
+
+
+def psutil_totals(pids: list[int]) -> tuple[int | None, float | None]:
+    """RSS and user+system CPU seconds summed over PIDs (those that vanished are skipped)."""
+    import psutil
+
+    mem, cpu, seen = 0, 0.0, 0
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                mem += p.memory_info().rss
+                t = p.cpu_times()
+                cpu += t.user + t.system
+            seen += 1
+        except (psutil.Error, OSError):
+            continue
+    return (mem, cpu) if seen else (None, None)
+
+
+class ResourceCollector(Poller):
+    """`samples`: {agent: Sample} for running agents (swapped whole each run)."""
+
+    name = "resources"
+
+    def __init__(self, units_source, interval_s: float = 10.0, roots=CGROUP_ROOTS, **kw):
+        super().__init__(interval_s, **kw)
+        self.units_source = units_source   # callable → {agent: AgentUnit}
+        self.roots = roots
+        self.samples: dict[str, Sample] = {}
+
+    def sample(self, u, previous: Sample | None, now: float) -> Sample:
+        mem, cpu, pids = read_cgroup(u.cgroup, self.roots) if u.cgroup else (None, None, [])
+        source = "cgroup"
+        if mem is None and u.memory_current is not None:
+            mem, source = u.memory_current, "systemd"
+        if cpu is None and u.cpu_ns is not None:
+            cpu = u.cpu_ns / 1e9
+        if mem is None or cpu is None:
+            pmem, pcpu = psutil_totals(pids or ([u.pid] if u.pid else []))
+            if mem is None and pmem is not None:
+                mem, source = pmem, "psutil"
+            if cpu is None:
+                cpu = pcpu
+        if mem is None:
+            source = "unavailable"
+        key = (u.pid, u.start_wall)   # a restart is a new process: no percent across it
+        pct = None
+        if previous is not None and previous.key == key and cpu is not None \
+                and previous.cpu_seconds is not None and now > previous.at:
+            pct = round(max(0.0, cpu - previous.cpu_seconds) / (now - previous.at) * 100, 2)
+        return Sample(mem, cpu, pct, source, len(pids), now, key)
+
+    def collect(self) -> None:
+        units = self.units_source()
+        now = self.clock()
+        old = self.samples
+        out = {}
+        for name, u in units.items():
+            if u.running and (u.pid or u.cgroup):
+                out[name] = self.sample(u, old.get(name), now)
+        self.samples = out
+
+
+def pid_alive(pid: int | None) -> bool:
+    """The process still exists (checked before talking to an agent's port, so that an
+    agent that just exited is not socket-activated again by the hub)."""
+    return bool(pid) and os.path.exists(f"/proc/{pid}")
