@@ -175,6 +175,7 @@ def _selected(ctx: Ctx) -> str:
 
 from . import cli_fleet  # noqa: E402,F401  (registers the systemd-facing commands)
 from . import cli_ops  # noqa: E402,F401  (backup, config history, reports, debug capture)
+from . import cli_monitoring  # noqa: E402,F401  (monitoring setup, health)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,17 @@ class Systemd:
         if units:
             self._run(["restart", "--", *units])
 
+    def reload(self, units: Iterable[str]) -> None:
+        """reload-or-restart (e.g. Prometheus re-reading its configuration)."""
+        units = list(units)
+        if units:
+            self._run(["reload-or-restart", "--", *units])
+
+    def enable(self, units: Iterable[str], now: bool = False) -> None:
+        units = list(units)
+        if units:
+            self._run(["enable", *(["--now"] if now else []), "--", *units])
+
     def reset_failed(self, units: Iterable[str]) -> None:
         units = list(units)
         if units:
@@ -107,8 +118,10 @@ class Systemd:
         return self._run(["cat", "--no-pager", "--", unit], check=False).stdout
 
     # -- journal ------------------------------------------------------------------------
-    def journal_tail(self, units: Sequence[str], lines: int = 10) -> list[str]:
+    def journal_tail(self, units: Sequence[str], lines: int = 10, priority: str | None = None) -> list[str]:
         args = ["--no-pager", "-q", "-o", "short-iso", "-n", str(lines)]
+        if priority:
+            args += ["-p", priority]
         for u in units:
             args += ["-u", u]
         proc = self._run(args, check=False, tool=self.journalctl, timeout=30)
