@@ -77,6 +77,11 @@ def apply(ctx: Ctx, as_json: bool) -> None:
     click.echo(f"applied {cat.path}: {len(cat.agents)} agents, profile {result['profile']} "
                f"({gen.get('files', '?')} units rendered in {gen.get('seconds', '?')} s)")
     click.echo("running agents keep their old settings until restarted: `unified-ctl agent restart NAME`")
+    from .config_history import trial_catalog
+
+    if trial_catalog():
+        click.echo(f"note: a catalog is on trial ({trial_catalog()}): it stays live until `unified-ctl config abort` "
+                   "(then this one is) or `unified-ctl config promote` (which replaces this one)")
 
 
 # -- profiles -----------------------------------------------------------------------------

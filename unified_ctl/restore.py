@@ -179,7 +179,11 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
     archived = {os.path.join(state, os.path.relpath(e["path"], m["state"])) for e in m["files"] if e["kind"] == "state"}
     kept = sorted(p for p in (os.path.join(state, r) for r in backup._walk(state))
                   if p not in archived and not p.endswith(backup.SIDE_FILES))
-    # the restored catalog becomes live (kept in history) and the fleet follows it
+    # the restored catalog becomes live (kept in history) and the fleet follows it; a trial
+    # would hide it from the generator, so the restore ends it
+    from .config_history import end_trial
+
+    trial_ended = end_trial()
     new = load_catalog(paths.catalog_file(), env={})
     from .generator import save_last_good
 
@@ -195,5 +199,5 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
     if wait:
         result.wait = profiles.wait_ready(new, sd, result.profile, new.profiles[result.profile].start_timeout_s)
     return {"archive_host": m.get("host"), "created": m.get("created"), "profile": result.profile,
-            "installed": installed, "removed_dropins": removed, "stopped": stopped, "other_holders": others, "kept_not_in_archive": kept,
+            "installed": installed, "removed_dropins": removed, "trial_ended": trial_ended, "stopped": stopped, "other_holders": others, "kept_not_in_archive": kept,
             "follow": result.to_dict(), "ok": result.ok, "seconds": round(time.monotonic() - started, 3)}

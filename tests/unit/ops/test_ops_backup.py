@@ -289,3 +289,14 @@ def test_cli_create_verify_list_and_restore(state, ops_env, sd, monkeypatch):
     corrupt(path, 0.6)
     out = run.invoke(cli_mod.cli, ["backup", "restore", "--yes", path])
     assert out.exit_code == 1 and "corrupt" in out.output, out.output
+
+
+def test_restore_ends_a_trial_so_the_restored_catalog_is_the_live_one(state, ops_env, sd):
+    from unified_ctl import config_history
+
+    m = backup.create()
+    trial = ops_env / "trial.yaml"
+    trial.write_text((ops_env / "etc" / "unified.yaml").read_text().replace("log_level: INFO", "log_level: DEBUG"))
+    config_history.start_trial({"unified.yaml": str(trial)}, str(trial))
+    res = restore.restore(m["path"], sd, wait=False)
+    assert res["trial_ended"] is True and config_history.trial_catalog() is None
