@@ -158,8 +158,10 @@ def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
             progress(done, len(items), items)
         if done == len(items) or time.monotonic() - t0 >= timeout:
             break
-        # An agent whose unit failed will not become ready by waiting longer than its
-        # restart; keep waiting anyway (Restart=on-failure may bring it) until the timeout.
+        # ActiveState=failed is final (a pending restart shows as activating/auto-restart):
+        # once every agent still missing has failed, waiting longer only delays the report.
+        if all(i.ready or i.state.startswith("failed") for i in items):
+            break
         time.sleep(interval)
     return WaitResult(profile=profile, seconds=round(time.monotonic() - t0, 3), agents=items)
 
@@ -184,8 +186,9 @@ def failure_report(cat: Catalog, sd: Systemd, result: WaitResult, lines: int = 8
     out = []
     for i in result.failed:
         a = cat.agents[i.agent]
+        # warning and worse: the agent's own error lines, not systemd's restart chatter
         out.append({"agent": i.agent, "state": i.state, "reason": i.reason or "not ready before the timeout",
-                    "journal": sd.journal_tail([a.service, a.socket], lines)})
+                    "journal": sd.journal_tail([a.service, a.socket], lines, priority="warning")})
     return out
 
 

@@ -54,6 +54,8 @@ def render_settings(cat: Catalog) -> str:
         ("ENABLE_DATA_OPTIMIZER", str(s.features.data_optimizer).lower()),
         ("UNIFIED_BIND", s.bind_address), ("UNIFIED_CATALOG", cat.path),
         ("OMP_NUM_THREADS", str(s.limits.max_threads)), ("MKL_NUM_THREADS", str(s.limits.max_threads)),
+        # The SDK's drain must end before systemd's SIGKILL at TimeoutStopSec.
+        ("UNIFIED_STOP_GRACE_S", f"{max(1.0, s.supervision.stop_timeout_s - 3):g}"),
     ]
     lines = [header(cat.sources), "[Service]",
              f"TimeoutStartSec={_sec(s.health.startup_timeout_s)}",

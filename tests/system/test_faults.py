@@ -96,31 +96,50 @@ def test_hung_agent_is_killed_by_the_watchdog_and_restarted(core):
         core.run(["unified-ctl", "agent", "restart", agent])
 
 
+CRASH_MODULE = """\
+from unified_agents import Agent
+
+
+class CrashAgent(Agent):
+    def on_start(self):
+        raise RuntimeError("model file is corrupt (fault test)")
+"""
+
 CRASH_DROPIN = """\
 agents:
   CrashAgent:
-    description: Fails at every start (fault test).
+    description: Crashes at every start (fault test).
     group: crash_test
     port: 7391
     health_port: 8391
     required: true
     depends_on: [ServiceRegistry]
-    run: {entry_point: "unified_systest_missing.module:main"}
+    run: {entry_point: "systest_crash:CrashAgent"}
+  MisconfiguredAgent:
+    description: Names a module that does not exist (fault test).
+    group: crash_test
+    port: 7392
+    health_port: 8392
+    required: true
+    run: {entry_point: "systest_missing.module:main"}
 profiles:
   crashtest:
     extends: core
-    agents: [CrashAgent]
+    agents: [CrashAgent, MisconfiguredAgent]
 """
 
 
 def test_agent_crashing_at_start_ends_failed_without_a_restart_storm(core):
     dropin = "/etc/unified/conf.d/90-systest-crash.yaml"
+    module = "/usr/local/lib/python3.11/dist-packages/systest_crash.py"
+    core.write_file(module, CRASH_MODULE)
     core.write_file(dropin, CRASH_DROPIN)
     unit = "unified-agent@CrashAgent.service"
     try:
         core.run(["unified-ctl", "apply"])
         r = core.run(["unified-ctl", "profile", "switch", "crashtest", "--timeout", "40"], check=False, timeout=120)
-        assert r.returncode == 1 and "CrashAgent" in r.stderr  # named, with its journal lines
+        assert r.returncode == 1 and "CrashAgent" in r.stderr and "MisconfiguredAgent" in r.stderr
+        assert "model file is corrupt" in r.stderr  # the failed agent's journal lines are shown
         # systemd 252: the service stays failed ('exit-code'), its socket records why
         core.wait_until(["systemctl", "show", "-p", "Result", "--value", "unified-agent@CrashAgent.socket"],
                         expect_stdout="service-start-limit-hit", timeout=60, interval=0.5)
@@ -128,13 +147,16 @@ def test_agent_crashing_at_start_ends_failed_without_a_restart_storm(core):
         restarts = int(core.unit_property(unit, "NRestarts"))
         time.sleep(5)
         assert int(core.unit_property(unit, "NRestarts")) == restarts <= 10  # no storm: it stays down
+        # a configuration error (exit 2) is not retried at all
+        assert core.unit_property("unified-agent@MisconfiguredAgent.service", "ExecMainStatus") == "2"
+        assert core.unit_property("unified-agent@MisconfiguredAgent.service", "NRestarts") == "0"
         status = json.loads(core.run(["unified-ctl", "status", "--json", "--no-health"]).stdout)
         states = {a["agent"]: a["state"] for a in status["agents"]}
-        assert states["CrashAgent"] == "failed"
+        assert states["CrashAgent"] == "failed" and states["MisconfiguredAgent"] == "failed"
         assert all(states[a] == "active" for a in CORE_PORTS), states  # the others are unaffected
     finally:
         switch(core, "core")
-        core.run(["rm", "-f", dropin])
+        core.run(["rm", "-f", dropin, module])
         core.run(["unified-ctl", "apply"])
         core.systemctl("reset-failed", check=False)
 

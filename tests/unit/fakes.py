@@ -82,7 +82,7 @@ class FakeSystemd:
     def is_active(self, unit):
         return self.state.get(unit) == "active"
 
-    def journal_tail(self, units, lines=10):
+    def journal_tail(self, units, lines=10, priority=None):
         out = []
         for u in units:
             out += self.journal.get(u, [])
