@@ -164,7 +164,7 @@ class KnowledgeDB:
                "bm25(documents_fts, 10.0, 1.0, 5.0) AS score, "
                "highlight(documents_fts, 0, '[', ']') AS title_highlight, "
                "snippet(documents_fts, 1, '[', ']', '…', 24) AS snippet "
-               "FROM documents_fts JOIN documents d ON d.id = documents_fts.rowid "
+               "FROM documents_fts CROSS JOIN documents d ON d.id = documents_fts.rowid "
                "WHERE documents_fts MATCH ?")
         args: list = [match]
         if tag:

@@ -185,7 +185,7 @@ class MemoryDB:
         match = fts_query(q, mode)
         sql = ("SELECT items.*, bm25(items_fts, 3.0, 1.0, 3.0) AS score, "
                "snippet(items_fts, 1, '[', ']', '…', 16) AS snippet "
-               "FROM items_fts JOIN items ON items.id = items_fts.rowid "
+               "FROM items_fts CROSS JOIN items ON items.id = items_fts.rowid "
                "WHERE items_fts MATCH ?")
         args: list = [match]
         if ns:

@@ -1,0 +1,272 @@
+"""The state agents on real systemd: SystemDigitalTwin, MemoryClient, KnowledgeBase and
+SessionMemoryAgent keep their SQLite databases under /var/lib/unified; kill -9 during writes
+loses no acknowledged write; the runbook's `curl -X POST http://localhost:7220/memory/clear`
+works literally; bad input is a 400 and the agent stays up.
+
+Writers run INSIDE the container on loopback, bounded in time. Each test leaves the core
+profile selected and running and removes the data it added.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+STATE = "/var/lib/unified"
+AGENTS = {  # agent: (agent port, health port, database file)
+    "SystemDigitalTwin": (7220, 8220, "twin.db"),
+    "MemoryClient": (5713, 6713, "memory.db"),
+    "KnowledgeBase": (5715, 6715, "knowledge.db"),
+    "SessionMemoryAgent": (5574, 6574, "sessions.db"),
+}
+
+# Writes in 4 threads, each on a fresh connection (a client meeting a restarting agent),
+# until --seconds pass; prints one JSON line: the acknowledged ids/keys and failures by kind.
+WRITER = r'''
+import argparse, http.client, json, threading, time
+ap = argparse.ArgumentParser()
+ap.add_argument("--target", choices=["twin", "memory"], required=True)
+ap.add_argument("--seconds", type=float, default=8)
+ap.add_argument("--tag", default="kill9")
+a = ap.parse_args()
+acked, errors, lock = [], {}, threading.Lock()
+end = time.monotonic() + a.seconds
+def work(n):
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", 7220 if a.target == "twin" else 5713,
+                                           timeout=30)
+            if a.target == "twin":
+                body = {"session": f"{a.tag}-{n}", "role": "user", "content": f"turn {i}"}
+                c.request("POST", "/memory", json.dumps(body),
+                          {"Content-Type": "application/json"})
+            else:
+                key = f"{a.tag}-{n}-{i}"
+                c.request("PUT", f"/items/{a.tag}/{key}", json.dumps({"value": key}),
+                          {"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            c.close()
+            if r.status in (200, 201):
+                ack = json.loads(data)["id"] if a.target == "twin" else key
+                with lock:
+                    acked.append(ack)
+            else:
+                with lock:
+                    errors[f"http {r.status}"] = errors.get(f"http {r.status}", 0) + 1
+        except Exception as e:  # not acknowledged: fine, it only must not be claimed
+            with lock:
+                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+        time.sleep(0.002)
+ts = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"acked": acked, "errors": errors}))
+'''
+
+
+def switch(c, name):
+    r = c.run(["unified-ctl", "profile", "switch", name, "--json"], check=False, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def main_pid(c, agent) -> int:
+    return int(c.unit_property(f"unified-agent@{agent}.service", "MainPID"))
+
+
+def curl_json(c, method, url, body=None, *, expect=200):
+    args = ["curl", "-sS", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-X", method, url]
+    if body is not None:
+        data = body if isinstance(body, str) else json.dumps(body)
+        args += ["-H", "Content-Type: application/json", "--data-binary", data]
+    r = c.run(args, timeout=60)
+    text, _, code = r.stdout.rpartition("\n")
+    assert int(code) == expect, f"{method} {url} → {code}: {text}"
+    return json.loads(text) if text.strip() else None
+
+
+@pytest.fixture
+def core(container):
+    switch(container, "core")
+    container.write_file("/root/state_writer.py", WRITER)
+    for agent in AGENTS:
+        container.wait_until(["systemctl", "is-active", f"unified-agent@{agent}.service"],
+                             timeout=60)
+    yield container
+    container.run(["rm", "-f", "/root/state_writer.py"])
+    switch(container, "core")
+
+
+def test_state_agents_run_their_builtins_with_wal_databases_in_the_state_directory(core):
+    for agent, (port, hport, db) in AGENTS.items():
+        h = curl_json(core, "GET", f"http://127.0.0.1:{hport}/health")
+        assert h["status"] == "healthy" and h["implementation"] == "builtin", (agent, h)
+        d = h["checks"]["database"]
+        assert d["path"] == f"{STATE}/{db}" and d["journal_mode"] == "wal"
+        assert d["synchronous"] == "FULL" and d["schema_version"] >= 1
+        owner = core.run(["stat", "-c", "%U %a", f"{STATE}/{db}"]).stdout.split()
+        assert owner[0] == "unified" and int(owner[1], 8) & 0o007 == 0, (db, owner)
+
+
+def test_the_runbooks_memory_clear_works_literally(core):
+    curl_json(core, "POST", "http://127.0.0.1:7220/memory",
+              {"session": "systest-clear", "role": "user", "content": "remember me"}, expect=201)
+    before = curl_json(core, "GET", "http://127.0.0.1:7220/memory?session=systest-clear")
+    assert before["count"] == 1
+    r = core.run("curl -X POST http://localhost:7220/memory/clear", timeout=30)  # as written
+    out = json.loads(r.stdout)
+    assert out["scope"] == "all" and out["cleared_turns"] >= 1
+    after = curl_json(core, "GET", "http://127.0.0.1:7220/memory?session=systest-clear")
+    assert after["count"] == 0
+
+
+@pytest.mark.parametrize("agent, target, check", [
+    ("SystemDigitalTwin", "twin", "turns"),
+    ("MemoryClient", "memory", "items"),
+])
+def test_kill_9_during_writes_loses_no_acknowledged_write(core, agent, target, check):
+    tag = f"systest{int(time.time())}"
+    writer = core.popen(["python3", "/root/state_writer.py", "--target", target,
+                         "--seconds", "8", "--tag", tag],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2.5)                                   # writes flowing
+    pid = main_pid(core, agent)
+    killed_at = time.time()
+    core.run(["kill", "-9", str(pid)])
+    out, err = writer.communicate(timeout=90)
+    assert writer.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    acked = result["acked"]
+    core.wait_until(["systemctl", "is-active", f"unified-agent@{agent}.service"], timeout=30)
+    assert main_pid(core, agent) != pid, "the agent was not restarted"
+    print(f"{agent}: {len(acked)} acknowledged writes, failures {result['errors']}")
+    assert len(acked) > 100, result["errors"]
+    try:
+        if check == "turns":
+            stored = set()
+            for n in range(4):
+                got = curl_json(core, "GET", f"http://127.0.0.1:7220/memory?session={tag}-{n}"
+                                             "&limit=10000")
+                stored |= {t["id"] for t in got["turns"]}
+        else:
+            stored, after = set(), ""
+            while True:
+                page = curl_json(core, "GET", f"http://127.0.0.1:5713/items/{tag}?limit=1000"
+                                              f"&after={after}")
+                stored |= {i["key"] for i in page["items"]}
+                if "next_after" not in page:
+                    break
+                after = page["next_after"]
+        missing = set(acked) - stored
+        assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {sorted(missing)[:5]}"
+        # the twin saw it too: lifecycle events of the agent after the kill, ending active
+        # (the twin records itself "starting" from its first poll, before READY=1)
+        deadline = time.monotonic() + 30
+        while True:
+            ev = curl_json(core, "GET", "http://127.0.0.1:7220/history/lifecycle?agent="
+                                        f"{agent}&since={killed_at - 1:.0f}")["events"]
+            if (ev and ev[-1]["state"] == "active") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        print(f"twin lifecycle of {agent}:", [(e["event"], e["state"], e["pid"]) for e in ev])
+        assert ev and ev[-1]["state"] == "active" and ev[-1]["pid"] == main_pid(core, agent)
+    finally:
+        if check == "turns":
+            for n in range(4):
+                curl_json(core, "POST", "http://127.0.0.1:7220/memory/clear",
+                          {"session": f"{tag}-{n}"})
+        else:
+            curl_json(core, "DELETE", f"http://127.0.0.1:5713/items/{tag}")
+
+
+BAD = [
+    ("SystemDigitalTwin", "POST", "/memory", "{not json", 400),
+    ("SystemDigitalTwin", "POST", "/memory", '{"session": "s", "role": "user", "content": 5}', 400),
+    ("SystemDigitalTwin", "POST", "/memory",
+     json.dumps({"session": "s", "role": "user", "content": "x" * 40000}), 413),
+    ("SystemDigitalTwin", "GET", "/history/lifecycle?since=tomorrowish", None, 400),
+    ("MemoryClient", "PUT", "/items/systest/k", "{not json", 400),
+    ("MemoryClient", "PUT", "/items/systest/k", '{"value": 1, "tags": "x"}', 400),
+    ("MemoryClient", "PUT", "/items/systest/k", json.dumps({"value": "x" * 70000}), 413),
+    ("MemoryClient", "GET", "/search?q=AND&mode=fts5", None, 400),
+    ("KnowledgeBase", "POST", "/documents", '{"title": 7, "body": "b"}', 400),
+    ("KnowledgeBase", "POST", "/documents", "[]", 400),
+    ("KnowledgeBase", "GET", "/documents/abc", None, 400),
+    ("SessionMemoryAgent", "POST", "/sessions", '{"ttl_s": "soon"}', 400),
+    ("SessionMemoryAgent", "POST", "/sessions/nosuch/turns", '{"role": "user"}', 400),
+]
+
+
+def test_bad_input_is_a_clear_error_and_no_agent_restarts(core):
+    pids = {a: main_pid(core, a) for a in AGENTS}
+    restarts = {a: core.unit_property(f"unified-agent@{a}.service", "NRestarts") for a in AGENTS}
+    for agent, method, path, body, status in BAD:
+        port = AGENTS[agent][0]
+        args = f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' -X {method} " \
+               f"http://127.0.0.1:{port}{path}"
+        if body is not None:
+            core.write_file("/root/bad_body", body)
+            args += " -H 'Content-Type: application/json' --data-binary @/root/bad_body"
+        text, _, code = core.run(args, timeout=30).stdout.rpartition("\n")
+        assert int(code) == status, (agent, method, path, code, text)
+        assert json.loads(text)["error"], text
+    core.run(["rm", "-f", "/root/bad_body"])
+    for agent, (_, hport, _) in AGENTS.items():
+        assert curl_json(core, "GET", f"http://127.0.0.1:{hport}/health")["status"] == "healthy"
+        assert main_pid(core, agent) == pids[agent]
+        assert core.unit_property(f"unified-agent@{agent}.service", "NRestarts") == \
+            restarts[agent]
+
+
+def test_documents_and_sessions_survive_kill_9(core):
+    doc = curl_json(core, "POST", "http://127.0.0.1:5715/documents",
+                    {"title": "Systest durability", "body": "kept across kill -9",
+                     "tags": ["systest"]}, expect=201)
+    ses = curl_json(core, "POST", "http://127.0.0.1:5574/sessions",
+                    {"id": "systest-session", "ttl_s": 600}, expect=201)
+    curl_json(core, "POST", "http://127.0.0.1:5574/sessions/systest-session/turns",
+              {"role": "user", "content": "hello"}, expect=201)
+    try:
+        for agent in ("KnowledgeBase", "SessionMemoryAgent"):
+            pid = main_pid(core, agent)
+            core.run(["kill", "-9", str(pid)])
+            core.wait_until(f"test $(systemctl show -p MainPID --value "
+                            f"unified-agent@{agent}.service) -ne {pid} && "
+                            f"curl -sf http://127.0.0.1:{AGENTS[agent][1]}/health", timeout=30)
+        hits = curl_json(core, "GET", "http://127.0.0.1:5715/search?q=durability")["hits"]
+        assert [h["id"] for h in hits] == [doc["id"]]
+        got = curl_json(core, "GET", "http://127.0.0.1:5574/sessions/systest-session")
+        assert [t["content"] for t in got["history"]] == ["hello"]
+    finally:
+        curl_json(core, "DELETE", f"http://127.0.0.1:5715/documents/{doc['id']}")
+        curl_json(core, "DELETE", f"http://127.0.0.1:5574/sessions/{ses['id']}")
+
+
+def test_the_twin_serves_the_state_and_records_a_profile_switch(core):
+    state = curl_json(core, "GET", "http://127.0.0.1:7220/state")
+    assert state["profile"] == "core" and state["systemd_error"] is None
+    assert state["agents"]["ServiceRegistry"]["state"] == "active"
+    assert sum(1 for a in state["agents"].values() if a["state"] == "active") >= 16
+    snap = curl_json(core, "POST", "http://127.0.0.1:7220/snapshots", expect=201)
+    mine = {a["agent"]: a for a in snap["agents"]}
+    assert mine["SystemDigitalTwin"]["memory_bytes"] > 10 << 20   # psutil fallback works
+    since = time.time() - 1
+    switch(core, "vision")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rows = curl_json(core, "GET", f"http://127.0.0.1:7220/history/profiles?since="
+                                          f"{since:.0f}")["profiles"]
+            if rows:
+                break
+            time.sleep(1)
+        assert [(r["profile"], r["previous"]) for r in rows] == [("vision", "core")]
+    finally:
+        switch(core, "core")
+    res = curl_json(core, "GET", "http://127.0.0.1:7220/history/resources?since=10m"
+                                 "&agent=SystemDigitalTwin")["resources"]
+    assert res and isinstance(res[-1]["ts"], float)
