@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import random
 import socket
 import time
 
@@ -90,11 +91,21 @@ class Fleet:
         self.spawner = spawner
         self.ports = {}
         held = []
+        rng = random.Random()
         for key in [k for a in AGENTS for k in (a, a + "_h")]:
-            s = socket.socket()  # kept bound until all are chosen: no port twice
-            s.bind(("127.0.0.1", 0))
+            while True:
+                # below the kernel's ephemeral range (32768+), so that no client connection
+                # of a concurrent test takes the port between now and the agent's bind
+                port = rng.randrange(20000, 32000)
+                s = socket.socket()  # kept bound until all are chosen: no port twice
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    s.close()
+                    continue
+                break
             held.append(s)
-            self.ports[key] = s.getsockname()[1]
+            self.ports[key] = port
         for s in held:
             s.close()
         (tmp / "etc").mkdir(exist_ok=True)
