@@ -9,6 +9,7 @@ profile selected and running and removes the data it added.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import time
 
@@ -206,8 +207,8 @@ def test_bad_input_is_a_clear_error_and_no_agent_restarts(core):
     restarts = {a: core.unit_property(f"unified-agent@{a}.service", "NRestarts") for a in AGENTS}
     for agent, method, path, body, status in BAD:
         port = AGENTS[agent][0]
-        args = f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' -X {method} " \
-               f"http://127.0.0.1:{port}{path}"
+        url = shlex.quote(f"http://127.0.0.1:{port}{path}")
+        args = f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' -X {method} {url}"
         if body is not None:
             core.write_file("/root/bad_body", body)
             args += " -H 'Content-Type: application/json' --data-binary @/root/bad_body"
