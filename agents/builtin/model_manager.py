@@ -19,8 +19,10 @@ model and VRAM gauges.
 
 Catalog: `routing` (rules, threshold, failover), `models` (declared, vram_budget_percentage,
 idle_timeout). Environment: VRAM_LIMIT_MB; CLOUD_LLM_ENDPOINT / CLOUD_LLM_API_KEY /
-CLOUD_LLM_MODEL override the cloud model; MODEL_MANAGER_CLOUD_PROBE_S (30),
+CLOUD_LLM_MODEL override the cloud model (the key better as a systemd credential
+`cloud_llm_api_key`, read from $CREDENTIALS_DIRECTORY); MODEL_MANAGER_CLOUD_PROBE_S (30),
 MODEL_MANAGER_CHECK_TIMEOUT_S (5), MODEL_MANAGER_GENERATE_TIMEOUT_S (120),
+MODEL_MANAGER_GPU_POLL_S (5),
 MODEL_MANAGER_CACHE_ENTRIES (256).
 
 Cloud usability = the last probe (GET {endpoint}/models every MODEL_MANAGER_CLOUD_PROBE_S)
@@ -158,6 +160,8 @@ class ModelManagerSuite(Agent):
         self.gen_timeout = env.number("MODEL_MANAGER_GENERATE_TIMEOUT_S", 120.0, 1.0)
         self.cloud_override = {k: env.string(f"CLOUD_LLM_{k.upper()}")
                                for k in ("endpoint", "api_key", "model")}
+        if not self.cloud_override["api_key"]:
+            self.cloud_override["api_key"] = self._credential("cloud_llm_api_key")
 
         from unified_agents.gpu import GpuPoller
         self.gpu = GpuPoller(env.number("MODEL_MANAGER_GPU_POLL_S", 5.0, 0.1), log=self.log)
@@ -187,6 +191,18 @@ class ModelManagerSuite(Agent):
         self.gpu.stop()
 
     # ------------------------------------------------------------ plumbing
+    def _credential(self, name: str) -> str | None:
+        """A secret from systemd's credentials (LoadCredential=cloud_llm_api_key:/path): the
+        key stays out of the catalog and of the unit's Environment= (world-readable)."""
+        d = self.config.env.string("CREDENTIALS_DIRECTORY")
+        if not d:
+            return None
+        try:
+            with open(os.path.join(d, name), encoding="utf-8") as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
     def _gpu_mb(self):
         snap = self.gpu.latest()
         return snap.total_bytes // MB if snap is not None else None

@@ -216,3 +216,13 @@ def test_idle_models_are_unloaded_by_the_agent(sdk_path, tmp_path):  # noqa: F81
     finally:
         sp.close()
         f.close()
+
+
+def test_cloud_api_key_from_a_systemd_credential(models_fleet, tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "cloud_llm_api_key").write_text("sk-from-credential\n")
+    models_fleet.cloud.api_key = "sk-from-credential"          # the cloud insists on it
+    mm = models_fleet.start("ModelManagerSuite", RUN, CREDENTIALS_DIRECTORY=creds)
+    out = mm.request("POST", "/generate", {"task_type": "code_generation", "prompt": "x"})[1]
+    assert (out["backend"], out["text"]) == ("cloud", "echo: x")
