@@ -349,9 +349,10 @@ class ModelManagerSuite(Agent):
                 live.cloud_ok = False
                 live.cloud_problem = "breaker_open" if isinstance(e, BreakerOpen) \
                     else "cloud_unreachable"
+                t0 = time.perf_counter()
                 d = self.router.decide(d.task_type, d.complexity, live, None if
                                        d.reason != "requested" else "cloud")
-                self.stats.record(d, 0.0)
+                self.stats.record(d, time.perf_counter() - t0)
 
     def _call(self, model: str, backend: str, body: dict) -> dict:
         key = GenCache.key(model, body)
