@@ -6,10 +6,11 @@
   scripts/dev/runbook_check.py --local    run on this machine (a real install, as root)
 
 A command block is a ```bash fence; ```promql blocks are queries for Prometheus, not
-commands. Each block runs in its own `bash -e -o pipefail` (a failing command fails the
-block) as root in /root. A block preceded by `<!-- runbook-check: follow -->` follows output
-until Ctrl-C: it runs under a pseudo-terminal (`watch` needs one) and is stopped after
-FOLLOW_S seconds; that stop is its success.
+commands. Each block runs in its own `bash -e -o pipefail`, as root in /root: a failing
+command fails the block, also early in a pipeline (so write `grep -m N`, not `grep | head`,
+whose early exit is a SIGPIPE failure). A block preceded by `<!-- runbook-check: follow -->`
+follows output until Ctrl-C: it runs under a pseudo-terminal (`watch` needs one) and is
+stopped after FOLLOW_S seconds; that stop is its success.
 
 Skipped: only SKIP below (blocks that need an NVIDIA GPU or a second host), each with its
 reason; a SKIP entry that names no block is an error, so the list cannot go stale.

@@ -5,11 +5,13 @@ agent, each named with its issue; any other failure fails the test."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("runbook_check", REPO / "scripts" / "dev" / "runbook_check.py")
 runbook_check = importlib.util.module_from_spec(_spec)
+sys.modules["runbook_check"] = runbook_check  # dataclasses look their module up there
 _spec.loader.exec_module(runbook_check)
 
 
