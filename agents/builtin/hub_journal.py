@@ -12,7 +12,8 @@ $STATE_DIRECTORY/observability_hub.journal.json (temp file, fsync, rename) at mo
 `save_every_s`: after a restart (kill -9 included) the follower continues after the saved
 cursor with the saved counts, so a line is never counted twice and the counters stay
 monotonic (lines read after the last save are read again, and counted once, since the
-counts were saved with the cursor). Without a saved cursor it reads this boot from the start.
+counts were saved with the cursor). Without a saved cursor it reads this boot from the start
+(--since the kernel's boot time).
 
 The hub runs as user `unified`; reading the system journal needs the `systemd-journal` group
 (the catalog gives the hub SupplementaryGroups=systemd-journal).
@@ -35,6 +36,18 @@ UNIT_PREFIXES = ("unified-agent@", "unified-backend@")
 LAST_ERRORS = 5
 MAX_MESSAGE = 400
 STATE_FILE = "observability_hub.journal.json"
+
+
+def boot_time() -> float:
+    """The kernel's boot time (epoch seconds, /proc/stat btime); 0 when unknown."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def agent_of_unit(unit: str) -> str | None:
@@ -194,7 +207,9 @@ class JournalFollower:
             if row is None:
                 row = self.counts[agent] = [0] * len(PRIORITIES)
             row[prio] += 1
-            if prio <= 3:
+            # Last errors: the agent's own err..emerg lines, and systemd's warnings about
+            # the unit ("Failed with result 'signal'", "Start request repeated too quickly").
+            if prio <= 3 or (pid1 and prio <= 4):
                 d = self.last_errors.get(agent)
                 if d is None:
                     d = self.last_errors[agent] = deque(maxlen=LAST_ERRORS)
@@ -214,14 +229,19 @@ class JournalFollower:
 
     # -------------------------------------------------------------- the process
     def args(self) -> list[str]:
-        a = [self.journalctl, "--follow", "--output=json", "--all", "--no-pager",
+        # --merge: without it, --follow silently keeps only entries of the boot ID this
+        # process sees; a sandboxed service in a container (ProtectProc=: a fresh /proc)
+        # sees the host's boot ID, not the container's, and then reads nothing at all
+        # (measured on systemd 252). The start is bounded by the cursor or --since instead.
+        a = [self.journalctl, "--follow", "--merge", "--output=json", "--all", "--no-pager",
              f"--output-fields={FIELDS}"]
         if self.cursor:
             a.append(f"--after-cursor={self.cursor}")
         elif self.last_ts:
             a += [f"--since=@{self.last_ts:.6f}", "--lines=all"]
         else:
-            a += ["--boot", "--lines=all"]
+            # This boot, by time: `--boot` compares boot IDs (see --merge above).
+            a += [f"--since=@{boot_time():.0f}", "--lines=all"]
         return a + list(self.extra_args) + [f"_SYSTEMD_SLICE={SLICE}", "+", "_PID=1"]
 
     def start(self) -> "JournalFollower":
