@@ -42,16 +42,24 @@ def is_coroutine(obj) -> bool:
         hasattr(obj, "__await__") and hasattr(obj, "send") and hasattr(obj, "throw"))
 
 
-def route(method: str, path: str, *, inline: bool = False):
+LISTENERS = ("agent", "health", "both")
+
+
+def route(method: str, path: str, *, inline: bool = False, listener: str = "agent"):
     """Declare a method of an Agent subclass as the handler of `method path`.
 
     `path` may hold parameters: `/agents/{name}` (one segment) or `/files/{rest:path}` (the
     rest of the path, last only). The handler gets the Request; `request.params` holds them.
     Stack several decorators to serve several routes with one method.
+    `listener` is where the route is served: the agent port (default), the health port
+    ("health": it never activates the agent, e.g. the runbook's POST :8202/load) or "both".
     """
+    if listener not in LISTENERS:
+        raise ValueError(f"route {method} {path}: listener {listener!r}; allowed: {', '.join(LISTENERS)}")
+
     def deco(fn):
         fn.__unified_routes__ = getattr(fn, "__unified_routes__", ()) + (
-            (method.upper(), path, inline),)
+            (method.upper(), path, inline, listener),)
         return fn
     return deco
 
@@ -125,18 +133,19 @@ class Agent:
         self._router.add(method.upper(), path, handler, inline=inline, owner="agent")
 
     def declared_routes(self):
-        """(method, path, handler, inline) of the @route methods and the `routes` dict."""
+        """(method, path, handler, inline, listener) of the @route methods and the `routes`
+        dict (whose routes are served on the agent port)."""
         seen = set()
         for klass in type(self).__mro__:
             for attr, fn in vars(klass).items():
                 if attr in seen:
                     continue
                 seen.add(attr)
-                for method, path, inline in getattr(fn, "__unified_routes__", ()):
-                    yield method, path, getattr(self, attr), inline
+                for method, path, inline, listener in getattr(fn, "__unified_routes__", ()):
+                    yield method, path, getattr(self, attr), inline, listener
         for (method, path), target in (self.routes or {}).items():
             handler = getattr(self, target) if isinstance(target, str) else target
-            yield method.upper(), path, handler, False
+            yield method.upper(), path, handler, False, "agent"
 
 
 # ----------------------------------------------------------------- routing

@@ -222,8 +222,9 @@ class Runtime:
         else:
             ar.add("POST", "/task", self._task_sync, mode="pool", owner="sdk")
         agent._router = ar
-        for method, path, handler, inline in agent.declared_routes():
-            ar.add(method, path, handler, inline=inline)
+        for method, path, handler, inline, listener in agent.declared_routes():
+            for kind in (("agent", "health") if listener == "both" else (listener,)):
+                self.routers[kind].add(method, path, handler, inline=inline)
         if "health" in (health_mode, metrics_mode):
             self.lane = WorkerPool(1)
 

@@ -1,4 +1,7 @@
-"""Where unified-system keeps its files. UNIFIED_ETC/UNIFIED_RUN relocate them for tests."""
+"""Where unified-system keeps its files. UNIFIED_ETC/UNIFIED_RUN_DIR relocate them for tests.
+
+(Not UNIFIED_RUN: inside an agent that names its run spec, e.g. builtin:service_registry.)
+"""
 from __future__ import annotations
 
 import os
@@ -23,7 +26,7 @@ def selected_profile_file() -> str:
 
 
 def run_dir() -> str:
-    return os.environ.get("UNIFIED_RUN", "/run/unified")
+    return os.environ.get("UNIFIED_RUN_DIR", "/run/unified")
 
 
 def generator_status_file() -> str:

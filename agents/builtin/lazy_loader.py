@@ -32,9 +32,8 @@ not get that right (no polkit rule: it would let any agent process restart any u
 answers 503 naming the operator's command, `unified-ctl agent start NAME`.
 
 Runbook: `curl -X POST http://localhost:8202/load -d '{"agent": "AgentName"}'` goes to the
-HEALTH port and sends no Content-Type: the body is parsed as JSON whatever its type. Serving
-/load on the health port needs the SDK to route extra paths there (route(listener=...));
-without it /load is on the agent port 7202 only.
+HEALTH port and sends no Content-Type: the body is parsed as JSON whatever its type. /load is
+served on both ports (route(listener="both")).
 """
 from __future__ import annotations
 
@@ -51,11 +50,8 @@ _PROBE = (b"GET /health HTTP/1.1\r\nHost: lazyloader\r\nUser-Agent: unified-lazy
 
 
 def _both_ports(method: str, path: str):
-    """route() on the agent AND the health port when the SDK supports it (see docstring)."""
-    try:
-        return route(method, path, listener="both")
-    except TypeError:
-        return route(method, path)
+    """route() on the agent AND the health port (the runbook POSTs /load to 8202)."""
+    return route(method, path, listener="both")
 
 
 class LoadError(Exception):

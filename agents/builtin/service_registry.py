@@ -420,6 +420,8 @@ class ServiceRegistry(Agent):
     @route("GET", "/agents")
     def list_agents(self, request):
         self._count("list")
+        # A few stat() calls: a profile switch a moment ago is never reported stale.
+        self.view.refresh_catalog()
         snap = self.view.snap
         q = request.query
         names = list(snap.catalog.agents)
@@ -467,6 +469,7 @@ class ServiceRegistry(Agent):
     @route("GET", "/agents/{name}")
     def get_agent(self, request):
         self._count("get")
+        self.view.refresh_catalog()
         return self.lookup(request.params["name"], flag(request, "health", True))
 
     def lookup(self, name: str, with_health: bool = True) -> dict:

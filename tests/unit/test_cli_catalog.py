@@ -30,7 +30,7 @@ def clean_environment(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(var, raising=False)
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("UNIFIED_ETC", str(state / "etc"))
-    monkeypatch.setenv("UNIFIED_RUN", str(state / "run"))
+    monkeypatch.setenv("UNIFIED_RUN_DIR", str(state / "run"))
     monkeypatch.setenv("UNIFIED_RUNTIME_UNITS", str(state / "units"))
     monkeypatch.setenv("COLUMNS", "200")
 

@@ -21,7 +21,7 @@ def cat():
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIFIED_ETC", str(tmp_path / "etc"))
-    monkeypatch.setenv("UNIFIED_RUN", str(tmp_path / "run"))
+    monkeypatch.setenv("UNIFIED_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("UNIFIED_RUNTIME_UNITS", str(tmp_path / "units"))
     for var in ("PROFILE", "LOG_LEVEL", "DISABLE_AUTO_RESTART", "CONFIG"):
         monkeypatch.delenv(var, raising=False)

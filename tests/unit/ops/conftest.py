@@ -16,7 +16,7 @@ def ops_env(tmp_path, monkeypatch):
     etc = tmp_path / "etc"
     (etc / "conf.d").mkdir(parents=True)
     shutil.copy(CATALOG, etc / "unified.yaml")
-    for var, sub in (("UNIFIED_ETC", "etc"), ("UNIFIED_RUN", "run"), ("UNIFIED_RUNTIME_UNITS", "units"),
+    for var, sub in (("UNIFIED_ETC", "etc"), ("UNIFIED_RUN_DIR", "run"), ("UNIFIED_RUNTIME_UNITS", "units"),
                      ("UNIFIED_STATE_DIR", "state"), ("UNIFIED_BACKUP_DIR", "backups")):
         monkeypatch.setenv(var, str(tmp_path / sub))
     (tmp_path / "state").mkdir()

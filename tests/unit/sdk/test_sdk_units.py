@@ -71,7 +71,7 @@ def test_declared_routes_decorator_and_dict():
         def clear(self, request):
             return {}
 
-    got = {(m, p, i) for m, p, _, i in A().declared_routes()}
+    got = {(m, p, i) for m, p, _, i, _ in A().declared_routes()}
     assert got == {("GET", "/x", False), ("GET", "/y", True), ("POST", "/memory/clear", False)}
 
 
@@ -223,3 +223,21 @@ def test_journal_priority_prefixes_and_debug_access_log(spawn):
     text = b.stderr()
     assert text[:4].isdigit() and " INFO TestAgent ready in " in text
     assert "GET /health" not in text
+
+
+def test_route_listener_says_which_port_serves_it():
+    from unified_agents.agent import route as _route
+
+    class A(Agent):
+        @_route("POST", "/load", listener="both")
+        def load(self, request):
+            return {}
+
+        @_route("GET", "/only-health", listener="health")
+        def h(self, request):
+            return {}
+
+    got = {(p, listener) for _, p, _, _, listener in A().declared_routes()}
+    assert got == {("/load", "both"), ("/only-health", "health")}
+    with pytest.raises(ValueError, match="allowed: agent, health, both"):
+        _route("GET", "/x", listener="admin")
