@@ -116,6 +116,12 @@ class Agent:
         """Extra top-level fields for /health (e.g. {"queue_size": 3})."""
         return {}
 
+    def release_caches(self) -> int | None:
+        """Drop what can be rebuilt (model/KV caches, `torch.cuda.empty_cache()`) when
+        VRAMOptimizerAgent asks (POST /cache/release on the agent port, served only when an
+        agent overrides this). Return the bytes freed if known."""
+        return None
+
     def metrics_text(self) -> str:
         """Extra Prometheus text exposition lines appended to /metrics on the health port.
         With prometheus_client: `return generate_latest(self.registry).decode()` using your

@@ -222,6 +222,10 @@ class Runtime:
         else:
             ar.add("POST", "/task", self._task_sync, mode="pool", owner="sdk")
         agent._router = ar
+        if _overridden(agent, "release_caches"):
+            # Only agents that can release something serve it: a 404 tells VRAMOptimizerAgent
+            # "unsupported" without waking anyone (it asks active agents only).
+            ar.add("POST", "/cache/release", self._release_caches, mode="pool", owner="sdk")
         for method, path, handler, inline, listener in agent.declared_routes():
             for kind in (("agent", "health") if listener == "both" else (listener,)):
                 self.routers[kind].add(method, path, handler, inline=inline)
@@ -550,6 +554,11 @@ class Runtime:
             "pid": os.getpid(),
         })
         return Response.json(body, 503 if status == "unhealthy" else 200)
+
+    def _release_caches(self, request):
+        freed = self.agent.release_caches()
+        self.log.info("caches released", request.request_id, freed_bytes=freed or 0)
+        return {"agent": self.config.name, "freed_bytes": int(freed or 0)}
 
     def _metrics(self, req) -> Response:
         return Response(200, self.metrics.render(self).encode(), CONTENT_TYPE)

@@ -257,7 +257,9 @@ class _Validator:
     # opens /dev/nvidia*). A short allowlist: sandboxing and supervision stay uniform.
     SYSTEMD_KEYS = ("SupplementaryGroups", "ReadWritePaths", "ReadOnlyPaths", "DeviceAllow",
                     "PrivateDevices", "Nice", "OOMScoreAdjust", "LimitNOFILE", "TimeoutStartSec",
-                    "TimeoutStopSec", "WatchdogSec", "RestartSec")
+                    "TimeoutStopSec", "WatchdogSec", "RestartSec",
+                    # secrets (e.g. the cloud LLM key) as systemd credentials, not environment
+                    "LoadCredential", "SetCredential")
 
     def agents(self, raw: Any, at: Path, lazy: m.LazyLoader) -> dict[str, m.Agent]:
         if not isinstance(raw, dict) or not raw:

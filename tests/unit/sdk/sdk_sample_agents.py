@@ -20,6 +20,13 @@ class Registry(Agent):
     def handle_task(self, task):
         return {"found": task.get("data") in self.items}
 
+    def release_caches(self):
+        return 1234
+
+    @route("GET", "/only-health", listener="health")
+    def only_health(self, request):
+        return {"port": request.listener}
+
     @route("GET", "/agents")
     def list_agents(self, request):
         return {"agents": sorted(self.items), "query": request.query}

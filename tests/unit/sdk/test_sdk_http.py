@@ -343,3 +343,14 @@ def test_keepalive_client_reconnects_after_server_closed_idle_connection(agent):
     time.sleep(0.7)  # > UNIFIED_KEEPALIVE_TIMEOUT_S: the agent closed the connection
     assert c.get_json("/agents/ServiceRegistry")["port"] == 7200
     c.close()
+
+
+def test_cache_release_is_served_only_by_agents_that_can_release(agent, reference):
+    status, body = agent.request("POST", "/cache/release")[:2]
+    assert (status, body["freed_bytes"]) == (200, 1234)
+    assert reference.request("POST", "/cache/release")[0] == 404  # "unsupported", not an error
+
+
+def test_a_route_declared_for_the_health_port_is_not_on_the_agent_port(agent):
+    assert agent.request("GET", "/only-health", health=True)[:2] == (200, {"port": "health"})
+    assert agent.request("GET", "/only-health")[0] == 404
