@@ -200,12 +200,13 @@ def backup_list(as_json: bool) -> None:
 def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bool, as_json: bool) -> None:
     """Verify an archive, then restore its configuration and state (agents holding state restart)."""
     from . import backup as b
+    from . import paths
     from . import restore as r
 
     if not yes:
         v = b.verify(path, allow_other_host=other_host)  # refuse a bad archive before asking
         v.cleanup()
-        click.confirm(f"Replace the catalog and the state in {b.paths.state_dir()} with {path} "
+        click.confirm(f"Replace the catalog and the state in {paths.state_dir()} with {path} "
                       f"({v.manifest['created']})?", abort=True)
     res = r.restore(path, ctx.sd, allow_other_host=other_host, wait=not no_wait)
     if as_json:
