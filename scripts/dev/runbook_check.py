@@ -7,10 +7,13 @@
 
 A command block is a ```bash fence; ```promql blocks are queries for Prometheus, not
 commands. Each block runs in its own `bash -e -o pipefail`, as root in /root: a failing
-command fails the block, also early in a pipeline (so write `grep -m N`, not `grep | head`,
-whose early exit is a SIGPIPE failure). A block preceded by `<!-- runbook-check: follow -->`
+command fails the block, also early in a pipeline (so a block consumes whole outputs: no
+`| head` or `grep -m` after curl or ps, whose early exit is a SIGPIPE or curl write error). A block preceded by `<!-- runbook-check: follow -->`
 follows output until Ctrl-C: it runs under a pseudo-terminal (`watch` needs one) and is
-stopped after FOLLOW_S seconds; that stop is its success.
+stopped after FOLLOW_S seconds; that stop is its success. curl runs with --fail-with-body
+(a ~/.curlrc of the check's own, through CURL_HOME): an endpoint answering an HTTP error
+fails its block, as a person reading the answer would notice; the runbook keeps the plain
+`curl -s` an operator types.
 
 Skipped: only SKIP below (blocks that need an NVIDIA GPU or a second host), each with its
 reason; a SKIP entry that names no block is an error, so the list cannot go stale.
@@ -101,17 +104,25 @@ def check_skips(blocks: list[Block]) -> None:
         raise SystemExit(f"runbook_check: SKIP names blocks that do not exist: {stale}")
 
 
+CHECK_DIR = "/root/.runbook-check"
+CHECK_ENV = {"CURL_HOME": CHECK_DIR}
+
+
 class Local:
     """Run blocks on this machine."""
 
     def run(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        import os
+
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/root")
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/root",
+                               env={**os.environ, **CHECK_ENV})
         except subprocess.TimeoutExpired as e:
             return 124, f"timed out after {timeout:g} s\n{e.stdout or ''}{e.stderr or ''}"
         return p.returncode, p.stdout + p.stderr
 
     def write(self, path: str, text: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
 
 
@@ -123,12 +134,13 @@ class InContainer:
 
     def run(self, argv: list[str], timeout: float) -> tuple[int, str]:
         try:
-            p = self.c.run(argv, check=False, timeout=timeout, cwd="/root")
+            p = self.c.run(argv, check=False, timeout=timeout, cwd="/root", env=CHECK_ENV)
         except subprocess.TimeoutExpired as e:
             return 124, f"timed out after {timeout:g} s\n{e.stdout or ''}{e.stderr or ''}"
         return p.returncode, (p.stdout or "") + (p.stderr or "")
 
     def write(self, path: str, text: str) -> None:
+        self.c.run(["mkdir", "-p", str(Path(path).parent)])
         self.c.write_file(path, text)
 
 
@@ -150,8 +162,8 @@ def run_block(target, b: Block) -> Result:
         return Result(b, "skipped", reason=SKIP[b.id])
     t0 = time.monotonic()
     if b.follow:
-        target.write("/root/.runbook-block.sh", b.code)
-        argv = ["timeout", str(FOLLOW_S), "script", "-qfec", "bash -e -o pipefail /root/.runbook-block.sh",
+        target.write(f"{CHECK_DIR}/block.sh", b.code)
+        argv = ["timeout", str(FOLLOW_S), "script", "-qfec", f"bash -e -o pipefail {CHECK_DIR}/block.sh",
                 "/dev/null"]
         rc, out = target.run(argv, FOLLOW_S + 30)
         ok = rc in (0, 124)
@@ -164,6 +176,7 @@ def run_block(target, b: Block) -> Result:
 def run_all(target, blocks: list[Block] | None = None, log=print) -> list[Result]:
     blocks = blocks if blocks is not None else parse(RUNBOOK.read_text())
     check_skips(blocks)
+    target.write(f"{CHECK_DIR}/.curlrc", "fail-with-body\n")
     rc, out = target.run(["python3", "-c", CATALOG_QUERY], 60)
     agents = json.loads(out.strip().splitlines()[-1]) if rc == 0 else {}
     results = []
