@@ -34,8 +34,10 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
 
 def catalog_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """FILE argument, else $CONFIG (runbook's staged rollout), else the installed catalog."""
+    from . import paths
+
     env = os.environ if env is None else env
-    return explicit or env.get("CONFIG") or DEFAULT_PATH
+    return explicit or env.get("CONFIG") or paths.catalog_file()
 
 
 def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,

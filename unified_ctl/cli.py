@@ -19,7 +19,14 @@ class Ctx:
     """Built once in the root group; commands take what they need from it lazily."""
 
     def __init__(self, config: str | None):
-        self.config = catalog_path(config)
+        # During a staged rollout (CONFIG=new.yaml profile switch) the trial is what runs:
+        # status, profile show and friends read it until `config promote` or `config abort`.
+        if config:
+            self.config = catalog_path(config)
+        else:
+            from .config_history import trial_catalog
+
+            self.config = trial_catalog() or catalog_path(None)
         self._catalog = None
         self._sd = None
 

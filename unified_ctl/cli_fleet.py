@@ -139,11 +139,14 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
     notes = _apply_runtime_env(ctx)
     reload_needed = "__reload__" in notes
     notes = [n for n in notes if n != "__reload__"]
-    if reload_needed and not as_json:
-        pass  # execute_switch reloads anyway
     cat, trial_notes = rollout.execute_switch(ctx.sd, cat, plan, trial)
     ctx._catalog = cat
     notes += trial_notes
+    if reload_needed and plan.keep_agents:
+        # The launch environment (LOG_LEVEL, VRAM_LIMIT_MB, …) or auto-restart changed: the
+        # agents that keep running take it now (their sockets queue connections meanwhile).
+        ctx.sd.try_restart([cat.agents[a].service for a in plan.keep_agents if a in cat.agents])
+        notes.append(f"restarted the {len(plan.keep_agents)} running agents of the profile to apply it")
     if not as_json:
         for n in notes:
             click.echo(f"note: {n}")

@@ -59,6 +59,12 @@ class Systemd:
         if units:
             self._run(["restart", "--", *units])
 
+    def try_restart(self, units: Iterable[str]) -> None:
+        """Restart the units that are running; leave stopped (e.g. dormant) ones alone."""
+        units = list(units)
+        if units:
+            self._run(["try-restart", "--", *units])
+
     def reload(self, units: Iterable[str]) -> None:
         """reload-or-restart (e.g. Prometheus re-reading its configuration)."""
         units = list(units)

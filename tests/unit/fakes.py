@@ -49,6 +49,10 @@ class FakeSystemd:
         for u in units:
             self.state[u] = "active"
 
+    def try_restart(self, units):
+        units = list(units)
+        self._log("try-restart", tuple(units))
+
     def reset_failed(self, units):
         units = list(units)
         if units:

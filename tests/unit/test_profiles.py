@@ -181,3 +181,17 @@ def test_status_json_classifies_dormant_agents(cat, env, monkeypatch):
     states = {a["agent"]: a["state"] for a in data["agents"]}
     assert states["TutorAgent"] == "dormant" and states["ServiceRegistry"] == "active"
     assert data["profile"] == "tutoring"
+
+
+def test_a_changed_launch_environment_restarts_the_agents_that_keep_running(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "core")
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    monkeypatch.setenv("VRAM_LIMIT_MB", "2000")
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    assert res.exit_code == 0, res.output
+    restarted = [c for c in fake.calls if c[0] == "try-restart"]
+    assert len(restarted) == 1 and len(restarted[0][1]) == 16
+    fake.calls.clear()  # same environment again: nothing to restart
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    assert not [c for c in fake.calls if c[0] == "try-restart"]
