@@ -1,0 +1,62 @@
+"""The shipped Prometheus rules are valid and behave as specified: `promtool check rules`
+and `promtool test rules` (promtool from Debian's `prometheus`, installed by
+scripts/dev/install_deps.sh). Each of the five alerts fires, and has a near miss that does
+not, in promtool/unified-rules-test.yml."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import HERE, ROOT
+
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool(*args, cwd=None):
+    # Not skipped when missing: these tests are the acceptance of the rules file.
+    if PROMTOOL is None:
+        pytest.fail("promtool not found: install it with scripts/dev/install_deps.sh "
+                    "(Debian package prometheus)", pytrace=False)
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+
+
+def test_promtool_check_rules_accepts_the_shipped_rules():
+    r = promtool("check", "rules", str(ROOT / "etc" / "prometheus" / "unified-rules.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 5 rules found" in r.stdout
+
+
+def test_promtool_test_rules_each_alert_fires_and_has_a_near_miss():
+    r = promtool("test", "rules", "unified-rules-test.yml", cwd=HERE / "promtool")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+
+
+def test_promtool_test_rules_catches_a_weakened_rule(tmp_path):
+    """The tests can fail: the same tests against rules whose VRAM threshold was raised."""
+    rules = (ROOT / "etc" / "prometheus" / "unified-rules.yml").read_text()
+    weak = rules.replace("> 0.95", "> 0.99")
+    assert weak != rules
+    d = tmp_path / "a" / "b" / "c" / "d"
+    d.mkdir(parents=True)
+    (tmp_path / "etc" / "prometheus").mkdir(parents=True)
+    (tmp_path / "etc" / "prometheus" / "unified-rules.yml").write_text(weak)
+    shutil.copy(HERE / "promtool" / "unified-rules-test.yml", d)
+    r = promtool("test", "rules", "unified-rules-test.yml", cwd=d)
+    assert r.returncode != 0 and "VRAMExhaustion" in r.stdout + r.stderr
+
+
+def test_promtool_check_config_accepts_the_shipped_scrape_jobs(tmp_path):
+    import yaml
+
+    jobs = yaml.safe_load((ROOT / "etc" / "prometheus" / "unified-scrape.yml").read_text())
+    cfg = {"global": {"scrape_interval": "15s"},
+           "rule_files": [str(ROOT / "etc" / "prometheus" / "unified-rules.yml")],
+           "scrape_configs": jobs["scrape_configs"]}
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    r = promtool("check", "config", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
