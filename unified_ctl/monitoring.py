@@ -10,6 +10,9 @@ What it changes (each only when needed, so a second run changes nothing):
   /etc/prometheus/alertmanager.yml   + route (first, continue: true) and receiver
                                      `unified-system` for alerts labelled system="unified";
                                      written whole when the file does not exist
+  /etc/default/prometheus-alertmanager   Debian's untouched ARGS="" → --cluster.listen-address=
+                                     (no gossip cluster: it cannot start without a private
+                                     IP address, e.g. on an offline box); other ARGS are kept
   /var/lib/unified-prometheus/       created (owner unified, mode 0755): the hub writes the
                                      file_sd targets there and Prometheus reads them
 Then, unless --no-start: Prometheus and Alertmanager are enabled and started, or reloaded
@@ -37,6 +40,8 @@ from .errors import UnifiedError
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml"
+ALERTMANAGER_DEFAULTS = "/etc/default/prometheus-alertmanager"
+NO_CLUSTER = "--cluster.listen-address="
 TARGETS_DIR = "/var/lib/unified-prometheus"
 TARGETS_FILE = TARGETS_DIR + "/targets.json"   # the hub's default (hub_targets.DEFAULT_PATH)
 SHIPPED_DIR = "/etc/unified/prometheus"
@@ -176,6 +181,25 @@ def merge_alertmanager(config: dict | None, snippet: dict) -> tuple[dict, list[s
     return cfg, changes
 
 
+def merge_alertmanager_args(text: str | None) -> tuple[str | None, list[str]]:
+    """Debian's untouched ARGS="" → clustering off. Alertmanager starts a gossip cluster by
+    default and refuses to start when the box has no private IP address (offline, loopback
+    only: measured); one Alertmanager per box needs no cluster. ARGS the operator set are
+    left alone."""
+    if text is None:
+        return None, []
+    import re
+
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if re.fullmatch(r'ARGS=(""|\'\')?\s*', line.rstrip("\n")):
+            lines[i] = ("# unified-ctl monitoring setup: one Alertmanager on this box, no gossip "
+                        "cluster\n# (the cluster needs a private IP address to start).\n"
+                        f'ARGS="{NO_CLUSTER}"\n')
+            return "".join(lines), [f"ARGS: {NO_CLUSTER} (no cluster: a single box)"]
+    return text, []
+
+
 # ------------------------------------------------------------------ files
 def load_yaml(path: str) -> dict | None:
     try:
@@ -274,7 +298,8 @@ class SetupResult:
 
 def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
           alertmanager_config: str = ALERTMANAGER_CONFIG, dry_run: bool = False,
-          start: bool = True, targets_dir: str | None = None) -> SetupResult:
+          start: bool = True, targets_dir: str | None = None,
+          alertmanager_defaults: str | None = None, settle_s: float = 3.0) -> SetupResult:
     res = SetupResult(dry_run=dry_run)
     src = shipped_dir()
     rules_path = os.path.join(src, RULES_FILE)
@@ -319,6 +344,24 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                                              backup=backup_name), stamp)
             if b:
                 res.backups[alertmanager_config] = b
+        try:
+            with open(ALERTMANAGER_DEFAULTS if alertmanager_defaults is None
+                      else alertmanager_defaults) as f:
+                defaults_text = f.read()
+        except FileNotFoundError:
+            defaults_text = None
+        defaults_path = alertmanager_defaults or ALERTMANAGER_DEFAULTS
+        new_text, changes = merge_alertmanager_args(defaults_text)
+        res.changes[defaults_path] = changes
+        if changes and not dry_run:
+            backup = f"{defaults_path}.unified-backup-{stamp}"
+            shutil.copy2(defaults_path, backup)
+            tmp = defaults_path + ".unified-new"
+            with open(tmp, "w") as f:
+                f.write(new_text)
+            shutil.copymode(defaults_path, tmp)
+            os.replace(tmp, defaults_path)
+            res.backups[defaults_path] = backup
     else:
         res.warnings.append("prometheus-alertmanager is not installed: alerts stay in "
                             "Prometheus (apt install prometheus-alertmanager)")
@@ -340,17 +383,35 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
         sd.restart([hub.service])
         res.actions.append(f"restarted {hub.service} (the targets directory is writable from "
                            "its next start)")
-    for unit, path in ((PROMETHEUS_UNIT, prometheus_config),
-                       (ALERTMANAGER_UNIT, alertmanager_config if am_present else None)):
-        if path is None:
+    started = []
+    for unit, paths in ((PROMETHEUS_UNIT, [prometheus_config]),
+                        (ALERTMANAGER_UNIT, [alertmanager_config,
+                                             alertmanager_defaults or ALERTMANAGER_DEFAULTS]
+                         if am_present else None)):
+        if paths is None:
             continue
         if sd.is_active(unit):
-            if res.changes.get(path):
-                sd.reload([unit])
-                res.actions.append(f"reloaded {unit}")
+            if any(res.changes.get(p) for p in paths):
+                # ARGS are read at start only; the configuration file on reload
+                if res.changes.get(paths[-1]) and unit == ALERTMANAGER_UNIT:
+                    sd.restart([unit])
+                    res.actions.append(f"restarted {unit}")
+                else:
+                    sd.reload([unit])
+                    res.actions.append(f"reloaded {unit}")
         else:
+            sd.reset_failed([unit])
             sd.enable([unit], now=True)
             res.actions.append(f"enabled and started {unit}")
+        started.append(unit)
+    # A daemon that exits right after its start (bad flags, no address) shows as inactive
+    # or failed a moment later: say so with its last log lines instead of claiming success.
+    time.sleep(settle_s if started else 0)
+    for unit in started:
+        if not sd.is_active(unit):
+            tail = "\n".join(sd.journal_tail([unit], 5))
+            res.warnings.append(f"{unit} is not running after the setup; its last log "
+                                f"lines:\n{tail}")
     return res
 
 

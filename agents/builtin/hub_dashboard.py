@@ -268,12 +268,15 @@ function renderAgents(d) {
     }
     tr.appendChild(m);
     tr.appendChild(el("td", a.cpu_percent === null ? "-" : a.cpu_percent.toFixed(1) + " %", "num"));
-    tr.appendChild(el("td", a.vram_bytes ? mb(a.vram_bytes) : (a.vram_budget_bytes ? "0 / " + mb(a.vram_budget_bytes) : "-"), "num"));
+    const vram = el("td", a.vram_bytes ? mb(a.vram_bytes) : "-", "num");
+    if (a.vram_budget_bytes) vram.title = "budget " + mb(a.vram_budget_bytes);
+    tr.appendChild(vram);
     tr.appendChild(el("td", a.restarts, "num"));
     tr.appendChild(el("td", dur(a.uptime_s), "num"));
     tr.appendChild(el("td", dur(a.startup_s), "num"));
     const e = a.last_error;
-    const td = el("td", e ? e.message : (a.log_warnings ? a.log_warnings + " warnings" : ""), e ? "err" : "muted");
+    const warn = a.log_warnings ? a.log_warnings + (a.log_warnings === 1 ? " warning" : " warnings") : "";
+    const td = el("td", e ? e.message : warn, e ? "err" : "muted");
     if (e) td.title = e.at + " " + e.priority + ": " + e.message;
     tr.appendChild(td);
     tb.appendChild(tr);

@@ -86,6 +86,7 @@ class JournalFollower:
         self.backoff_max_s = backoff_max_s
         self.extra_args = tuple(extra_args)
         self.lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self.counts: dict[str, list[int]] = {}
         self.last_errors: dict[str, deque] = {}
         self.cursor: str | None = None
@@ -151,6 +152,10 @@ class JournalFollower:
 
     def save(self) -> bool:
         """Write cursor + counters atomically (temp, fsync, rename). → written?"""
+        with self._save_lock:   # one writer; stop() waits for a save in progress
+            return self._save()
+
+    def _save(self) -> bool:
         if not self.state_path or not self._dirty:
             return False
         self._dirty = False
@@ -216,7 +221,7 @@ class JournalFollower:
                 d.append({"ts": ts, "priority": PRIORITIES[prio],
                           "message": message_text(entry.get("MESSAGE")),
                           "source": "systemd" if pid1 else "agent"})
-        if pid1 and self.on_unit_event is not None:
+        if pid1 and ours and self.on_unit_event is not None:
             self.on_unit_event(agent)
 
     def feed(self, line: bytes) -> None:
