@@ -1,0 +1,74 @@
+"""`unified-ctl health [--watch]` (the hub's view when it runs, systemd's when it does not,
+exit 0/1/2 for healthy/degraded/critical) and `unified-ctl monitoring setup --dry-run`."""
+from __future__ import annotations
+
+import json
+import os
+
+from click.testing import CliRunner
+
+from unified_ctl.cli import cli
+
+from .conftest import wait_for
+from .test_hub_monitoring import DEBIAN_ALERTMANAGER, DEBIAN_PROMETHEUS
+
+
+def run(hubenv, *args):
+    env = {k: v for k, v in hubenv.env().items() if k in ("PATH", "HUB_FAKE_SYSTEMD",
+                                                          "UNIFIED_ETC")}
+    return CliRunner(mix_stderr=False).invoke(cli, ["-c", str(hubenv.catalog), *args], env=env)
+
+
+def test_health_from_the_hub_when_it_runs(hubenv):
+    for a in ("ObservabilityHub", "RequestCoordinator", "Worker"):
+        hubenv.set_state(a, "active", MainPID=os.getpid())
+    hubenv.set_state("Sleeper", "inactive")
+    p = hubenv.spawn()
+    wait_for(lambda: p.request("GET", "/health/summary")[1]["essential"]["up"] == 3,
+             what="hub view")
+    r = run(hubenv, "health", "--json")
+    data = json.loads(r.stdout)
+    assert data["source"] == "hub" and data["health_score"] == 100 and r.exit_code == 0
+    r = run(hubenv, "health")
+    assert r.exit_code == 0 and "health 100/100 healthy" in r.stdout and "source: hub" in r.stdout
+
+
+def test_health_from_systemd_when_the_hub_is_not_running(hubenv):
+    hubenv.set_state("RequestCoordinator", "active", MainPID=os.getpid())
+    hubenv.set_state("Worker", "failed", Result="signal")
+    r = run(hubenv, "health", "--json")
+    data = json.loads(r.stdout)
+    assert data["source"] == "systemd" and "not running" in data["note"]
+    assert set(data["essential"]["down"]) == {"ObservabilityHub", "Worker"}
+    assert {a["name"] for a in data["alerts"]} == {"EssentialAgentDown"}
+    assert all(a["state"] == "pending" for a in data["alerts"])   # no history without the hub
+    assert r.exit_code == 1                                           # degraded
+    r = run(hubenv, "health")
+    assert "Worker" in r.stdout and "failed" in r.stdout and "source: systemd" in r.stdout
+    assert "EssentialAgentDown" in r.stdout and "unified-ctl agent restart Worker" in r.stdout
+
+
+def test_health_never_connects_to_a_stopped_hubs_agent_port(hubenv):
+    import select
+    import socket
+
+    lsock = socket.create_server(("127.0.0.1", hubenv.ports["ObservabilityHub"]))
+    hubenv.spawner.sockets.append(lsock)          # like systemd's socket: would activate it
+    run(hubenv, "health", "--json")
+    assert select.select([lsock], [], [], 0.3)[0] == []
+
+
+def test_monitoring_setup_dry_run_says_what_it_would_change(hubenv, tmp_path, monkeypatch):
+    from .conftest import ROOT
+
+    monkeypatch.setenv("UNIFIED_PROMETHEUS_DIR", str(ROOT / "etc" / "prometheus"))
+    (tmp_path / "p.yml").write_text(DEBIAN_PROMETHEUS)
+    (tmp_path / "a.yml").write_text(DEBIAN_ALERTMANAGER)
+    r = run(hubenv, "monitoring", "setup", "--dry-run", "--json",
+            "--prometheus-config", str(tmp_path / "p.yml"),
+            "--alertmanager-config", str(tmp_path / "a.yml"))
+    assert r.exit_code == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["dry_run"] and res["changed"]
+    assert "scrape job unified_agents added" in res["changes"][str(tmp_path / "p.yml")]
+    assert (tmp_path / "p.yml").read_text() == DEBIAN_PROMETHEUS

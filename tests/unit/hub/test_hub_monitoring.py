@@ -1,0 +1,266 @@
+"""`unified-ctl monitoring setup`: merges our scrape jobs, rules and Alertmanager route into
+an operator's configuration without clobbering it (other jobs/routes kept, backups, promtool/
+amtool validation before anything is replaced), idempotently, and starts or reloads the
+daemons through the systemd seam."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import yaml
+
+from unified_ctl import monitoring as mon
+from unified_ctl.errors import UnifiedError
+
+from .conftest import ROOT
+
+# Debian bookworm's shipped files (prometheus 2.42, prometheus-alertmanager 0.25), abridged.
+DEBIAN_PROMETHEUS = """\
+# Sample config for Prometheus.
+global:
+  scrape_interval:     15s
+  evaluation_interval: 15s
+  external_labels:
+      monitor: 'example'
+alerting:
+  alertmanagers:
+  - static_configs:
+    - targets: ['localhost:9093']
+rule_files:
+  # - "first_rules.yml"
+scrape_configs:
+  - job_name: 'prometheus'
+    scrape_interval: 5s
+    static_configs:
+      - targets: ['localhost:9090']
+  - job_name: node
+    static_configs:
+      - targets: ['localhost:9100']
+"""
+DEBIAN_ALERTMANAGER = """\
+global:
+  smtp_smarthost: 'localhost:25'
+  smtp_from: 'alertmanager@example.org'
+route:
+  group_by: ['alertname', 'cluster', 'service']
+  receiver: team-X-mails
+  routes:
+  - match:
+      service: database
+    receiver: team-DB-pager
+receivers:
+- name: 'team-X-mails'
+  email_configs:
+  - to: 'team-X+alerts@example.org'
+- name: 'team-DB-pager'
+"""
+DEBIAN_DEFAULTS = '# Set the command-line arguments to pass to the server.\nARGS=""\n'
+
+
+@pytest.fixture(autouse=True)
+def shipped(monkeypatch):
+    monkeypatch.setenv("UNIFIED_PROMETHEUS_DIR", str(ROOT / "etc" / "prometheus"))
+
+
+@pytest.fixture
+def real_catalog():
+    from unified_ctl.catalog import load_catalog
+
+    return load_catalog(str(ROOT / "etc" / "unified" / "unified.yaml"), env={})
+
+
+def jobs_for(cat):
+    scrape = yaml.safe_load((ROOT / "etc" / "prometheus" / "unified-scrape.yml").read_text())
+    return mon.our_jobs(scrape, *mon.hub_facts(cat))
+
+
+RULES = str(ROOT / "etc" / "prometheus" / "unified-rules.yml")
+
+
+# ------------------------------------------------------------------ pure merges
+def test_our_jobs_use_the_catalogs_hub_address_and_targets_file(catalog):
+    jobs = {j["job_name"]: j for j in jobs_for(catalog)}
+    hub = catalog.agents["ObservabilityHub"]
+    assert jobs["unified_hub"]["static_configs"][0]["targets"] == [f"127.0.0.1:{hub.port}"]
+    assert jobs["unified_hub"]["honor_labels"] is True
+    assert jobs["unified_agents"]["file_sd_configs"][0]["files"] == [mon.TARGETS_FILE]
+
+
+def test_merge_into_debians_default_keeps_its_jobs_and_alertmanager(catalog):
+    cfg = yaml.safe_load(DEBIAN_PROMETHEUS)
+    merged, changes = mon.merge_prometheus(cfg, jobs_for(catalog), RULES)
+    names = [j["job_name"] for j in merged["scrape_configs"]]
+    assert names == ["prometheus", "node", "unified_agents", "unified_hub"]
+    assert merged["rule_files"] == [RULES]
+    assert merged["alerting"] == cfg["alerting"]                 # localhost:9093 already there
+    assert merged["global"] == cfg["global"]
+    assert len(changes) == 3 and cfg == yaml.safe_load(DEBIAN_PROMETHEUS)   # input untouched
+    again, changes = mon.merge_prometheus(merged, jobs_for(catalog), RULES)
+    assert changes == [] and again == merged                    # idempotent
+
+
+def test_merge_updates_a_stale_job_of_ours_and_adds_an_alertmanager(catalog):
+    cfg = {"scrape_configs": [{"job_name": "unified_hub",
+                               "static_configs": [{"targets": ["10.0.0.1:9000"]}]}]}
+    merged, changes = mon.merge_prometheus(cfg, jobs_for(catalog), RULES)
+    assert "scrape job unified_hub updated" in changes
+    assert merged["alerting"]["alertmanagers"] == [
+        {"static_configs": [{"targets": ["localhost:9093"]}]}]
+    assert [j["job_name"] for j in merged["scrape_configs"]] == ["unified_hub", "unified_agents"]
+
+
+def test_no_configuration_yet_gives_a_complete_one(catalog):
+    merged, changes = mon.merge_prometheus(None, jobs_for(catalog), RULES)
+    assert merged["global"]["scrape_interval"] == "15s" and changes[0].startswith("new")
+
+
+def test_jobs_scraping_our_agent_ports_are_pointed_out(real_catalog):
+    clashes = mon.port_clashes(yaml.safe_load(DEBIAN_PROMETHEUS), real_catalog)
+    assert len(clashes) == 1 and "node" in clashes[0] and "ObservabilityHub_PC2" in clashes[0]
+
+
+def test_alertmanager_route_first_with_continue_and_our_receiver(catalog):
+    snippet = yaml.safe_load((ROOT / "etc" / "prometheus" / "alertmanager-unified.yml")
+                             .read_text())
+    cfg = yaml.safe_load(DEBIAN_ALERTMANAGER)
+    merged, changes = mon.merge_alertmanager(cfg, snippet)
+    first = merged["route"]["routes"][0]
+    assert first["receiver"] == "unified-system" and first["continue"] is True
+    assert first["matchers"] == ['system="unified"']
+    assert merged["route"]["routes"][1:] == cfg["route"]["routes"]
+    assert merged["route"]["receiver"] == "team-X-mails"
+    assert [r["name"] for r in merged["receivers"]][-1] == "unified-system"
+    assert len(changes) == 2
+    assert mon.merge_alertmanager(merged, snippet) == (merged, [])
+
+
+def test_alertmanager_args_only_debians_untouched_default_changes():
+    text, changes = mon.merge_alertmanager_args(DEBIAN_DEFAULTS)
+    assert 'ARGS="--cluster.listen-address="' in text and changes
+    assert text.startswith("# Set the command-line")
+    assert mon.merge_alertmanager_args(text) == (text, [])
+    mine = 'ARGS="--cluster.advertise-address=10.0.0.5:9094"\n'
+    assert mon.merge_alertmanager_args(mine) == (mine, [])
+    assert mon.merge_alertmanager_args(None) == (None, [])
+
+
+# ------------------------------------------------------------------ setup, with files
+class RecordingSystemd:
+    def __init__(self, active=()):
+        self.active = set(active)
+        self.calls = []
+
+    def is_active(self, unit):
+        return unit in self.active
+
+    def _do(self, what, units, now=None):
+        self.calls.append((what, tuple(units)))
+        if what in ("enable", "restart"):
+            self.active |= set(units)
+
+    def restart(self, units):
+        self._do("restart", units)
+
+    def reload(self, units):
+        self._do("reload", units)
+
+    def enable(self, units, now=False):
+        self._do("enable", units)
+
+    def reset_failed(self, units):
+        pass
+
+    def journal_tail(self, units, lines=10):
+        return ["line"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "prometheus.yml").write_text(DEBIAN_PROMETHEUS)
+    (tmp_path / "alertmanager.yml").write_text(DEBIAN_ALERTMANAGER)
+    (tmp_path / "defaults").write_text(DEBIAN_DEFAULTS)
+    return tmp_path
+
+
+def run_setup(cat, sd, d, **kw):
+    if shutil.which("promtool") is None or shutil.which("amtool") is None:
+        pytest.fail("promtool/amtool not found: scripts/dev/install_deps.sh (prometheus, "
+                    "prometheus-alertmanager)", pytrace=False)
+    return mon.setup(cat, sd, prometheus_config=str(d / "prometheus.yml"),
+                     alertmanager_config=str(d / "alertmanager.yml"),
+                     alertmanager_defaults=str(d / "defaults"),
+                     targets_dir=str(d / "targets"), settle_s=0, **kw)
+
+
+def test_setup_writes_valid_configs_keeps_backups_and_starts_the_daemons(catalog, files):
+    sd = RecordingSystemd(active={"unified-agent@ObservabilityHub.service"})
+    res = run_setup(catalog, sd, files)
+    assert res.to_dict()["changed"]
+    prom = yaml.safe_load((files / "prometheus.yml").read_text())
+    assert [j["job_name"] for j in prom["scrape_configs"]][-2:] == ["unified_agents",
+                                                                      "unified_hub"]
+    assert (files / "prometheus.yml").read_text().startswith("# Edited by `unified-ctl")
+    for name, original in (("prometheus.yml", DEBIAN_PROMETHEUS),
+                           ("alertmanager.yml", DEBIAN_ALERTMANAGER), ("defaults", DEBIAN_DEFAULTS)):
+        backup = res.backups[str(files / name)]
+        assert open(backup).read() == original                   # comments and all
+    assert os.path.isdir(files / "targets")
+    assert oct(os.stat(files / "targets").st_mode & 0o777) == "0o755"
+    assert ("restart", ("unified-agent@ObservabilityHub.service",)) in sd.calls
+    assert ("enable", ("prometheus.service",)) in sd.calls
+    assert ("enable", ("prometheus-alertmanager.service",)) in sd.calls
+    assert mon.check_file(["promtool", "check", "config"], str(files / "prometheus.yml"))
+    assert mon.check_file(["amtool", "check-config"], str(files / "alertmanager.yml"))
+
+
+def test_setup_twice_changes_nothing_the_second_time(catalog, files):
+    sd = RecordingSystemd()
+    run_setup(catalog, sd, files)
+    before = {p: p.read_text() for p in files.iterdir() if p.is_file()}
+    sd.calls.clear()
+    res = run_setup(catalog, sd, files)
+    assert not res.to_dict()["changed"] and res.backups == {}
+    assert {p: p.read_text() for p in files.iterdir() if p.is_file()} == before
+    assert sd.calls == []                                # running, unchanged: nothing to do
+
+
+def test_dry_run_changes_nothing(catalog, files):
+    sd = RecordingSystemd()
+    res = run_setup(catalog, sd, files, dry_run=True)
+    assert res.to_dict()["changed"] and sd.calls == []
+    assert (files / "prometheus.yml").read_text() == DEBIAN_PROMETHEUS
+    assert not (files / "targets").exists()
+
+
+def test_a_running_prometheus_is_reloaded_and_alertmanager_restarted_for_new_args(catalog,
+                                                                                  files):
+    sd = RecordingSystemd(active={"prometheus.service", "prometheus-alertmanager.service"})
+    run_setup(catalog, sd, files)
+    assert ("reload", ("prometheus.service",)) in sd.calls
+    assert ("restart", ("prometheus-alertmanager.service",)) in sd.calls
+
+
+def test_an_invalid_result_is_refused_and_the_operators_file_kept(catalog, files):
+    bad = DEBIAN_PROMETHEUS.replace("scrape_interval:     15s", "scrape_interval: soon")
+    (files / "prometheus.yml").write_text(bad)
+    with pytest.raises(UnifiedError, match="rejects the new .*nothing was changed"):
+        run_setup(catalog, RecordingSystemd(), files)
+    assert (files / "prometheus.yml").read_text() == bad
+    assert [p.name for p in files.iterdir() if "backup" in p.name or "unified-new" in p.name] \
+        == []
+
+
+def test_an_unreadable_operator_config_stops_before_anything_changes(catalog, files):
+    (files / "prometheus.yml").write_text("scrape_configs: [\n")
+    with pytest.raises(UnifiedError, match="cannot read"):
+        run_setup(catalog, RecordingSystemd(), files)
+
+
+def test_a_daemon_that_does_not_stay_up_is_reported(catalog, files):
+    class Dies(RecordingSystemd):
+        def is_active(self, unit):
+            return False
+
+    res = run_setup(catalog, Dies(), files)
+    assert any("prometheus-alertmanager.service is not running" in w for w in res.warnings)
