@@ -227,23 +227,40 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
     target_active = ctx.sd.is_active(cat.profiles[current].target)
+    # The ObservabilityHub, when it runs, adds what systemd does not know (never started by this).
+    from .monitoring import hub_summary
+
+    hub = hub_summary(cat, all_agents=True)
+    seen = {a["name"]: a for a in (hub or {}).get("agents", [])}
+    extra = {r.agent: {k: seen.get(r.agent, {}).get(k) for k in ("cpu_percent", "vram_bytes", "last_error")}
+             for r in rows} if hub else {}
     if as_json:
         emit_json({"profile": current, "target_active": target_active, "counts": counts,
-                   "auto_restart": not runtime.auto_restart_disabled(), "agents": [r.to_dict() for r in rows]})
+                   "auto_restart": not runtime.auto_restart_disabled(),
+                   "hub": {"health_score": hub["health_score"], "status": hub["status"],
+                           "alerts": hub["alerts"]} if hub else None,
+                   "agents": [{**r.to_dict(), **extra.get(r.agent, {})} for r in rows]})
         return
     from rich.table import Table
 
     title = (f"profile {current} ({'active' if target_active else 'inactive'}): "
              + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     table = Table(title=title)
-    for col in ("agent", "state", "pid", "memory", "CPU", "uptime", "restarts", "health"):
-        table.add_column(col, no_wrap=True)
+    for col in ("agent", "state", "pid", "memory", "CPU", "uptime", "restarts", "health") + (
+            ("last error",) if hub else ()):
+        table.add_column(col, no_wrap=col != "last error")
     style = {"active": "green", "dormant": "cyan", "failed": "bold red", "starting": "yellow", "stopped": "dim"}
     for r in rows:
+        err = (extra.get(r.agent, {}).get("last_error") or {}).get("message") or ""
         table.add_row(r.agent + ("" if r.required else " (opt)"),
                       f"[{style.get(r.state, '')}]{r.state}[/]", str(r.pid or "-"), _fmt_bytes(r.memory_bytes),
-                      _fmt_secs(r.cpu_seconds), _fmt_secs(r.uptime_s), str(r.restarts), r.health or "-")
+                      _fmt_secs(r.cpu_seconds), _fmt_secs(r.uptime_s), str(r.restarts), r.health or "-",
+                      *((err[:80],) if hub else ()))
     console().print(table)
+    if hub:
+        firing = [a for a in hub["alerts"] if a["state"] == "firing"]
+        click.echo(f"health score {hub['health_score']}/100 ({hub['status']}); alerts firing: "
+                   + (", ".join(f"{a['name']} {a['labels'].get('agent', '')}".strip() for a in firing) or "none"))
     if runtime.auto_restart_disabled():
         click.echo("auto-restart is disabled until reboot: `unified-ctl auto-restart enable` turns it back on")
 

@@ -49,10 +49,10 @@ class AgentUnit:
     """systemd's facts about one agent at one moment (immutable once built)."""
 
     __slots__ = ("name", "state", "service", "socket", "pid", "restarts", "result", "cgroup",
-                 "cpu_ns", "memory_current", "startup_s", "starting", "start_wall")
+                 "cpu_ns", "memory_current", "startup_s", "starting", "start_wall", "start_us")
 
     def __init__(self, name, state, service, socket, pid, restarts, result, cgroup, cpu_ns,
-                 memory_current, startup_s, starting, start_wall):
+                 memory_current, startup_s, starting, start_wall, start_us=0):
         self.name = name
         self.state = state
         self.service = service
@@ -66,6 +66,7 @@ class AgentUnit:
         self.startup_s = startup_s
         self.starting = starting
         self.start_wall = start_wall
+        self.start_us = start_us        # systemd's InactiveExitTimestampMonotonic: identifies a start
 
     @property
     def running(self) -> bool:
@@ -102,7 +103,7 @@ def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: floa
         cpu_ns=_int(proc.get("CPUUsageNSec")) if running else None,
         memory_current=_int(proc.get("MemoryCurrent")) if running else None,
         startup_s=None if startup is None else round(startup, 3), starting=starting,
-        start_wall=start_wall)
+        start_wall=start_wall, start_us=exit_us)
 
 
 def read_units(cat, sd) -> dict[str, AgentUnit]:
@@ -240,7 +241,7 @@ class ResourceCollector(Poller):
                 cpu = pcpu
         if mem is None:
             source = "unavailable"
-        key = (u.pid, u.start_wall)   # a restart is a new process: no percent across it
+        key = (u.pid, u.start_us)     # a restart is a new process: no percent across it
         pct = None
         if previous is not None and previous.key == key and cpu is not None \
                 and previous.cpu_seconds is not None and now > previous.at:

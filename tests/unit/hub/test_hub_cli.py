@@ -72,3 +72,20 @@ def test_monitoring_setup_dry_run_says_what_it_would_change(hubenv, tmp_path, mo
     assert res["dry_run"] and res["changed"]
     assert "scrape job unified_agents added" in res["changes"][str(tmp_path / "p.yml")]
     assert (tmp_path / "p.yml").read_text() == DEBIAN_PROMETHEUS
+
+
+def test_status_adds_the_hubs_view_when_the_hub_runs(hubenv):
+    for a in ("ObservabilityHub", "RequestCoordinator", "Worker"):
+        hubenv.set_state(a, "active", MainPID=os.getpid())
+    r = run(hubenv, "status", "--json", "--no-health")
+    assert r.exit_code == 0 and json.loads(r.stdout)["hub"] is None     # systemd only
+    hubenv.log("unified-agent@Worker.service", "Worker lost its database", priority=3)
+    p = hubenv.spawn()
+    wait_for(lambda: p.request("GET", "/health/summary")[1]["agents"][2]["last_error"],
+             what="hub read the error")
+    data = json.loads(run(hubenv, "status", "--json", "--no-health").stdout)
+    assert data["hub"]["health_score"] == 100
+    worker = [a for a in data["agents"] if a["agent"] == "Worker"][0]
+    assert worker["last_error"]["message"] == "Worker lost its database"
+    text = run(hubenv, "status", "--no-health").stdout
+    assert "Worker lost its database" in text and "health score 100/100" in text

@@ -142,11 +142,12 @@ def write_cgroup(root, cg, memory=None, usage_usec=None, pids=()):
     (d / "cgroup.procs").write_text("".join(f"{p}\n" for p in pids))
 
 
-def running(name, pid, cg, cpu_ns=None, mem=None, start=1.0):
+def running(name, pid, cg, cpu_ns=None, mem=None, start=1, wall=1.0):
     from .test_hub_alerts import unit
 
     u = unit(name)
-    u.pid, u.cgroup, u.cpu_ns, u.memory_current, u.start_wall = pid, cg, cpu_ns, mem, start
+    u.pid, u.cgroup, u.cpu_ns, u.memory_current = pid, cg, cpu_ns, mem
+    u.start_us, u.start_wall = start, wall
     return u
 
 
@@ -187,9 +188,11 @@ def test_cpu_percent_is_the_difference_of_two_samples_of_the_same_process(tmp_pa
     rc.collect()
     write_cgroup(tmp_path, "/w.service", memory=1, usage_usec=1_500_000)
     t[0] = 110.0
+    # each systemd read recomputes the wall-clock start time (float noise): same start
+    units["Worker"] = running("Worker", 9, "/w.service", wall=1.0000001)
     rc.collect()
     assert rc.samples["Worker"].cpu_percent == 5.0          # 0.5 s of CPU in 10 s
-    units["Worker"] = running("Worker", 10, "/w.service", start=2.0)   # restarted
+    units["Worker"] = running("Worker", 10, "/w.service", start=2)   # restarted
     t[0] = 120.0
     rc.collect()
     assert rc.samples["Worker"].cpu_percent is None
