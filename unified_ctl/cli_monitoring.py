@@ -12,6 +12,7 @@ from .cli import Ctx, cli, console, emit_json, pass_ctx
 from .errors import UnifiedError
 
 EXIT = {"healthy": 0, "degraded": 1, "critical": 2}
+_sleep = time.sleep   # the --watch pause (tests replace it)
 
 
 @cli.group()
@@ -125,16 +126,20 @@ def health(ctx: Ctx, watch: bool, interval: float, show_all: bool, as_json: bool
     runs, from systemd directly when it does not. Exit 0 healthy, 1 degraded, 2 critical."""
     from .monitoring import fleet_health
 
-    while True:
-        data = fleet_health(ctx.catalog, ctx.sd, all_agents=show_all)
-        if as_json:
-            emit_json(data)
-        else:
-            if watch:
-                click.clear()
-                click.echo(time.strftime("%H:%M:%S") + f"  (every {interval:g} s, Ctrl-C stops)")
-            _print_health(data, show_all)
-        if not watch:
-            sys.exit(EXIT.get(data.get("status"), 1))
-        sys.stdout.flush()
-        time.sleep(interval)
+    try:
+        while True:
+            data = fleet_health(ctx.catalog, ctx.sd, all_agents=show_all)
+            if as_json:
+                emit_json(data)
+            else:
+                if watch:
+                    click.clear()
+                    click.echo(time.strftime("%H:%M:%S") + f"  (every {interval:g} s, "
+                               "Ctrl-C stops)")
+                _print_health(data, show_all)
+            if not watch:
+                sys.exit(EXIT.get(data.get("status"), 1))
+            sys.stdout.flush()
+            _sleep(interval)
+    except KeyboardInterrupt:   # the way to leave --watch: not an error
+        sys.exit(0)

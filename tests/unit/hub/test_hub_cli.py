@@ -89,3 +89,25 @@ def test_status_adds_the_hubs_view_when_the_hub_runs(hubenv):
     assert worker["last_error"]["message"] == "Worker lost its database"
     text = run(hubenv, "status", "--no-health").stdout
     assert "Worker lost its database" in text and "health score 100/100" in text
+
+
+def test_health_watch_refreshes_until_interrupted(hubenv, monkeypatch, capsys):
+    from unified_ctl import cli as cli_mod
+    from unified_ctl import cli_monitoring
+
+    for k, v in hubenv.env().items():
+        if k in ("PATH", "HUB_FAKE_SYSTEMD", "UNIFIED_ETC"):
+            monkeypatch.setenv(k, v)
+    ticks = []
+
+    def sleep(s):
+        ticks.append(s)
+        if len(ticks) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_monitoring, "_sleep", sleep)
+    rc = cli_mod.main(["-c", str(hubenv.catalog), "health", "--watch", "-n", "2"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert rc == 0 and ticks == [2.0, 2.0], captured
+    assert out.count("source: systemd") == 2 and "every 2 s, Ctrl-C stops" in out
