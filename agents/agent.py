@@ -45,7 +45,8 @@ def is_coroutine(obj) -> bool:
 LISTENERS = ("agent", "health", "both")
 
 
-def route(method: str, path: str, *, inline: bool = False, listener: str = "agent"):
+def route(method: str, path: str, *, inline: bool = False, listener: str = "agent",
+          mutating: bool = False):
     """Declare a method of an Agent subclass as the handler of `method path`.
 
     `path` may hold parameters: `/agents/{name}` (one segment) or `/files/{rest:path}` (the
@@ -53,13 +54,16 @@ def route(method: str, path: str, *, inline: bool = False, listener: str = "agen
     Stack several decorators to serve several routes with one method.
     `listener` is where the route is served: the agent port (default), the health port
     ("health": it never activates the agent, e.g. the runbook's POST :8202/load) or "both".
+    `mutating=True` for routes that destroy or reset state or change how the fleet runs
+    (clear, delete, reset, load/unload, limits): served only to local callers or callers
+    presenting the token (guard.py); others get 403.
     """
     if listener not in LISTENERS:
         raise ValueError(f"route {method} {path}: listener {listener!r}; allowed: {', '.join(LISTENERS)}")
 
     def deco(fn):
         fn.__unified_routes__ = getattr(fn, "__unified_routes__", ()) + (
-            (method.upper(), path, inline, listener),)
+            (method.upper(), path, inline, listener, bool(mutating)),)
         return fn
     return deco
 
@@ -134,36 +138,47 @@ class Agent:
         """The Request being handled in this thread/task (None outside handlers)."""
         return current_request()
 
-    def add_route(self, method: str, path: str, handler, *, inline: bool = False) -> None:
+    def add_route(self, method: str, path: str, handler, *, inline: bool = False,
+                  mutating: bool = False) -> None:
         """Add a route at run time (e.g. from on_start). Same rules as @route."""
-        self._router.add(method.upper(), path, handler, inline=inline, owner="agent")
+        self._router.add(method.upper(), path, handler, inline=inline, owner="agent",
+                         mutating=mutating)
+
+    def authorize(self, request=None) -> None:
+        """403 unless the request (default: the current one) may change state: for handlers
+        that mutate only sometimes (a task whose op is "delete"). See guard.py."""
+        from .guard import authorize
+
+        authorize(request)
 
     def declared_routes(self):
-        """(method, path, handler, inline, listener) of the @route methods and the `routes`
-        dict (whose routes are served on the agent port)."""
+        """(method, path, handler, inline, listener, mutating) of the @route methods and the
+        `routes` dict (whose routes are served on the agent port, not mutating)."""
         seen = set()
         for klass in type(self).__mro__:
             for attr, fn in vars(klass).items():
                 if attr in seen:
                     continue
                 seen.add(attr)
-                for method, path, inline, listener in getattr(fn, "__unified_routes__", ()):
-                    yield method, path, getattr(self, attr), inline, listener
+                for method, path, inline, listener, mutating in \
+                        getattr(fn, "__unified_routes__", ()):
+                    yield method, path, getattr(self, attr), inline, listener, mutating
         for (method, path), target in (self.routes or {}).items():
             handler = getattr(self, target) if isinstance(target, str) else target
-            yield method.upper(), path, handler, False, "agent"
+            yield method.upper(), path, handler, False, "agent", False
 
 
 # ----------------------------------------------------------------- routing
 class Route:
-    __slots__ = ("method", "template", "handler", "mode", "segments")
+    __slots__ = ("method", "template", "handler", "mode", "segments", "mutating")
 
-    def __init__(self, method, template, handler, mode, segments):
+    def __init__(self, method, template, handler, mode, segments, mutating=False):
         self.method = method
         self.template = template
         self.handler = handler
         self.mode = mode  # "inline" | "pool" | "async" | "health"
         self.segments = segments
+        self.mutating = mutating
 
 
 def _split_template(template: str):
@@ -210,13 +225,13 @@ class Router:
         self._dyn_index: dict[str, dict[str, Route]] = {}
 
     def add(self, method: str, template: str, handler, *, inline: bool = False,
-            mode: str | None = None, owner: str = "agent") -> Route:
+            mode: str | None = None, owner: str = "agent", mutating: bool = False) -> Route:
         if not method.isalpha() or not method.isupper():
             raise ValueError(f"bad HTTP method {method!r} for route {template!r}")
         template, segs = _split_template(template)
         if mode is None:
             mode = "inline" if inline else ("async" if is_coroutine_function(handler) else "pool")
-        r = Route(method, template, handler, mode, segs)
+        r = Route(method, template, handler, mode, segs, mutating)
         if all(isinstance(s, str) for s in segs):
             table = self.static.setdefault(template, {})
         else:

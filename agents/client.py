@@ -61,7 +61,12 @@ def _connect(host: str, port: int, timeout: float):
 
 
 def _headers(request_id, headers, has_body: bool) -> dict:
-    h = {"Accept": "application/json"}
+    from .guard import current
+
+    # X-Unified-Origin: remote while serving an untrusted caller (guard.py: a callee must not
+    # trust a call made for someone it would refuse)
+    h = current().outgoing_headers()
+    h["Accept"] = "application/json"
     if has_body:
         h["Content-Type"] = "application/json"
     rid = request_id or current_request_id()

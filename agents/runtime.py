@@ -21,6 +21,7 @@ from _queue import SimpleQueue
 from . import __version__
 from .agent import Agent, Router, is_coroutine, is_coroutine_function
 from .config import ConfigError
+from .guard import Guard, install as install_guard, is_loopback, load_token
 from .log import bridge_stdlib_logging, describe_exception
 from .metrics import CONTENT_TYPE, Metrics, process_age_s
 from .notify import Notifier, watchdog_interval
@@ -187,6 +188,9 @@ class Runtime:
                              on_error=self._internal_error,
                              server_name=f"unified-agent/{__version__}")
         self.pool = WorkerPool(config.max_threads)
+        # mutating routes: local callers or the token (guard.py); installed for the SDK client
+        self.guard = Guard(load_token(config.env.environ), (config.bind,))
+        install_guard(self.guard)
         self.lane = None   # one thread for overridden health/metrics hooks
         self.aio = None
         self.routers = {"agent": Router(), "health": Router()}
@@ -225,10 +229,12 @@ class Runtime:
         if _overridden(agent, "release_caches"):
             # Only agents that can release something serve it: a 404 tells VRAMOptimizerAgent
             # "unsupported" without waking anyone (it asks active agents only).
-            ar.add("POST", "/cache/release", self._release_caches, mode="pool", owner="sdk")
-        for method, path, handler, inline, listener in agent.declared_routes():
+            ar.add("POST", "/cache/release", self._release_caches, mode="pool", owner="sdk",
+                   mutating=True)
+        for method, path, handler, inline, listener, mutating in agent.declared_routes():
             for kind in (("agent", "health") if listener == "both" else (listener,)):
-                self.routers[kind].add(method, path, handler, inline=inline)
+                self.routers[kind].add(method, path, handler, inline=inline,
+                                       mutating=mutating)
         if "health" in (health_mode, metrics_mode):
             self.lane = WorkerPool(1)
 
@@ -286,6 +292,10 @@ class Runtime:
         self.server.add_listener(self.agent_sock, "agent", c.max_connections)
         self.server.add_listener(self.health_sock, "health", 64)
         bridge_stdlib_logging(self.log)  # the agent's module may use `logging`
+        if not is_loopback(c.bind) and not self.guard.has_token:
+            self.log.warning(f"listening on {c.bind} (not loopback) without a token: "
+                             "endpoints that change state answer 403 to every non-local "
+                             "caller; put a token in /etc/unified/token (docs/SECURITY.md)")
         self.notifier.notify("STATUS=starting: on_start()")
         keepalive = self._start_watchdog_keepalive()
         try:
@@ -429,6 +439,11 @@ class Runtime:
         r, params = self.routers[req.listener].match(req.method, req.path)
         req.params = params
         req.route = r.template
+        if r.mutating and not self.guard.trusted(req):
+            # who and what, never the headers (an Authorization value may be a real token)
+            self.log.warning(f"refused {req.method} {req.path} from {req.client[0]}: not "
+                             "local and no valid token", req.request_id)
+            self.guard.check(req)  # raises HTTPError 403 → answered by the server
         mode = r.mode
         if mode == "inline":
             return self._call_inline(r, req)

@@ -651,7 +651,7 @@ class SystemDigitalTwin(Agent):
         turns = self.db.memory_get(q["session"], limit, after)
         return {"session": q["session"], "count": len(turns), "turns": turns}
 
-    @route("POST", "/memory/clear")
+    @route("POST", "/memory/clear", mutating=True)
     def memory_clear(self, request):
         q = check_query(request, ("session",))
         body = json_body(request, optional=True)
@@ -677,6 +677,7 @@ class SystemDigitalTwin(Agent):
             session = field_str(data, "session", max_len=128, allowed=NAME_CHARS)
             return {"session": session, "turns": self.db.memory_get(session, 100)}
         if op == "memory_clear":
+            self.authorize()  # the same rule as POST /memory/clear
             return self.db.memory_clear(field_str(data, "session", required=False,
                                                   max_len=128, allowed=NAME_CHARS))
         raise HTTPError(400, f"unknown op {op!r}; allowed: state, memory_add, memory_get, "

@@ -240,7 +240,7 @@ class KnowledgeBase(Agent):
     def replace(self, request):
         return self.db.replace(doc_id(request), request.json())
 
-    @route("DELETE", "/documents/{id}")
+    @route("DELETE", "/documents/{id}", mutating=True)
     def delete(self, request):
         return self.db.delete(doc_id(request))
 

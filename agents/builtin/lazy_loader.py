@@ -50,8 +50,9 @@ _PROBE = (b"GET /health HTTP/1.1\r\nHost: lazyloader\r\nUser-Agent: unified-lazy
 
 
 def _both_ports(method: str, path: str):
-    """route() on the agent AND the health port (the runbook POSTs /load to 8202)."""
-    return route(method, path, listener="both")
+    """route() on the agent AND the health port (the runbook POSTs /load to 8202); a load
+    starts services, so it is a mutating route (local callers or the token)."""
+    return route(method, path, listener="both", mutating=True)
 
 
 class LoadError(Exception):

@@ -256,7 +256,7 @@ class MemoryClient(Agent):
         return self.db.get(check_namespace(request.params["namespace"]),
                            check_key(request.params["key"]))
 
-    @route("DELETE", "/items/{namespace}/{key}")
+    @route("DELETE", "/items/{namespace}/{key}", mutating=True)
     def delete_item(self, request):
         return self.db.delete(check_namespace(request.params["namespace"]),
                               check_key(request.params["key"]))
@@ -271,7 +271,7 @@ class MemoryClient(Agent):
                             query_int(request, "limit", 100, 1, 1000), q.get("after", ""),
                             q.get("prefix", ""), values in ("true", "1"))
 
-    @route("DELETE", "/items/{namespace}")
+    @route("DELETE", "/items/{namespace}", mutating=True)
     def delete_namespace(self, request):
         return self.db.delete_namespace(check_namespace(request.params["namespace"]))
 
@@ -308,6 +308,7 @@ class MemoryClient(Agent):
         if op == "get":
             return self.db.get(ns, key)
         if op == "delete":
+            self.authorize()  # the same rule as DELETE /items/NS/KEY
             return self.db.delete(ns, key)
         raise HTTPError(400, f"unknown op {op!r}; allowed: put, get, delete, search, list")
 

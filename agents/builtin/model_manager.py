@@ -268,7 +268,7 @@ class ModelManagerSuite(Agent):
         except UnknownModel as e:
             raise HTTPError(404, str(e)) from None
 
-    @route("POST", "/models/{name}/load")
+    @route("POST", "/models/{name}/load", mutating=True)
     def load(self, request):
         return self._load(request.params["name"])
 
@@ -282,7 +282,7 @@ class ModelManagerSuite(Agent):
         except LoadFailed as e:
             raise HTTPError(502 if e.kind != "rejected" else 422, str(e)) from None
 
-    @route("POST", "/models/{name}/unload")
+    @route("POST", "/models/{name}/unload", mutating=True)
     def unload(self, request):
         force = request.query.get("force", "").lower() in ("1", "true", "yes")
         return self._unload(request.params["name"], force)
@@ -295,7 +295,7 @@ class ModelManagerSuite(Agent):
         except Refused as e:
             raise HTTPError(409, str(e), **e.fields) from None
 
-    @route("POST", "/models/cleanup")
+    @route("POST", "/models/cleanup", mutating=True)
     def cleanup(self, request):
         idle = _body(request).get("idle_s", 0)
         if isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle < 0:
@@ -388,11 +388,11 @@ class ModelManagerSuite(Agent):
         out["cloud"] = self._cloud()
         return out
 
-    @route("POST", "/routing/reset")
+    @route("POST", "/routing/reset", mutating=True)
     def routing_reset(self, request):
         return self.stats.reset()
 
-    @route("POST", "/cache/clear")
+    @route("POST", "/cache/clear", mutating=True)
     def cache_clear(self, request):
         return self.cache.clear()
 
@@ -410,7 +410,7 @@ class ModelManagerSuite(Agent):
         out["gpus"] = snap.as_dict()["gpus"] if snap is not None else []
         return out
 
-    @route("POST", "/vram/limit")
+    @route("POST", "/vram/limit", mutating=True)
     def vram_limit(self, request):
         body = _body(request)
         if "mb" not in body:
@@ -438,6 +438,7 @@ class ModelManagerSuite(Agent):
         if action == "list":
             return {"budget": self._budget(), "models": self.registry.list()}
         if action in ("load", "unload"):
+            self.authorize()  # the same rule as POST /models/NAME/load|unload
             name = data.get("model")
             if not isinstance(name, str):
                 raise HTTPError(400, f'model_management {action} needs "model": NAME')

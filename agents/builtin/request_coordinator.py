@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 
-from unified_agents import Agent, HTTPError, Response, route
+from unified_agents import Agent, HTTPError, Response, guard, route
 from unified_agents.breaker import STATE_VALUE, Breaker, BreakerOpen
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -245,7 +245,10 @@ class RequestCoordinator(Agent):
             raise HTTPError(503, str(e), agent=agent, breaker="open",
                             headers={"Retry-After": str(max(1, int(e.retry_after + 0.999)))}) \
                 from None
-        headers = {"Content-Type": "application/json", "X-Request-ID": rid}
+        # the caller's trust travels with the task (guard.py): a task from an untrusted
+        # caller reaches the agent marked remote, so its mutating ops stay refused
+        headers = guard.current().outgoing_headers()
+        headers.update({"Content-Type": "application/json", "X-Request-ID": rid})
         t0 = time.monotonic()
         ok, reason = False, "unexpected error"
         try:

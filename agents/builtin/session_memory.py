@@ -242,7 +242,7 @@ class SessionMemoryAgent(Agent):
         check_query(request, ("limit",))
         return self.db.get(_sid(request), query_int(request, "limit", 100, 1, 10000))
 
-    @route("DELETE", "/sessions/{id}")
+    @route("DELETE", "/sessions/{id}", mutating=True)
     def delete(self, request):
         return self.db.delete(_sid(request))
 
@@ -268,6 +268,7 @@ class SessionMemoryAgent(Agent):
         if op == "get":
             return self.db.get(sid, field_int(rest, "limit", default=100, lo=1, hi=10000))
         if op == "delete":
+            self.authorize()  # the same rule as DELETE /sessions/ID
             return self.db.delete(sid)
         raise HTTPError(400, f"unknown op {op!r}; allowed: create, append, get, delete")
 

@@ -221,7 +221,7 @@ class VRAMOptimizerAgent(Agent):
         return out
 
     # ------------------------------------------------------------ HTTP
-    @route("POST", "/vram/cleanup")
+    @route("POST", "/vram/cleanup", mutating=True)
     def vram_cleanup(self, request):
         return self.cleanup()
 
@@ -229,7 +229,7 @@ class VRAMOptimizerAgent(Agent):
     def vram(self, request):
         return self.refresh()
 
-    @route("POST", "/vram/limit")
+    @route("POST", "/vram/limit", mutating=True)
     def vram_limit(self, request):
         return self._limit(_body(request))
 
@@ -253,6 +253,8 @@ class VRAMOptimizerAgent(Agent):
         action = data.get("action", "status")
         if action == "status":
             return self.refresh()
+        if action in ("cleanup", "limit"):
+            self.authorize()  # the same rule as POST /vram/cleanup and /vram/limit
         if action == "cleanup":
             return self.cleanup()
         if action == "limit":

@@ -71,7 +71,7 @@ def test_declared_routes_decorator_and_dict():
         def clear(self, request):
             return {}
 
-    got = {(m, p, i) for m, p, _, i, _ in A().declared_routes()}
+    got = {(m, p, i) for m, p, _, i, _, _ in A().declared_routes()}
     assert got == {("GET", "/x", False), ("GET", "/y", True), ("POST", "/memory/clear", False)}
 
 
@@ -237,7 +237,7 @@ def test_route_listener_says_which_port_serves_it():
         def h(self, request):
             return {}
 
-    got = {(p, listener) for _, p, _, _, listener in A().declared_routes()}
+    got = {(p, listener) for _, p, _, _, listener, _ in A().declared_routes()}
     assert got == {("/load", "both"), ("/only-health", "health")}
     with pytest.raises(ValueError, match="allowed: agent, health, both"):
         _route("GET", "/x", listener="admin")
