@@ -93,7 +93,11 @@ def agent_states(cat: Catalog, sd: Systemd, names: list[str] | None = None) -> l
     units = []
     for n in names:
         units += [cat.agents[n].service, cat.agents[n].socket]
-    props = sd.show(units)
+    # `systemctl show` of a unit systemd has not loaded makes it load it (measured: 1.7 s
+    # for 77 agents, 25 s for 1,000). A unit that isn't loaded is inactive: ask only about
+    # the loaded ones, found with one list-units call.
+    loaded = {r["unit"] for r in sd.list_units(["unified-agent@*.service", "unified-agent@*.socket"])}
+    props = sd.show([u for u in units if u in loaded]) if loaded else {}
     now = _monotonic_now_us()
     rows = []
     for n in names:
