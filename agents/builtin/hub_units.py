@@ -1,15 +1,15 @@
 """The hub's systemd and resource collectors.
 
-SystemdCollector: one `systemctl list-units` of our units + one `systemctl show` of the
-loaded ones (naming unloaded instances would make systemd load them) through the
-unified_ctl.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
+SystemdCollector: `systemctl list-units` of our units + `systemctl show` of the loaded ones
+whose state changed (naming unloaded instances would make systemd load them; see the class
+for why not all of them every time) through the unified_ctl.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
 PID, NRestarts, result, control group and the start timestamps, from which the startup
 duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
 
 ResourceCollector: memory and CPU per running agent from its cgroup (cgroup v2
-memory.current / cpu.stat), else from systemd's MemoryCurrent / CPUUsageNSec, else psutil
-summed over the PIDs in the unit's cgroup.procs (hybrid cgroup hosts, where the memory
-controller is not in the unified tree: see DESIGN.md). CPU percent is the difference of two
+memory.current / cpu.stat), else psutil summed over the PIDs in the unit's cgroup.procs
+(hybrid cgroup hosts, where the memory controller is not in the unified tree: see
+DESIGN.md), else systemd's MemoryCurrent / CPUUsageNSec. CPU percent is the difference of two
 samples of the same process.
 
 Neither ever connects to an agent: a dormant agent stays dormant.
@@ -17,6 +17,7 @@ Neither ever connects to an agent: a dormant agent stays dormant.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from .hub_poller import Poller
@@ -106,14 +107,11 @@ def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: floa
         start_wall=start_wall, start_us=exit_us)
 
 
-def read_units(cat, sd) -> dict[str, AgentUnit]:
-    """{agent: AgentUnit} for every catalog agent: one list-units + one show."""
-    loaded = {r["unit"] for r in sd.list_units(list(UNIT_PATTERNS))}
-    wanted = []
-    for a in cat.agents.values():
-        wanted += [u for u in (a.service, a.socket, f"unified-backend@{a.name}.service")
-                   if u in loaded]
-    props = sd.show(wanted, PROPS) if wanted else {}
+def _units_of(a) -> tuple[str, ...]:
+    return (a.service, a.socket, f"unified-backend@{a.name}.service")
+
+
+def build_units(cat, props: dict) -> dict[str, AgentUnit]:
     now_mono, now_wall = time.clock_gettime(time.CLOCK_MONOTONIC), time.time()
     units = {}
     for a in cat.agents.values():
@@ -124,23 +122,77 @@ def read_units(cat, sd) -> dict[str, AgentUnit]:
     return units
 
 
+def read_units(cat, sd) -> dict[str, AgentUnit]:
+    """{agent: AgentUnit} for every catalog agent: one list-units + one show (one-shot
+    readers, e.g. `unified-ctl health` without the hub)."""
+    loaded = {r["unit"] for r in sd.list_units(list(UNIT_PATTERNS))}
+    wanted = [u for a in cat.agents.values() for u in _units_of(a) if u in loaded]
+    return build_units(cat, sd.show(wanted, PROPS) if wanted else {})
+
+
 class SystemdCollector(Poller):
-    """`units`: {agent: AgentUnit} for every catalog agent (swapped whole each run)."""
+    """`units`: {agent: AgentUnit} for every catalog agent (swapped whole each run).
+
+    Cost at rest matters (the hub's budget is 1 % of a core): `systemctl show` fetches every
+    property of every unit over D-Bus (~0.5 ms of systemctl CPU per unit, 150 units with the
+    full catalog), while `list-units` is one cheap call. So each run lists the units and
+    shows only those whose ActiveState/SubState changed, those systemd logged about since
+    the last run (`touch()`, from the journal follower: a fast restart can end in the same
+    state), and new ones; every `full_every_s` (and whenever the journal is not being
+    followed: `events_ok()` false) all loaded units are shown again.
+    """
 
     name = "systemd"
 
-    def __init__(self, view, sd, interval_s: float = 10.0, **kw):
+    def __init__(self, view, sd, interval_s: float = 10.0, full_every_s: float = 60.0,
+                 events_ok=None, **kw):
         super().__init__(interval_s, **kw)
         self.view = view          # catalog snapshot holder (ServiceRegistry's FleetView)
         self.sd = sd
+        self.full_every_s = full_every_s
+        self.events_ok = events_ok or (lambda: False)
         self.units: dict[str, AgentUnit] = {}
         self.at_wall: float | None = None
         self.snap = None          # the catalog snapshot the units were read for
+        self.props: dict[str, dict] = {}
+        self.states: dict[str, tuple] = {}
+        self.last_full: float | None = None
+        self.shown = {"full": 0, "partial": 0, "units": 0}
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+
+    def touch(self, agent: str | None) -> None:
+        """systemd logged about this agent's units: show them at the next run, soon."""
+        if agent:
+            with self._dirty_lock:
+                self._dirty.add(agent)
+        self.wake()
 
     def collect(self) -> None:
         snap = self.view.snap
-        units = read_units(snap.catalog, self.sd)
-        self.units, self.snap, self.at_wall = units, snap, time.time()
+        cat = snap.catalog
+        states = {r["unit"]: (r["active"], r["sub"])
+                  for r in self.sd.list_units(list(UNIT_PATTERNS))}
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        now = self.clock()
+        full = (snap is not self.snap or self.last_full is None or not self.events_ok()
+                or (self.full_every_s and now - self.last_full >= self.full_every_s))
+        todo = []
+        for a in cat.agents.values():
+            for u in _units_of(a):
+                if u in states and (full or a.name in dirty or u not in self.props
+                                    or states[u] != self.states.get(u)):
+                    todo.append(u)
+        props = {u: p for u, p in self.props.items() if u in states}
+        if todo:
+            props.update(self.sd.show(todo, PROPS))
+        self.shown["full" if full else "partial"] += 1
+        self.shown["units"] += len(todo)
+        self.units = build_units(cat, props)
+        self.props, self.states, self.snap, self.at_wall = props, states, snap, time.time()
+        if full:
+            self.last_full = now
 
 
 # ------------------------------------------------------------------ resources
@@ -227,18 +279,20 @@ class ResourceCollector(Poller):
         self.samples: dict[str, Sample] = {}
 
     def sample(self, u, previous: Sample | None, now: float) -> Sample:
+        # cgroup files (now), else psutil over the unit's PIDs (now), else systemd's
+        # MemoryCurrent/CPUUsageNSec (as of the unit's last `systemctl show`)
         mem, cpu, pids = read_cgroup(u.cgroup, self.roots) if u.cgroup else (None, None, [])
         source = "cgroup"
-        if mem is None and u.memory_current is not None:
-            mem, source = u.memory_current, "systemd"
-        if cpu is None and u.cpu_ns is not None:
-            cpu = u.cpu_ns / 1e9
         if mem is None or cpu is None:
             pmem, pcpu = psutil_totals(pids or ([u.pid] if u.pid else []))
             if mem is None and pmem is not None:
                 mem, source = pmem, "psutil"
             if cpu is None:
                 cpu = pcpu
+        if mem is None and u.memory_current is not None:
+            mem, source = u.memory_current, "systemd"
+        if cpu is None and u.cpu_ns is not None:
+            cpu = u.cpu_ns / 1e9
         if mem is None:
             source = "unavailable"
         key = (u.pid, u.start_us)     # a restart is a new process: no percent across it

@@ -80,8 +80,9 @@ class ObservabilityHub(Agent):
         self.alerts = AlertState()
         self.targets = TargetsWriter(targets_path, log=self.log)
         units = lambda: self.systemd.units  # noqa: E731
-        self.systemd = SystemdCollector(self.view, self.sd, interval,
-                                        on_update=self.evaluate, log=self.log)
+        self.systemd = SystemdCollector(
+            self.view, self.sd, interval, on_update=self.evaluate, log=self.log,
+            events_ok=lambda: self.journal is not None and self.journal.running)
         self.resources = ResourceCollector(units, interval, on_update=self.evaluate,
                                            log=self.log)
         self.breakers = PeerPoller("circuit_breakers", COORDINATOR, "/circuit_breakers",
@@ -93,7 +94,8 @@ class ObservabilityHub(Agent):
         self.journal = JournalFollower(
             os.path.join(state_dir.split(":")[0], STATE_FILE) if state_dir else None,
             known=lambda: self.view.snap.catalog.agents, journalctl=self.sd.journalctl,
-            on_unit_event=lambda agent: self.systemd.wake(), log=self.log) if follow else None
+            on_unit_event=lambda agent: self.systemd.touch(agent), log=self.log) \
+            if follow else None
 
         from unified_agents.gpu import GpuPoller
 
@@ -279,6 +281,7 @@ class ObservabilityHub(Agent):
                         "agents": len(snap.catalog.agents)},
             "summary": self.summary(all_agents=True),
             "units": {n: u.as_dict() for n, u in self.systemd.units.items()},
+            "systemd_shows": self.systemd.shown,
             "resources": {n: s.as_dict() for n, s in self.resources.samples.items()},
             "collectors": {**{p.name: p.status() for p in self.pollers()},
                            "journal": self.journal.status() if self.journal else None,

@@ -73,7 +73,7 @@ class RecordingSystemd:
 
     def show(self, units, props):
         self.shown.append((list(units), tuple(props)))
-        return {u: self.units.get(u, {}) for u in units}
+        return {u: dict(self.units.get(u, {})) for u in units}
 
 
 class View:
@@ -205,3 +205,81 @@ def test_agents_not_running_get_no_sample(tmp_path):
     rc = ResourceCollector(lambda: units, 1.0, roots=(str(tmp_path),))
     rc.collect()
     assert rc.samples == {}
+
+
+# ------------------------------------------------------------------ incremental show
+class Listing(RecordingSystemd):
+    """list-units answers from self.units too (ActiveState/SubState as systemctl lists)."""
+
+    def list_units(self, patterns):
+        return [{"unit": u, "load": "loaded", "active": p.get("ActiveState", "inactive"),
+                 "sub": p.get("SubState", "dead"), "description": ""}
+                for u, p in self.units.items()]
+
+
+def shown_last(sd):
+    return sorted(sd.shown[-1][0]) if sd.shown else None
+
+
+def incremental(catalog, events=True):
+    t = [0.0]
+    sd = Listing({"unified-agent@Worker.service": {"ActiveState": "active",
+                                                   "SubState": "running", "NRestarts": "0"},
+                  "unified-agent@Worker.socket": {"ActiveState": "active",
+                                                  "SubState": "running"},
+                  "unified-agent@Sleeper.socket": {"ActiveState": "active",
+                                                   "SubState": "listening"}})
+    col = SystemdCollector(View(catalog), sd, 5.0, full_every_s=60, events_ok=lambda: events,
+                           clock=lambda: t[0])
+    return col, sd, t
+
+
+def test_steady_state_shows_nothing_after_the_first_full_read(catalog):
+    col, sd, t = incremental(catalog)
+    col.collect()
+    assert len(shown_last(sd)) == 3
+    t[0] = 10
+    col.collect()
+    assert len(sd.shown) == 1 and col.shown == {"full": 1, "partial": 1, "units": 3}
+    assert col.units["Worker"].state == "active"          # from the cached properties
+
+
+def test_a_state_change_shows_that_unit_only(catalog):
+    col, sd, t = incremental(catalog)
+    col.collect()
+    sd.units["unified-agent@Sleeper.service"] = {"ActiveState": "active", "SubState": "running"}
+    col.collect()
+    assert shown_last(sd) == ["unified-agent@Sleeper.service"]
+    assert col.units["Sleeper"].state == "active"
+
+
+def test_systemd_logging_about_an_agent_shows_it_even_in_the_same_state(catalog):
+    col, sd, t = incremental(catalog)
+    col.collect()
+    sd.units["unified-agent@Worker.service"]["NRestarts"] = "1"   # restarted in between
+    col.collect()
+    assert col.units["Worker"].restarts == 0                # not seen: nothing changed
+    col.touch("Worker")
+    col.collect()
+    assert shown_last(sd) == ["unified-agent@Worker.service", "unified-agent@Worker.socket"]
+    assert col.units["Worker"].restarts == 1
+
+
+def test_full_reads_periodically_and_always_without_journal_events(catalog):
+    col, sd, t = incremental(catalog)
+    col.collect()
+    t[0] = 61
+    col.collect()
+    assert len(sd.shown) == 2 and len(shown_last(sd)) == 3
+    col, sd, t = incremental(catalog, events=False)
+    col.collect()
+    col.collect()
+    assert len(sd.shown) == 2 and col.shown["full"] == 2
+
+
+def test_units_no_longer_loaded_are_forgotten(catalog):
+    col, sd, t = incremental(catalog)
+    col.collect()
+    del sd.units["unified-agent@Worker.service"], sd.units["unified-agent@Worker.socket"]
+    col.collect()
+    assert col.units["Worker"].state == "stopped" and "unified-agent@Worker.service" not in col.props
