@@ -406,7 +406,8 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
         started.append(unit)
     # A daemon that exits right after its start (bad flags, no address) shows as inactive
     # or failed a moment later: say so with its last log lines instead of claiming success.
-    time.sleep(settle_s if started else 0)
+    if res.actions:
+        time.sleep(settle_s)
     for unit in started:
         if not sd.is_active(unit):
             tail = "\n".join(sd.journal_tail([unit], 5))
