@@ -202,12 +202,12 @@ def run(c, runs, summary):
         f"({lf['n']} and {la['n']} requests.) Hub memory: RSS {rss_full[0]:.0f} MiB (PSS "
         f"{rss_full[1]:.0f} MiB) with the full profile, {rss_all[0]:.0f} MiB (PSS {rss_all[1]:.0f} MiB) "
         "with all 77 agents running.", "",
-        f"Hub CPU at rest (full profile, {len(cpu)} windows of {REST_WINDOW_S} s, % of one core): "
-        f"process tree (hub + its systemctl/journalctl children, /proc/PID/stat) median "
-        f"{tree['median']:.2f} % (max {tree['max']:.2f} %); target ≤ 1 %. Its cgroup's cpu.stat "
-        f"reads {cgroup['median']:.2f} %, but in this container cgroup usage is inflated: an idle "
-        f"reference agent's cgroup (TTSService) reads {ref['median']:.2f} % over the same windows "
-        "while its process accrues 0 ticks (DESIGN.md: hybrid-cgroup host).", "",
+        f"Hub CPU at rest (full profile, {len(cpu)} windows of {REST_WINDOW_S} s, % of one core; "
+        "target ≤ 1 %): process tree (the hub + its systemctl/journalctl children, "
+        f"/proc/PID/stat) median {tree['median']:.2f} % (max {tree['max']:.2f} %); its cgroup "
+        f"(cpu.stat usage_usec) median {cgroup['median']:.2f} % (max {cgroup['max']:.2f} %); an "
+        f"idle reference agent's cgroup (TTSService) over the same windows, the machine's noise "
+        f"floor: {ref['median']:.2f} %.", "",
         f"journald: the follower (`journalctl -o json -f` → the hub) reads a backlog of "
         f"{LOG_LINES} lines (80 bytes each, one unit in the agents' slice) at median "
         f"{rt['median']:,.0f} lines/s (min {rt['min']:,.0f}, {rt['n']} runs): the rate it keeps "
