@@ -22,8 +22,8 @@ never remove it). Agents never send the token themselves: on one host they need 
 token sent along would leak to whatever URL an agent calls.
 
 The token: the systemd credential `unified-token` ($CREDENTIALS_DIRECTORY/unified-token; the
-unit loads it from /etc/unified/token, root-only, when that file exists), else the file named
-by UNIFIED_TOKEN_FILE. Never an environment variable holding the token itself (the
+unit loads it from /etc/unified/token, root-only, created at install; "none" or empty means
+no token), else the file named by UNIFIED_TOKEN_FILE. Never an environment variable holding the token itself (the
 environment of a unit is readable by every user through `systemctl show`). The token is never
 logged nor put into an error message.
 
@@ -62,8 +62,8 @@ def is_loopback(host) -> bool:
 
 def _check_token(raw: str, source: str) -> str | None:
     tok = raw.strip()
-    if not tok:
-        return None  # an empty credential (the unit's SetCredential fallback) = no token
+    if not tok or tok.lower() == "none":
+        return None  # "none": the unit's SetCredential= fallback when the file is missing
     if len(tok) < MIN_TOKEN_LEN or len(tok) > MAX_TOKEN_LEN or \
             any(c <= " " or c > "~" for c in tok):
         # never echo the value: it may be a real secret with a typo

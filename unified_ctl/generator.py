@@ -59,6 +59,7 @@ def save_last_good(cat, reason: str = "daemon-reload") -> None:
     shutil.copy2(cat.sources[0], os.path.join(tmp, "unified.yaml"))
     for src in cat.sources[1:]:
         shutil.copy2(src, os.path.join(tmp, "conf.d", os.path.basename(src)))
+    _private(tmp)
     old = dest + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(dest):
@@ -68,6 +69,26 @@ def save_last_good(cat, reason: str = "daemon-reload") -> None:
     from . import config_history
 
     config_history.record(config_history.sources_files(cat.sources), reason)
+
+
+def _private(top: str) -> None:
+    """0750/0640, group unified (ServiceRegistry reads the last good catalog as user unified
+    when the live one is broken): not for everyone, unlike the catalog itself
+    (docs/SECURITY.md, file modes). Only root may chown: as another user, modes only."""
+    try:
+        import grp
+
+        gid = grp.getgrnam("unified").gr_gid if os.geteuid() == 0 else -1
+    except KeyError:  # the package's sysusers has not run (tests, a bare tree)
+        gid = -1
+    for d, _, files in os.walk(top):
+        os.chmod(d, 0o750)
+        if gid >= 0:
+            os.chown(d, 0, gid)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o640)
+            if gid >= 0:
+                os.chown(os.path.join(d, f), 0, gid)
 
 
 def load_good(catalog_file: str):

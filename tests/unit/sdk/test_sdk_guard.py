@@ -126,8 +126,9 @@ def test_token_from_the_systemd_credential_first_then_the_file(tmp_path):
     assert load_token({}) is None
 
 
-def test_an_empty_credential_means_no_token(tmp_path):
-    (tmp_path / "unified-token").write_text("\n")  # the unit's SetCredential= fallback
+@pytest.mark.parametrize("content", ["\n", "none\n", "NONE"])
+def test_an_empty_or_none_credential_means_no_token(tmp_path, content):
+    (tmp_path / "unified-token").write_text(content)  # "none": the unit's SetCredential=
     assert load_token({"CREDENTIALS_DIRECTORY": str(tmp_path)}) is None
 
 
