@@ -5,17 +5,16 @@ a peer that is not running, and degrading (not failing) when systemd cannot be r
 from __future__ import annotations
 
 import json
-import os
 import re
 import select
 import socket
 
-from .conftest import wait_for
+from .conftest import quiet_pid, wait_for
 
 
 def up(env, *agents, pid=None):
     for a in agents:
-        env.set_state(a, "active", MainPID=pid or os.getpid(),
+        env.set_state(a, "active", MainPID=pid or quiet_pid(),
                       InactiveExitTimestampMonotonic="1000000",
                       ActiveEnterTimestampMonotonic="2500000")
 

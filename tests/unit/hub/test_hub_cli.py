@@ -3,13 +3,12 @@ exit 0/1/2 for healthy/degraded/critical) and `unified-ctl monitoring setup --dr
 from __future__ import annotations
 
 import json
-import os
 
 from click.testing import CliRunner
 
 from unified_ctl.cli import cli
 
-from .conftest import wait_for
+from .conftest import quiet_pid, wait_for
 from .test_hub_monitoring import DEBIAN_ALERTMANAGER, DEBIAN_PROMETHEUS
 
 
@@ -21,7 +20,7 @@ def run(hubenv, *args):
 
 def test_health_from_the_hub_when_it_runs(hubenv):
     for a in ("ObservabilityHub", "RequestCoordinator", "Worker"):
-        hubenv.set_state(a, "active", MainPID=os.getpid())
+        hubenv.set_state(a, "active", MainPID=quiet_pid())
     hubenv.set_state("Sleeper", "inactive")
     p = hubenv.spawn()
     wait_for(lambda: p.request("GET", "/health/summary")[1]["essential"]["up"] == 3,
@@ -34,7 +33,7 @@ def test_health_from_the_hub_when_it_runs(hubenv):
 
 
 def test_health_from_systemd_when_the_hub_is_not_running(hubenv):
-    hubenv.set_state("RequestCoordinator", "active", MainPID=os.getpid())
+    hubenv.set_state("RequestCoordinator", "active", MainPID=quiet_pid())
     hubenv.set_state("Worker", "failed", Result="signal")
     r = run(hubenv, "health", "--json")
     data = json.loads(r.stdout)
@@ -76,7 +75,7 @@ def test_monitoring_setup_dry_run_says_what_it_would_change(hubenv, tmp_path, mo
 
 def test_status_adds_the_hubs_view_when_the_hub_runs(hubenv):
     for a in ("ObservabilityHub", "RequestCoordinator", "Worker"):
-        hubenv.set_state(a, "active", MainPID=os.getpid())
+        hubenv.set_state(a, "active", MainPID=quiet_pid())
     r = run(hubenv, "status", "--json", "--no-health")
     assert r.exit_code == 0 and json.loads(r.stdout)["hub"] is None     # systemd only
     hubenv.log("unified-agent@Worker.service", "Worker lost its database", priority=3)
