@@ -117,7 +117,7 @@ def apply_edit(text: str, e) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=examples(700))
+@settings(max_examples=examples(600))
 @given(src=st.sampled_from(sorted(SOURCES)), edits=st.lists(edit, min_size=1, max_size=6))
 def test_text_mutations_of_small_catalogs(scratch, src, edits):
     text = SOURCES[src]
@@ -126,7 +126,7 @@ def test_text_mutations_of_small_catalogs(scratch, src, edits):
     check(write(scratch, text))
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(50))
 @given(edits=st.lists(edit, min_size=1, max_size=4))
 def test_text_mutations_of_the_shipped_catalog(scratch, edits):
     text = REAL
@@ -166,7 +166,7 @@ tree_edit = st.tuples(st.sampled_from(["set", "drop", "add"]), st.floats(0, 1), 
                       st.text(max_size=10))
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(300))
 @given(src=st.sampled_from(sorted(SOURCES)), edits=st.lists(tree_edit, min_size=1, max_size=5))
 def test_tree_mutations_dumped_back_to_yaml(scratch, src, edits):
     import copy
@@ -208,7 +208,7 @@ def test_tree_mutations_dumped_back_to_yaml(scratch, src, edits):
 
 
 # ---------------------------------------------------------------------- drop-ins, environment
-@settings(max_examples=examples(200))
+@settings(max_examples=examples(150))
 @given(src=st.sampled_from(sorted(SOURCES)), dropin=values, raw=st.sampled_from(TOKENS))
 def test_dropins_with_random_content(scratch, src, dropin, raw):
     d = scratch / "with-dropins"  # the other tests' directory has no conf.d
@@ -229,7 +229,7 @@ env_value = st.text(max_size=12) | st.sampled_from(
      "1_000", " 5 ", "0x10", "\x00"])
 
 
-@settings(max_examples=examples(250))
+@settings(max_examples=examples(200))
 @given(env=st.dictionaries(st.sampled_from(sorted(ENV_OVERRIDES)), env_value, max_size=5))
 def test_environment_overrides(scratch, env):
     env = {k: v.replace("\x00", "") for k, v in env.items()}  # execve cannot pass NUL anyway

@@ -22,9 +22,9 @@ from .fuzz_http import (RANK, Coverage, alive, check_answer, health, requests, s
                         send)
 
 # examples per agent: more where there is more to break
-EXAMPLES = {"MemoryClient": 700, "KnowledgeBase": 600, "SessionMemoryAgent": 600,
-            "SystemDigitalTwin": 600, "ModelManagerSuite": 600, "VRAMOptimizerAgent": 400,
-            "ServiceRegistry": 400, "RequestCoordinator": 400, "LazyLoader": 400, "Echo": 300}
+EXAMPLES = {"MemoryClient": 550, "KnowledgeBase": 450, "SessionMemoryAgent": 450,
+            "SystemDigitalTwin": 450, "ModelManagerSuite": 450, "VRAMOptimizerAgent": 300,
+            "ServiceRegistry": 300, "RequestCoordinator": 300, "LazyLoader": 300, "Echo": 250}
 DATABASES = {"MemoryClient": "memory.db", "KnowledgeBase": "knowledge.db",
              "SessionMemoryAgent": "sessions.db", "SystemDigitalTwin": "twin.db"}
 COUNTS: dict = {}

@@ -41,7 +41,7 @@ def test_random_requests_never_crash_the_hub(hub):
     h0 = health(p)[1]["status"]
     cov = Coverage(routes)
 
-    @settings(max_examples=examples(500))
+    @settings(max_examples=examples(400))
     @given(req=requests(routes, ("summary", "alerts", "state")))
     def one(req):
         listener, method, target, data, hdrs, route = req

@@ -63,7 +63,7 @@ def test_byte_garbage_gets_http_answers_and_never_a_crash(agent, port_kind):
     port = agent.port if port_kind == "agent" else agent.health_port
     seen = {"n": 0, "answered": 0}
 
-    @settings(max_examples=examples(500))
+    @settings(max_examples=examples(400))
     @given(data=stream)
     def one(data):
         out = raw(port, data)
