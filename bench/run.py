@@ -70,11 +70,18 @@ def main() -> int:
     deb = harness.find_or_build_deb()
     rootfs = harness.ensure_rootfs(deb)
     sections = []
+    failed: list[str] = []
     c = harness.boot(rootfs, deb, label="bench")
     try:
         for mod in modules:
             print(f"== {mod.__name__}", flush=True)
-            sections.append(mod.run(c, args.runs, summary))
+            try:
+                sections.append(mod.run(c, args.runs, summary))
+            except Exception as e:  # one broken bench must not lose the others' numbers
+                print(f"   {mod.__name__} failed: {e}", flush=True)
+                failed.append(mod.__name__)
+                sections.append([f"## {mod.__name__}", "", f"**Failed in this run**: `{type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}`", ""])
     finally:
         c.stop()
     version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True).stdout.strip()
@@ -87,7 +94,7 @@ def main() -> int:
         text += s
     Path(args.out).write_text("\n".join(text) + "\n")
     print(f"wrote {args.out}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
