@@ -68,10 +68,10 @@ def after_memory(f):
     assert call(f, "MemoryClient", "GET", "/items/canary/keep")[1]["value"] == {"n": 42}
     assert call(f, "MemoryClient", "PUT", "/items/after/k", {"value": "v"})[0] in (200, 201)
     assert call(f, "MemoryClient", "GET", "/items/after/k")[1]["value"] == "v"
-    assert "canary" in call(f, "MemoryClient", "GET", "/namespaces")[1]["namespaces"] or \
-        any(n.get("namespace") == "canary" for n in
-            call(f, "MemoryClient", "GET", "/namespaces")[1]["namespaces"]
-            if isinstance(n, dict))
+    spaces = call(f, "MemoryClient", "GET", "/namespaces")[1]["namespaces"]
+    assert {"namespace": "canary", "items": 1} == {
+        k: v for k, v in next(n for n in spaces if n["namespace"] == "canary").items()
+        if k in ("namespace", "items")}
 
 
 def after_knowledge(f):
