@@ -261,7 +261,10 @@ class _Validator:
                     "PrivateDevices", "Nice", "OOMScoreAdjust", "LimitNOFILE", "TimeoutStartSec",
                     "TimeoutStopSec", "WatchdogSec", "RestartSec",
                     # secrets (e.g. the cloud LLM key) as systemd credentials, not environment
-                    "LoadCredential", "SetCredential")
+                    "LoadCredential", "SetCredential",
+                    # the hub reads other agents' /proc (PrivateUsers= puts each agent in its
+                    # own user namespace, which ProtectProc=invisible then hides: measured)
+                    "ProtectProc")
 
     def agents(self, raw: Any, at: Path, lazy: m.LazyLoader) -> dict[str, m.Agent]:
         if not isinstance(raw, dict) or not raw:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from .hub_poller import Poller, describe
-from .hub_units import pid_alive
+from .hub_units import process_running
 
 
 class PeerPoller(Poller):
@@ -47,7 +47,7 @@ class PeerPoller(Poller):
         if u is None or u.state != "active":
             return False, f"{self.agent} is {u.state if u else 'unknown'}; not asked " \
                           "(the hub never wakes an agent)"
-        if not pid_alive(u.pid):
+        if not process_running(u):
             return False, f"{self.agent}'s process {u.pid} is gone; not asked"
         return True, url
 

@@ -313,7 +313,15 @@ class ResourceCollector(Poller):
         self.samples = out
 
 
-def pid_alive(pid: int | None) -> bool:
-    """The process still exists (checked before talking to an agent's port, so that an
-    agent that just exited is not socket-activated again by the hub)."""
-    return bool(pid) and os.path.exists(f"/proc/{pid}")
+def process_running(u, roots=CGROUP_ROOTS) -> bool:
+    """The unit's main process is still there (checked before talking to an agent's port, so
+    that an agent that just exited is not socket-activated again by the hub): listed in its
+    cgroup.procs, which is readable whatever /proc shows (agents run in their own user
+    namespaces), else /proc/PID exists."""
+    if not u.pid:
+        return False
+    for d in cgroup_dirs(u.cgroup, roots) if u.cgroup else ():
+        v = _read(d + "/cgroup.procs")
+        if v is not None:
+            return str(u.pid) in v.split()
+    return os.path.exists(f"/proc/{u.pid}")

@@ -283,3 +283,17 @@ def test_units_no_longer_loaded_are_forgotten(catalog):
     del sd.units["unified-agent@Worker.service"], sd.units["unified-agent@Worker.socket"]
     col.collect()
     assert col.units["Worker"].state == "stopped" and "unified-agent@Worker.service" not in col.props
+
+
+def test_a_process_is_running_while_its_cgroup_lists_it(tmp_path):
+    from unified_agents.builtin.hub_units import process_running
+
+    write_cgroup(tmp_path, "/w.service", pids=(4242, 4243))
+    u = running("Worker", 4242, "/w.service")
+    assert process_running(u, (str(tmp_path),))
+    u.pid = 4244                              # the unit's process is another one now
+    assert not process_running(u, (str(tmp_path),))
+    u.cgroup, u.pid = "", os.getpid()         # no cgroup known: /proc decides
+    assert process_running(u, (str(tmp_path),))
+    u.pid = None
+    assert not process_running(u, (str(tmp_path),))
