@@ -95,6 +95,6 @@ def run(c, runs, summary):
     ratio = lambda a, b: b / a if a else float("nan")
     out += ["", f"From {base[0]} to {big[0]} agents ({big[0] / base[0]:.1f}×): generator "
                 f"{ratio(base[2]['median'], big[2]['median']):.1f}×, daemon-reload {ratio(base[4]['median'], big[4]['median']):.1f}×, "
-                f"status {ratio(base[5]['median'], big[5]['median']):.1f}× — roughly linear in the number of agents "
-                "(one drop-in pair per agent; one `systemctl show` per 200 units).", ""]
+                f"status {ratio(base[5]['median'], big[5]['median']):.1f}×. Work per agent: one drop-in pair rendered, "
+                "two units loaded by systemd; `status` asks only about loaded units (one `systemctl show` per 200).", ""]
     return out
