@@ -48,6 +48,20 @@ from .server import HTTPError
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
 
+# Below this much free space a SQLITE_FULL is the disk's, not max_page_count's: SQLite
+# needs a few pages of WAL per transaction, so a "full" disk still shows a little room.
+DISK_FULL_BELOW = 4 << 20
+
+
+def disk_free(directory: str) -> int | None:
+    """Bytes an unprivileged writer may still use under directory (None: unknown)."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 class StoreError(HTTPError):
     """The store cannot do what was asked (HTTP status in .status)."""
 
@@ -270,6 +284,15 @@ class Store:
         name = getattr(e, "sqlite_errorname", "")
         base = os.path.basename(self.path)
         if name == "SQLITE_FULL":
+            free = disk_free(os.path.dirname(self.path) or ".")
+            # SQLITE_FULL means either max_page_count or the file system: say which.
+            if free is not None and free < DISK_FULL_BELOW:
+                if self.log:
+                    self.log.error(f"the file system holding {base} is full", path=self.path,
+                                   free_bytes=free)
+                return StoreFull(f"the file system holding {self.path} is full "
+                                 f"({free >> 10} KiB free): free space there; "
+                                 f"the write was not stored")
             limit = f" (limit {self.max_bytes >> 20} MiB)" if self.max_bytes else ""
             return StoreFull(f"{base} is full{limit}: delete data or raise the limit; "
                              f"the write was not stored")
@@ -320,6 +343,10 @@ class Store:
         if self.max_bytes and st["bytes"] - st["free_bytes"] > 0.9 * self.max_bytes:
             st["status"] = "degraded"
             st["problem"] = "over 90 % of max_bytes"
+        free = disk_free(os.path.dirname(self.path) or ".")
+        if free is not None and free < DISK_FULL_BELOW:   # read live: clears once freed
+            st["status"] = "degraded"
+            st["problem"] = f"file system full ({free >> 10} KiB free)"
         if self.last_error:
             st["status"] = "degraded"
             st["last_error"] = self.last_error

@@ -1,4 +1,5 @@
-"""Faults on real systemd: kill -9 under load, hung agents, crash loops, upgrade under load.
+"""Faults on real systemd: kill -9 under load, hung agents, crash loops, upgrade under load,
+a full state disk, journald restarted under the hub.
 
 Load runs inside the container on loopback (tests/system/loadgen.py), bounded in rate and
 time. Counts of lost requests are the result; timings go to benchmarks, not assertions.
@@ -189,3 +190,116 @@ def test_reboot_brings_the_selected_profile_back_with_its_state(new_container):
     assert c.is_active("unified-profile-core.target") == "inactive"
     assert c.read_file("/var/lib/unified/systest-marker") == "still here\n"
     assert c.read_file("/etc/unified/selected-profile").strip() == "tutoring"
+
+
+# ------------------------------------------------------------------ full state disk
+PUTTER = r"""
+import http.client, json, sys
+port, ns, n, size = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+out = []
+for i in range(n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("PUT", f"/items/{ns}/k{i}", json.dumps({"value": {"i": i, "pad": "x" * size}}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    body = r.read().decode()
+    out.append([i, r.status, body if r.status >= 300 else ""])
+    c.close()
+    if r.status == 507:
+        break
+print(json.dumps(out))
+"""
+INTEGRITY = ("import sqlite3, sys; print(sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True)"
+             ".execute('PRAGMA integrity_check').fetchone()[0])")
+
+
+def move_state_dir_to_small_tmpfs(c, size_mb=48):
+    """Stop the fleet, put /var/lib/unified (with its content) on a tmpfs of size_mb, restart."""
+    c.systemctl("stop", "unified.target", timeout=120)
+    c.sh(f"""set -e
+        cp -a /var/lib/unified /root/state-before-tmpfs
+        mount -t tmpfs -o size={size_mb}m,mode=0750 unified-state /var/lib/unified
+        cp -a /root/state-before-tmpfs/. /var/lib/unified/
+        chown unified:unified /var/lib/unified""")
+    switch(c, "core")
+
+
+def fill_state_disk_and_write(c, ns="systest-full"):
+    """Fill the state disk, then write to MemoryClient until it answers 507.
+    → (acknowledged keys, the 507 message, agents whose process changed meanwhile)."""
+    pids = {a: main_pid(c, a) for a in CORE_PORTS}
+    c.write_file("/root/putter.py", PUTTER)
+    before = json.loads(c.run(["python3", "/root/putter.py", "5713", ns, "20", "30000"]).stdout)
+    assert [status for _, status, _ in before] == [201] * 20, before
+    # dd ends with ENOSPC by design; what matters is that the file system is full after it
+    c.run("dd if=/dev/zero of=/var/lib/unified/filler bs=1M status=none", check=False)
+    assert c.run("df --output=avail -B1 /var/lib/unified | tail -1").stdout.strip() == "0"
+    res = json.loads(c.run(["python3", "/root/putter.py", "5713", ns, "400", "30000"],
+                           timeout=300).stdout)   # replaces k0.., then new keys
+    acked = sorted({i for i, _, _ in before} | {i for i, status, _ in res if status in (200, 201)})
+    refused = [(status, body) for _, status, body in res if status not in (200, 201)]
+    assert refused and refused[-1][0] == 507, res[-3:]
+    assert len(refused) == 1, refused      # nothing but the one 507: no 500, no reset
+    time.sleep(3)                          # the twin's and hub's periodic writes hit it too
+    changed = [a for a in CORE_PORTS if main_pid(c, a) != pids[a]]
+    return acked, json.loads(refused[0][1])["error"], changed
+
+
+def test_a_full_state_disk_is_a_clear_507_and_corrupts_nothing(new_container):
+    c = new_container()
+    switch(c, "core")
+    move_state_dir_to_small_tmpfs(c)
+    acked, message, changed = fill_state_disk_and_write(c)
+    print(f"disk full: {len(acked)} items acknowledged, then {message}")
+    assert "the file system holding /var/lib/unified/memory.db is full" in message, message
+    assert changed == [], f"processes restarted while the disk was full: {changed}"
+    health = json.loads(c.run("curl -s http://127.0.0.1:6713/health").stdout)
+    assert health["status"] == "degraded", health
+    # every acknowledged write is there and the databases are sound
+    for i in acked:
+        got = json.loads(c.run(f"curl -sf http://127.0.0.1:5713/items/systest-full/k{i}").stdout)
+        assert got["value"]["i"] == i
+    for db in ("memory.db", "knowledge.db", "sessions.db", "twin.db"):
+        assert c.run(["python3", "-c", INTEGRITY, f"/var/lib/unified/{db}"]
+                     ).stdout.strip() == "ok", db
+    # space back: writes work again without any restart
+    c.run(["rm", "/var/lib/unified/filler"])
+    c.run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/json",
+           "--data-binary", '{"value": "after"}', "http://127.0.0.1:5713/items/systest-full/after"])
+    c.wait_until("curl -s http://127.0.0.1:6713/health | grep -q '\"status\": *\"healthy\"'",
+                 timeout=30)
+
+
+# ------------------------------------------------------------------ journald restarted
+def log_count(c, agent):
+    """The hub's count of journal lines of agent (all priorities) from /metrics."""
+    text = c.run("curl -sf http://127.0.0.1:9000/metrics").stdout
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(f'unified_agent_log_messages_total{{agent="{agent}",'))
+
+
+def restart_journald_and_log(c, agent="StreamingTTSAgent", how="restart"):
+    """Restart (or kill -9) journald, make agent log, → seconds until the hub counted it."""
+    hub = main_pid(c, "ObservabilityHub")
+    before = log_count(c, agent)
+    if how == "kill":
+        c.run(["systemctl", "kill", "-s", "KILL", "systemd-journald.service"])
+        c.wait_until(["systemctl", "is-active", "systemd-journald.service"], timeout=30)
+    else:
+        c.systemctl("restart", "systemd-journald.service")
+    t0 = time.monotonic()
+    c.run(["unified-ctl", "agent", "restart", agent])
+    deadline = t0 + 60
+    while log_count(c, agent) <= before:
+        assert time.monotonic() < deadline, f"the hub stopped counting {agent}'s lines"
+        time.sleep(0.5)
+    assert main_pid(c, "ObservabilityHub") == hub, "the hub restarted"
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("how", ["restart", "kill"])
+def test_the_hub_keeps_following_the_journal_when_journald_restarts(core, how):
+    took = restart_journald_and_log(core, how=how)
+    print(f"journald {how}: the hub counted new lines after {took:.1f} s")
+    state = json.loads(core.run("curl -sf http://127.0.0.1:9000/debug/state").stdout)
+    assert state["collectors"]["journal"]["running"] is True, state["collectors"]["journal"]

@@ -233,3 +233,20 @@ def test_a_periodic_task_keeps_running_after_an_exception():
         time.sleep(0.01)
     p.stop()
     assert len(calls) >= 3 and p.errors == 1 and p.last_error == ""
+
+
+def test_a_full_file_system_is_a_507_naming_the_path_and_health_degrades_until_freed(
+        tmp_path, monkeypatch):
+    import unified_agents.store as store
+    s = Store(str(tmp_path / "a.db"), [V1], max_bytes=64 * 1024)
+    free = {"bytes": 100 << 20}
+    monkeypatch.setattr(store, "disk_free", lambda d: free["bytes"])
+    free["bytes"] = 512 << 10       # the disk, not max_page_count, is what is short
+    with pytest.raises(StoreFull) as e:
+        for _ in range(1000):
+            s.write(insert, "x" * 4000)
+    assert e.value.status == 507
+    assert f"the file system holding {s.path} is full (512 KiB free)" in e.value.message
+    assert s.health()["status"] == "degraded" and "file system full" in s.health()["problem"]
+    free["bytes"] = 100 << 20
+    assert "file system" not in s.health().get("problem", "")   # max_bytes may still be near
