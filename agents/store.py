@@ -571,6 +571,20 @@ def fts_error(e: sqlite3.Error, mode: str) -> HTTPError | None:
     return None
 
 
+def fts_search(store: "Store", sql: str, args, mode: str) -> list:
+    """Rows of a full-text query (one read transaction); a query FTS5 cannot parse is a 400
+    (fts_error), anything else a database error as usual."""
+    def rd(c):
+        try:
+            return c.execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            err = fts_error(e, mode)
+            if err is not None:
+                raise err from None
+            raise
+    return store.read(rd)
+
+
 def counter_sql(table: str, counter: str) -> str:
     """SQL keeping counters(name=counter) equal to the row count of `table` by triggers, so a
     limit check is one primary-key read instead of count(*) over the table."""

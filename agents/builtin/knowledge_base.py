@@ -24,7 +24,7 @@ import time
 
 from unified_agents import Agent, HTTPError, route
 from unified_agents.store import (Store, StoreFull, check_query, count, counter_sql, db_path,
-                                  field_int, field_str, field_tags, fts_error, fts_query,
+                                  field_int, field_str, field_tags, fts_query, fts_search,
                                   need_object, query_int)
 
 DB_FILE = "knowledge.db"
@@ -172,22 +172,11 @@ class KnowledgeDB:
             args.append(tag)
         sql += " ORDER BY score LIMIT ?"
         args.append(limit)
-
-        def rd(c):
-            import sqlite3
-
-            try:
-                return c.execute(sql, args).fetchall()
-            except sqlite3.Error as e:
-                err = fts_error(e, mode)
-                if err is not None:
-                    raise err from None
-                raise
         return [{"id": r["id"], "title": r["title"],
                  "tags": r["tags"].split() if r["tags"] else [], "source": r["source"],
                  "updated": r["updated"], "score": round(-r["score"], 6),
                  "title_highlight": r["title_highlight"], "snippet": r["snippet"]}
-                for r in self.store.read(rd)]
+                for r in fts_search(self.store, sql, args, mode)]
 
     def count(self) -> int:
         return self.store.read(lambda c: count(c, "documents"))

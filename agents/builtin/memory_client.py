@@ -29,7 +29,7 @@ import time
 
 from unified_agents import Agent, HTTPError, route
 from unified_agents.store import (Store, StoreFull, check_query, count, counter_sql, db_path,
-                                  field_int, field_str, field_tags, fts_error, fts_query,
+                                  field_int, field_str, field_tags, fts_query, fts_search,
                                   need_object, query_int)
 
 DB_FILE = "memory.db"
@@ -196,18 +196,7 @@ class MemoryDB:
             args.append(tag)
         sql += " ORDER BY score LIMIT ?"
         args.append(limit)
-
-        def rd(c):
-            import sqlite3
-
-            try:
-                return c.execute(sql, args).fetchall()
-            except sqlite3.Error as e:
-                err = fts_error(e, mode)
-                if err is not None:
-                    raise err from None
-                raise
-        rows = self.store.read(rd)
+        rows = fts_search(self.store, sql, args, mode)
         return [dict(_item(r, True), score=round(-r["score"], 6), snippet=r["snippet"])
                 for r in rows]
 
