@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from . import fleet, profiles, runtime
+from . import fleet, ports, profiles, runtime
 from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, pass_ctx, profile
 from .errors import UnifiedError
 
@@ -125,9 +125,11 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
     profiles.require_known(cat, name)
     old = profiles.current_profile(cat)
     plan = profiles.plan_switch(cat, old, name, fleet.running_agents(cat, ctx.sd))
+    clashes = ports.clashes(cat, plan.start_agents, ports.live_listeners())
     if dry_run:
         if as_json:
-            emit_json({"dry_run": True, **plan.to_dict(), "trial": trial.source if trial else None})
+            emit_json({"dry_run": True, **plan.to_dict(), "trial": trial.source if trial else None,
+                       "port_clashes": [str(c) for c in clashes]})
         else:
             if trial:
                 click.echo(f"would try catalog {trial.source} (not permanent until `unified-ctl config promote`)")
@@ -135,7 +137,11 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
             click.echo(f"  start: {len(plan.start_agents)}  {' '.join(plan.start_agents) or '-'}")
             click.echo(f"  stop (service and socket): {len(plan.stop_agents)}  {' '.join(plan.stop_agents) or '-'}")
             click.echo(f"  keep running: {len(plan.keep_agents)}")
+            for c in clashes:
+                click.echo(f"  would fail: {c}")
         return None
+    if clashes:
+        raise ports.PortInUse(clashes, f"switch to profile {name}")
     notes = _apply_runtime_env(ctx)
     reload_needed = "__reload__" in notes
     notes = [n for n in notes if n != "__reload__"]
@@ -284,12 +290,19 @@ def agent() -> None:
     """Start, stop, restart or load one agent."""
 
 
+def _check_ports(ctx: Ctx, agents, doing: str) -> None:
+    running = fleet.running_agents(ctx.catalog, ctx.sd)
+    ports.check(ctx.catalog, [n for n in agents if n not in running], doing)
+
+
 @agent.command("start")
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
 def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Start agents now (socket and service; systemd pulls in their dependencies)."""
-    units = profiles.units_of(ctx.catalog, [ctx.catalog.agent(n).name for n in names])
+    agents = [ctx.catalog.agent(n).name for n in names]
+    _check_ports(ctx, agents, "start " + ", ".join(agents))
+    units = profiles.units_of(ctx.catalog, agents)
     ctx.sd.reset_failed(units)
     ctx.sd.start(units)
     click.echo("started " + ", ".join(names))
@@ -330,6 +343,7 @@ def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> Non
     cat = ctx.catalog
     a = cat.agent(name)
     chain = dependency_order(dependency_closure({a.name}, cat.agents), cat.agents)
+    _check_ports(ctx, chain, f"load {a.name}")
     units = profiles.units_of(cat, chain)
     ctx.sd.reset_failed(units)
     t0 = time.monotonic()

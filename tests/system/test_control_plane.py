@@ -223,3 +223,24 @@ def test_command_binding_its_own_port_is_lazy_behind_socket_proxyd(core):
         switch(core, "core")
         core.run(["rm", "-f", dropin])
         core.run(["unified-ctl", "apply"])
+
+
+def test_switch_names_the_program_holding_an_agents_port_and_changes_nothing(core):
+    # what `apt install prometheus` does on a real host: node_exporter on 9100, the port of
+    # ObservabilityHub_PC2 (learning's dependency); here a real listener run as a unit
+    core.run(["systemd-run", "--unit=systest-port-holder", "--", "python3", "-m", "http.server",
+              "9100", "--bind", "0.0.0.0"])
+    try:
+        core.wait_until(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:9100/"], timeout=20)
+        before = main_pids(core, ["ServiceRegistry"])
+        r = core.run(["unified-ctl", "profile", "switch", "learning"], check=False, timeout=120)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "cannot switch to profile learning: 1 port(s) already in use, nothing was changed" in r.stderr
+        assert "ObservabilityHub_PC2: agent port 9100 is in use by python3 (pid " in r.stderr
+        assert "systest-port-holder.service) on 0.0.0.0:9100" in r.stderr and "Traceback" not in r.stderr
+        assert core.read_file("/etc/unified/selected-profile").strip() == "core"
+        assert core.is_active("unified-agent@ObservabilityHub_PC2.socket") == "inactive"
+        assert main_pids(core, ["ServiceRegistry"]) == before
+    finally:
+        core.systemctl("stop", "systest-port-holder.service", check=False)
+    switch(core, "learning")   # port free again: the same switch works

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
-from unified_ctl import profiles
+from unified_ctl import ports, profiles
 from unified_ctl.catalog import load_catalog
 
 from .fakes import FakeSystemd
@@ -20,6 +20,8 @@ def cat():
 
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
+    # the host's own listeners must not decide these tests (see the port tests below)
+    monkeypatch.setattr(ports, "live_listeners", lambda: [])
     monkeypatch.setenv("UNIFIED_ETC", str(tmp_path / "etc"))
     monkeypatch.setenv("UNIFIED_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("UNIFIED_RUNTIME_UNITS", str(tmp_path / "units"))
@@ -195,3 +197,66 @@ def test_a_changed_launch_environment_restarts_the_agents_that_keep_running(cat,
     fake.calls.clear()  # same environment again: nothing to restart
     res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
     assert not [c for c in fake.calls if c[0] == "try-restart"]
+
+
+# ------------------------------------------------------------------ ports already taken
+def test_port_clash_names_agent_port_program_unit_and_the_catalog_field(cat):
+    node = ports.Listener("0.0.0.0", 9100, 812, "prometheus-node", "prometheus-node-exporter.service")
+    found = ports.clashes(cat, cat.profile("learning").agents, [node])
+    assert [(c.agent, c.what, c.port) for c in found] == [("ObservabilityHub_PC2", "agent port", 9100)]
+    assert str(found[0]) == (
+        "ObservabilityHub_PC2: agent port 9100 is in use by prometheus-node (pid 812, "
+        "prometheus-node-exporter.service) on 0.0.0.0:9100; stop that program or give the agent "
+        "another port (agents.ObservabilityHub_PC2.port in the catalog)")
+
+
+def test_a_listener_on_another_address_or_port_is_no_clash(cat):
+    others = [ports.Listener("192.0.2.7", 9100, 5, "x"), ports.Listener("127.0.0.1", 9101, 6, "y")]
+    assert ports.clashes(cat, cat.profile("learning").agents, others) == []
+    hidden = ports.Listener("::", 8200, None)
+    (c,) = ports.clashes(cat, ["ServiceRegistry"], [hidden])
+    assert c.what == "health port" and "another program (run as root to see which)" in str(c)
+    assert "agents.ServiceRegistry.health_port" in str(c)
+
+
+def test_switch_refuses_before_changing_anything_when_a_port_is_taken(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "core")
+    fake.calls.clear()
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    monkeypatch.setattr(ports, "live_listeners",
+                        lambda: [ports.Listener("0.0.0.0", 9100, 812, "prometheus-node")])
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning"])
+    assert res.exit_code == 1
+    assert "cannot switch to profile learning: 1 port(s) already in use, nothing was changed" in res.output
+    assert "ObservabilityHub_PC2: agent port 9100" in res.output and "Traceback" not in res.output
+    assert [c for c in fake.calls if c[0] not in ("show", "list_units")] == []
+    assert profiles.read_selected() is None
+    dry = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--dry-run"])
+    assert dry.exit_code == 0 and "would fail: ObservabilityHub_PC2: agent port 9100" in dry.output
+
+
+def test_a_port_held_by_an_agent_that_keeps_running_is_no_clash(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "core")
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    # systemd itself listens on the registry's port: its socket is ours and stays
+    monkeypatch.setattr(ports, "live_listeners", lambda: [ports.Listener("127.0.0.1", 7200, 1, "systemd")])
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--no-wait"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "start", "ServiceRegistry"])
+    assert res.exit_code == 0, res.output
+
+
+def test_live_listeners_reads_this_hosts_sockets():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    try:
+        port = s.getsockname()[1]
+        mine = [lis for lis in ports.live_listeners() if lis.port == port]
+        assert [(m.ip, m.port) for m in mine] == [("127.0.0.1", port)]
+    finally:
+        s.close()
