@@ -48,18 +48,26 @@ def _apply_runtime_env(ctx: Ctx) -> list[str]:
 
 # -- apply ------------------------------------------------------------------------------
 @cli.command()
+@click.option("--restart", "restart", is_flag=True,
+              help="Also restart the running agents whose settings changed (sockets keep queueing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-def apply(ctx: Ctx, as_json: bool) -> None:
+def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
     """Validate the catalog and make it live (systemctl daemon-reload)."""
     from .generator import save_last_good
-    from . import paths
+    from . import changes, paths
+    from .catalog import load_catalog
     import json as _json
 
     cat = ctx.catalog  # raises CatalogInvalid: nothing is touched
     if os.path.realpath(cat.path) != os.path.realpath(paths.catalog_file()):
         raise UnifiedError(f"apply makes {paths.catalog_file()} live; {cat.path} is another file. "
                            f"Validate it with `unified-ctl validate {cat.path}`, then copy it there.")
+    try:  # what is live now: the generator saved it when it last rendered
+        old = load_catalog(os.path.join(paths.last_good_dir(), "unified.yaml"), env={})
+    except UnifiedError:
+        old = None
+    before = changes.snapshot()
     save_last_good(cat, reason="apply")  # also keeps it in the history (config rollback)
     ctx.sd.daemon_reload()
     try:
@@ -69,19 +77,49 @@ def apply(ctx: Ctx, as_json: bool) -> None:
         gen = {}
     if gen.get("last_good"):
         raise UnifiedError("the generator rendered the last good catalog instead:\n" + gen.get("problems", ""))
+    stale = _running_stale(ctx, cat, changes.stale(before, changes.snapshot(), old, cat))
+    if restart and stale:
+        units = []
+        for name, why in stale.items():
+            a = cat.agents[name]
+            units += ([a.socket] if why == "its ports changed" else []) + [a.service]
+        ctx.sd.restart(units)
     result = {"ok": True, "catalog": cat.path, "agents": len(cat.agents), "profile": profiles.current_profile(cat),
-              "generator": gen}
+              "generator": gen, "stale": stale, "restarted": sorted(stale) if restart else []}
     if as_json:
         emit_json(result)
         return
     click.echo(f"applied {cat.path}: {len(cat.agents)} agents, profile {result['profile']} "
                f"({gen.get('files', '?')} units rendered in {gen.get('seconds', '?')} s)")
-    click.echo("running agents keep their old settings until restarted: `unified-ctl agent restart NAME`")
+    for name, why in stale.items():
+        click.echo(f"  {name}: {'restarted' if restart else 'still on the old settings'} ({why})")
+    if stale and not restart:
+        click.echo("restart them to use the new settings: `unified-ctl apply --restart` "
+                   "(or `unified-ctl agent restart NAME`)")
     from .config_history import trial_catalog
 
     if trial_catalog():
         click.echo(f"note: a catalog is on trial ({trial_catalog()}): it stays live until `unified-ctl config abort` "
                    "(then this one is) or `unified-ctl config promote` (which replaces this one)")
+
+
+def _running_stale(ctx: Ctx, cat, stale: dict) -> dict:
+    """The part of `stale` that runs now: an active service, or a listening socket whose
+    port changed (a dormant agent takes other changes at its next start by itself)."""
+    if not stale:
+        return {}
+    units = []
+    for name in stale:
+        units += [cat.agents[name].service, cat.agents[name].socket]
+    props = ctx.sd.show(units, ("Id", "ActiveState"))
+    out = {}
+    for name, why in stale.items():
+        a = cat.agents[name]
+        svc = props.get(a.service, {}).get("ActiveState") in ("active", "activating", "reloading")
+        sock = props.get(a.socket, {}).get("ActiveState") == "active"
+        if svc or (sock and why == "its ports changed"):
+            out[name] = why
+    return out
 
 
 # -- profiles -----------------------------------------------------------------------------

@@ -38,6 +38,11 @@ def runtime_unit_dir() -> str:
     return os.environ.get("UNIFIED_RUNTIME_UNITS", "/run/systemd/system")
 
 
+def generator_dir() -> str:
+    """Where systemd has the generator write (its "normal" directory)."""
+    return os.environ.get("UNIFIED_GENERATOR_DIR", "/run/systemd/generator")
+
+
 def history_dir() -> str:
     """Catalogs that were live, newest last (`unified-ctl config history|rollback`). Under
     /etc beside the catalog: a rollback must work when /var is the broken part."""

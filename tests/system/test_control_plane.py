@@ -244,3 +244,22 @@ def test_switch_names_the_program_holding_an_agents_port_and_changes_nothing(cor
     finally:
         core.systemctl("stop", "systest-port-holder.service", check=False)
     switch(core, "learning")   # port free again: the same switch works
+
+
+def test_apply_restart_moves_a_running_agent_to_its_new_port(core):
+    dropin = "/etc/unified/conf.d/90-systest-port.yaml"
+    core.write_file(dropin, "agents:\n  TTSService:\n    port: 5891\n")
+    try:
+        r = core.run(["unified-ctl", "apply"])
+        # systemd has the new unit, the listening socket still has the old port
+        assert "TTSService: still on the old settings (its ports changed)" in r.stdout, r.stdout
+        core.run(["curl", "-sf", "-m", "5", "http://127.0.0.1:5801/health"])
+        data = json.loads(core.run(["unified-ctl", "apply", "--restart", "--json"]).stdout)
+        assert data["stale"] == {"TTSService": "its ports changed"}, data
+        core.wait_until(["curl", "-sf", "-m", "5", "http://127.0.0.1:5891/health"], timeout=30)
+        assert core.run(["curl", "-s", "-m", "5", "http://127.0.0.1:5801/health"],
+                        check=False).returncode != 0
+    finally:
+        core.run(["rm", "-f", dropin])
+        core.run(["unified-ctl", "apply", "--restart"])
+    core.wait_until(["curl", "-sf", "-m", "5", "http://127.0.0.1:5801/health"], timeout=30)

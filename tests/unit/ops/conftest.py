@@ -17,7 +17,8 @@ def ops_env(tmp_path, monkeypatch):
     (etc / "conf.d").mkdir(parents=True)
     shutil.copy(CATALOG, etc / "unified.yaml")
     for var, sub in (("UNIFIED_ETC", "etc"), ("UNIFIED_RUN_DIR", "run"), ("UNIFIED_RUNTIME_UNITS", "units"),
-                     ("UNIFIED_STATE_DIR", "state"), ("UNIFIED_BACKUP_DIR", "backups")):
+                     ("UNIFIED_STATE_DIR", "state"), ("UNIFIED_BACKUP_DIR", "backups"),
+                     ("UNIFIED_GENERATOR_DIR", "generator")):
         monkeypatch.setenv(var, str(tmp_path / sub))
     (tmp_path / "state").mkdir()
     for var in ("PROFILE", "LOG_LEVEL", "DISABLE_AUTO_RESTART", "CONFIG", "VRAM_LIMIT_MB"):

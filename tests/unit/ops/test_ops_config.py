@@ -283,3 +283,65 @@ def test_changed_units_compare_what_systemd_reads_not_comments(ops_env):
     assert services == set(a.agents) and sockets == set()
     assert rollout.changed_units(a, a) == (set(), set())
     assert profiles.current_profile(a) == "core"
+
+
+# ------------------------------------------------------------------ apply: who is stale
+@pytest.fixture()
+def generating(fake, ops_env, monkeypatch):
+    """daemon-reload runs the real generator into the private generator dir, as systemd does."""
+    real = fake.daemon_reload
+
+    def reload():
+        real()
+        generator.generate(paths.generator_dir(), ncpu=2)
+    monkeypatch.setattr(fake, "daemon_reload", reload)
+    generator.generate(paths.generator_dir(), ncpu=2)   # what systemd rendered at boot
+    return fake
+
+
+def test_apply_names_running_agents_whose_settings_changed_and_restarts_them_on_request(generating):
+    import pathlib
+
+    sd = generating
+    start_core(sd)
+    main = pathlib.Path(paths.catalog_file())
+    edit(main, "  STTService:\n", "  STTService:\n    environment: {STT_BEAM: '5'}\n")
+    res = ctl("apply")
+    assert res.exit_code == 0, res.output
+    assert "  STTService: still on the old settings (its unit changed)" in res.output
+    assert "unified-ctl apply --restart" in res.output
+    assert not [c for c in sd.calls if c[0] in ("restart", "try_restart")]
+    # nothing changed since: nothing is stale
+    res = ctl("apply", "--json")
+    assert json.loads(res.output)["stale"] == {}
+    edit(main, "STT_BEAM: '5'", "STT_BEAM: '7'")
+    res = ctl("apply", "--restart", "--json")
+    data = json.loads(res.output)
+    assert data["stale"] == {"STTService": "its unit changed"} and data["restarted"] == ["STTService"]
+    assert ("restart", ("unified-agent@STTService.service",)) in sd.calls
+
+
+def test_a_new_port_restarts_the_socket_too_and_dormant_agents_are_left_alone(generating):
+    import pathlib
+
+    sd = generating
+    start_core(sd)
+    main = pathlib.Path(paths.catalog_file())
+    text = main.read_text()
+    edit(main, "port: 5800\n", "port: 5890\n")           # STTService, running
+    assert "port: 5800" in text
+    edit(main, "port: 7108\n", "port: 7398\n")           # TutorAgent: not in core
+    data = json.loads(ctl("apply", "--restart", "--json").output)
+    assert data["stale"] == {"STTService": "its ports changed"}
+    assert ("restart", ("unified-agent@STTService.socket", "unified-agent@STTService.service")) in sd.calls
+
+
+def test_routing_edits_mark_model_manager_stale_since_it_reads_them_only_at_start(generating):
+    import pathlib
+
+    sd = generating
+    start_core(sd)
+    main = pathlib.Path(paths.catalog_file())
+    edit(main, "complexity: 0.2", "complexity: 0.3")
+    data = json.loads(ctl("apply", "--json").output)
+    assert data["stale"] == {"ModelManagerSuite": "it reads models and routing only at start"}

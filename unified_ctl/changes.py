@@ -1,0 +1,76 @@
+"""Which running agents an `apply` leaves on old settings, and why.
+
+systemd reads a changed unit at daemon-reload but a running process keeps the environment,
+limits and command it started with, and a listening socket keeps its old port ("Socket unit
+configuration has changed while unit has been running"). So `apply` compares the
+generator's output before and after the reload, agent by agent; and for the built-in agents
+that read parts of the catalog only when they start (the models and routing of
+ModelManagerSuite, the VRAM budgets of VRAMOptimizerAgent) the catalog sections as well.
+The other built-ins follow catalog edits by themselves (FleetView watches the file).
+"""
+from __future__ import annotations
+
+import os
+
+from . import paths
+from .model import Catalog
+
+SETTINGS = "unified-agent@.service.d"
+PREFIXES = ("unified-agent@", "unified-backend@")
+# builtin module -> what of the catalog it reads only at start (a function of the catalog)
+READ_AT_START = {
+    "model_manager": ("models and routing", lambda c: (c.routing, c.models)),
+    "vram_optimizer": ("models and VRAM budgets", lambda c: (
+        c.models, tuple(sorted((a.name, a.resources.vram_mb) for a in c.agents.values())))),
+}
+
+
+def snapshot(root: str | None = None) -> dict[str, bytes]:
+    """Relative path -> content of our files in the generator's output."""
+    root = root or paths.generator_dir()
+    out = {}
+    try:
+        tops = [t for t in os.listdir(root) if t.startswith(PREFIXES)]
+    except OSError:
+        return out
+    for top in tops:
+        full = os.path.join(root, top)
+        if os.path.isdir(full) and not os.path.islink(full):
+            for name in os.listdir(full):
+                try:
+                    with open(os.path.join(full, name), "rb") as f:
+                        out[f"{top}/{name}"] = f.read()
+                except OSError:
+                    pass
+    return out
+
+
+def _agent_of(rel: str) -> str | None:
+    top = rel.split("/", 1)[0]
+    for prefix in PREFIXES:
+        if top.startswith(prefix) and top != SETTINGS:
+            return top[len(prefix):].split(".", 1)[0]
+    return None
+
+
+def stale(before: dict, after: dict, old: Catalog | None, new: Catalog) -> dict[str, str]:
+    """{agent: why it needs a restart} for every agent of `new` whose setup changed."""
+    out: dict[str, str] = {}
+    socket_changed = set()
+    for rel in sorted(set(before) | set(after)):
+        if before.get(rel) == after.get(rel):
+            continue
+        agent = _agent_of(rel)
+        if rel.startswith(SETTINGS + "/"):
+            for name in new.agents:
+                out.setdefault(name, "the global settings changed")
+        elif agent in new.agents:
+            if ".socket.d/" in rel:
+                socket_changed.add(agent)
+            out[agent] = "its ports changed" if agent in socket_changed else "its unit changed"
+    if old is not None:
+        for a in new.agents.values():
+            spec = READ_AT_START.get(a.run.value) if a.run.kind == "builtin" else None
+            if spec and spec[1](old) != spec[1](new):
+                out.setdefault(a.name, f"it reads {spec[0]} only at start")
+    return out
