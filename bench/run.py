@@ -50,6 +50,39 @@ def machine_facts() -> str:
             f"container: Debian bookworm, systemd 252 under systemd-nspawn")
 
 
+class LoadSampler:
+    """The host's 1-minute load average every few seconds while the benches run: the
+    machine is shared, and a reader needs to know how busy it was."""
+
+    def __init__(self, every: float = 5.0):
+        import threading
+
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _run(self, every: float) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(every)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    def line(self) -> str:
+        if not self.samples:
+            return "Load during the run: not sampled."
+        xs = sorted(self.samples)
+        return (f"Load during the run (host's 1-minute load average every 5 s, {len(xs)} samples; "
+                f"{os.cpu_count()} CPUs): median {xs[len(xs) // 2]:.1f}, max {xs[-1]:.1f}. "
+                "The benches' own container work counts in it too.")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "7")))
@@ -72,6 +105,7 @@ def main() -> int:
     sections = []
     failed: list[str] = []
     c = harness.boot(rootfs, deb, label="bench")
+    load = LoadSampler().__enter__()
     try:
         for mod in modules:
             print(f"== {mod.__name__}", flush=True)
@@ -83,11 +117,12 @@ def main() -> int:
                 sections.append([f"## {mod.__name__}", "", f"**Failed in this run**: `{type(e).__name__}: "
                                  f"{str(e).splitlines()[0] if str(e) else ''}`", ""])
     finally:
+        load.__exit__(None, None, None)
         c.stop()
     version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True).stdout.strip()
     text = ["# Benchmarks", "",
             f"Written by `make bench` on {datetime.date.today()} (package {version}, {args.runs} runs per row "
-            "unless said otherwise).", "", f"Machine: {machine_facts()}.", "",
+            "unless said otherwise).", "", f"Machine: {machine_facts()}.", "", load.line(), "",
             "Medians and p95 of repeated runs; the machine is shared, so compare ratios, not single numbers. "
             "\"The system we replace\" is its runbook's figure.", ""]
     for s in sections:

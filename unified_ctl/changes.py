@@ -10,6 +10,7 @@ The other built-ins follow catalog edits by themselves (FleetView watches the fi
 """
 from __future__ import annotations
 
+import json
 import os
 
 from . import paths
@@ -39,7 +40,9 @@ def snapshot(root: str | None = None) -> dict[str, bytes]:
             for name in os.listdir(full):
                 try:
                     with open(os.path.join(full, name), "rb") as f:
-                        out[f"{top}/{name}"] = f.read()
+                        # comments (the header names the catalog's files) change nothing
+                        out[f"{top}/{name}"] = b"".join(
+                            ln for ln in f if not ln.lstrip().startswith(b"#"))
                 except OSError:
                     pass
     return out
@@ -73,4 +76,52 @@ def stale(before: dict, after: dict, old: Catalog | None, new: Catalog) -> dict[
             spec = READ_AT_START.get(a.run.value) if a.run.kind == "builtin" else None
             if spec and spec[1](old) != spec[1](new):
                 out.setdefault(a.name, f"it reads {spec[0]} only at start")
+    return out
+
+
+# ------------------------------------------------------------ kept across applies
+# An agent left stale by one apply stays stale for the next (`apply`, then `apply
+# --restart`) until its process (or, for a port, its socket) has started after the change.
+def pending_file() -> str:
+    return os.path.join(paths.run_dir(), "stale-agents.json")
+
+
+def load_pending() -> dict[str, dict]:
+    try:
+        with open(pending_file()) as f:
+            data = json.load(f)
+        return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_pending(pending: dict[str, dict]) -> None:
+    path = pending_file()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(pending, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # not root: the list is shown now, just not remembered
+
+
+def still_stale(pending: dict[str, dict], cat: Catalog, props: dict) -> dict[str, dict]:
+    """The entries whose agent runs a process (or listens on a socket, for a port change)
+    that started before the change. props: systemctl show of their services and sockets
+    with ActiveState and ActiveEnterTimestampMonotonic (µs, the clock of time.monotonic)."""
+    out = {}
+    for name, rec in pending.items():
+        a = cat.agents.get(name)
+        if a is None:
+            continue
+        since = float(rec.get("since", 0))
+        ports = rec.get("why") == "its ports changed"
+        for unit, states in ((a.service, ("active", "activating", "reloading")),
+                             (a.socket if ports else None, ("active",))):
+            p = props.get(unit, {}) if unit else {}
+            entered = int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6
+            if p.get("ActiveState") in states and entered < since:
+                out[name] = rec
+                break
     return out

@@ -84,6 +84,7 @@ def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
             a = cat.agents[name]
             units += ([a.socket] if why == "its ports changed" else []) + [a.service]
         ctx.sd.restart(units)
+        changes.save_pending({})
     result = {"ok": True, "catalog": cat.path, "agents": len(cat.agents), "profile": profiles.current_profile(cat),
               "generator": gen, "stale": stale, "restarted": sorted(stale) if restart else []}
     if as_json:
@@ -103,23 +104,25 @@ def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
                    "(then this one is) or `unified-ctl config promote` (which replaces this one)")
 
 
-def _running_stale(ctx: Ctx, cat, stale: dict) -> dict:
-    """The part of `stale` that runs now: an active service, or a listening socket whose
-    port changed (a dormant agent takes other changes at its next start by itself)."""
-    if not stale:
-        return {}
+def _running_stale(ctx: Ctx, cat, fresh: dict) -> dict:
+    """{agent: why} of the agents running on settings older than the catalog: what this
+    apply changed, plus what an earlier apply changed and nothing has restarted since. A
+    dormant agent takes any change at its next start by itself."""
+    import time
+
+    from . import changes
+
+    now = time.monotonic()
+    pending = changes.load_pending()
+    pending.update({name: {"why": why, "since": now} for name, why in fresh.items()})
     units = []
-    for name in stale:
-        units += [cat.agents[name].service, cat.agents[name].socket]
-    props = ctx.sd.show(units, ("Id", "ActiveState"))
-    out = {}
-    for name, why in stale.items():
-        a = cat.agents[name]
-        svc = props.get(a.service, {}).get("ActiveState") in ("active", "activating", "reloading")
-        sock = props.get(a.socket, {}).get("ActiveState") == "active"
-        if svc or (sock and why == "its ports changed"):
-            out[name] = why
-    return out
+    for name in pending:
+        if name in cat.agents:
+            units += [cat.agents[name].service, cat.agents[name].socket]
+    props = ctx.sd.show(units, ("Id", "ActiveState", "ActiveEnterTimestampMonotonic")) if units else {}
+    pending = changes.still_stale(pending, cat, props)
+    changes.save_pending(pending)
+    return {name: rec["why"] for name, rec in pending.items()}
 
 
 # -- profiles -----------------------------------------------------------------------------

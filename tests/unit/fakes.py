@@ -5,6 +5,8 @@ start of a profile target activates what it wants; stop deactivates.
 """
 from __future__ import annotations
 
+import time
+
 
 class FakeSystemd:
     def __init__(self, catalog=None):
@@ -12,9 +14,15 @@ class FakeSystemd:
         self.state: dict[str, str] = {}  # unit -> ActiveState
         self.catalog = catalog
         self.journal: dict[str, list[str]] = {}
+        self.entered: dict[str, int] = {}  # unit -> ActiveEnterTimestampMonotonic (µs)
 
     def _log(self, *call):
         self.calls.append(call)
+
+    def _activate(self, u):
+        if self.state.get(u) != "active":
+            self.entered[u] = int(time.monotonic() * 1e6)
+        self.state[u] = "active"
 
     def daemon_reload(self):
         self._log("daemon-reload")
@@ -23,14 +31,14 @@ class FakeSystemd:
         units = list(units)
         self._log("start", tuple(units))
         for u in units:
-            self.state[u] = "active"
+            self._activate(u)
             if self.catalog and u.startswith("unified-profile-"):
                 prof = self.catalog.profiles[u[len("unified-profile-"):-len(".target")]]
                 for n in prof.agents:
                     a = self.catalog.agents[n]
-                    self.state[a.socket] = "active"
+                    self._activate(a.socket)
                     if a.required or n in prof.autoload:
-                        self.state[a.service] = "active"
+                        self._activate(a.service)
 
     def stop(self, units, no_block=False):
         units = list(units)
@@ -47,7 +55,8 @@ class FakeSystemd:
     def restart(self, units):
         self._log("restart", tuple(units))
         for u in units:
-            self.state[u] = "active"
+            self.state[u] = "inactive"
+            self._activate(u)
 
     def try_restart(self, units):
         units = list(units)
@@ -69,7 +78,7 @@ class FakeSystemd:
                       "SubState": {"active": "running", "failed": "failed"}.get(act, "dead"),
                       "Result": "success", "MainPID": "4242" if act == "active" else "0", "NRestarts": "0",
                       "MemoryCurrent": "[not set]", "CPUUsageNSec": "1000000000",
-                      "ActiveEnterTimestampMonotonic": "0", "ControlGroup": ""}
+                      "ActiveEnterTimestampMonotonic": str(self.entered.get(u, 0)), "ControlGroup": ""}
         return out
 
     def list_units(self, patterns):

@@ -3,6 +3,7 @@ CLI against a recording fake of systemd and a private /etc/unified."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -311,14 +312,23 @@ def test_apply_names_running_agents_whose_settings_changed_and_restarts_them_on_
     assert "  STTService: still on the old settings (its unit changed)" in res.output
     assert "unified-ctl apply --restart" in res.output
     assert not [c for c in sd.calls if c[0] in ("restart", "try_restart")]
-    # nothing changed since: nothing is stale
-    res = ctl("apply", "--json")
-    assert json.loads(res.output)["stale"] == {}
-    edit(main, "STT_BEAM: '5'", "STT_BEAM: '7'")
-    res = ctl("apply", "--restart", "--json")
-    data = json.loads(res.output)
+    # nothing new, but STTService has not restarted since: still stale, then restarted
+    data = json.loads(ctl("apply", "--restart", "--json").output)
     assert data["stale"] == {"STTService": "its unit changed"} and data["restarted"] == ["STTService"]
     assert ("restart", ("unified-agent@STTService.service",)) in sd.calls
+    assert json.loads(ctl("apply", "--json").output)["stale"] == {}
+
+
+def test_an_agent_restarted_by_hand_is_no_longer_stale(generating):
+    import pathlib
+
+    sd = generating
+    start_core(sd)
+    edit(pathlib.Path(paths.catalog_file()), "  STTService:\n", "  STTService:\n    environment: {X: '1'}\n")
+    assert json.loads(ctl("apply", "--json").output)["stale"] == {"STTService": "its unit changed"}
+    time.sleep(0.01)
+    sd.restart(["unified-agent@STTService.service"])
+    assert json.loads(ctl("apply", "--json").output)["stale"] == {}
 
 
 def test_a_new_port_restarts_the_socket_too_and_dormant_agents_are_left_alone(generating):
@@ -328,7 +338,8 @@ def test_a_new_port_restarts_the_socket_too_and_dormant_agents_are_left_alone(ge
     start_core(sd)
     main = pathlib.Path(paths.catalog_file())
     text = main.read_text()
-    edit(main, "port: 5800\n", "port: 5890\n")           # STTService, running
+    (main.parent / "conf.d" / "90-port.yaml").write_text(   # a drop-in: every header changes
+        "agents:\n  STTService:\n    port: 5890\n")
     assert "port: 5800" in text
     edit(main, "port: 7108\n", "port: 7398\n")           # TutorAgent: not in core
     data = json.loads(ctl("apply", "--restart", "--json").output)
