@@ -10,7 +10,8 @@ ORDER = 70
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "system"))
 
 import harness  # noqa: E402
-from test_faults import (CORE_PORTS, fill_state_disk_and_write, finish_load, main_pid,  # noqa: E402
+from test_faults import (CORE_PORTS, check_acknowledged_and_integrity,  # noqa: E402
+                         fill_state_disk_and_write, finish_load, main_pid,
                          move_state_dir_to_small_tmpfs, restart_journald_and_log, start_load)
 
 
@@ -79,6 +80,7 @@ def _disk_full(rootfs, deb):
         c.run(["unified-ctl", "profile", "switch", "core"], timeout=240)
         move_state_dir_to_small_tmpfs(c)
         acked, message, changed = fill_state_disk_and_write(c)
+        check_acknowledged_and_integrity(c, acked)   # raises: the row is not written
         t0 = time.monotonic()
         c.run(["rm", "/var/lib/unified/filler"])
         c.run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/json", "--data-binary",
@@ -87,7 +89,7 @@ def _disk_full(rootfs, deb):
     finally:
         c.stop()
     return ("state directory's file system full (tmpfs), writes of 30 kB to MemoryClient",
-            f"{len(acked)} items acknowledged (20 before the disk filled), then HTTP 507 \"{message}\"; "
+            f"{len(acked)} items acknowledged (all before the disk filled), then HTTP 507 \"{message}\"; "
             f"{len(changed)} processes restarted; acknowledged items intact, integrity_check ok",
             "0 acknowledged writes lost", f"next write after freeing space: {rec:.2f} s")
 

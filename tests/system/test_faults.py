@@ -245,6 +245,16 @@ def fill_state_disk_and_write(c, ns="systest-full"):
     return acked, json.loads(refused[0][1])["error"], changed
 
 
+def check_acknowledged_and_integrity(c, acked, ns="systest-full"):
+    """Every acknowledged write is there, and every state database passes integrity_check."""
+    for i in acked:
+        got = json.loads(c.run(f"curl -sf http://127.0.0.1:5713/items/{ns}/k{i}").stdout)
+        assert got["value"]["i"] == i
+    for db in ("memory.db", "knowledge.db", "sessions.db", "twin.db"):
+        assert c.run(["python3", "-c", INTEGRITY, f"/var/lib/unified/{db}"]
+                     ).stdout.strip() == "ok", db
+
+
 def test_a_full_state_disk_is_a_clear_507_and_corrupts_nothing(new_container):
     c = new_container()
     switch(c, "core")
@@ -255,13 +265,7 @@ def test_a_full_state_disk_is_a_clear_507_and_corrupts_nothing(new_container):
     assert changed == [], f"processes restarted while the disk was full: {changed}"
     health = json.loads(c.run("curl -s http://127.0.0.1:6713/health").stdout)
     assert health["status"] == "degraded", health
-    # every acknowledged write is there and the databases are sound
-    for i in acked:
-        got = json.loads(c.run(f"curl -sf http://127.0.0.1:5713/items/systest-full/k{i}").stdout)
-        assert got["value"]["i"] == i
-    for db in ("memory.db", "knowledge.db", "sessions.db", "twin.db"):
-        assert c.run(["python3", "-c", INTEGRITY, f"/var/lib/unified/{db}"]
-                     ).stdout.strip() == "ok", db
+    check_acknowledged_and_integrity(c, acked)
     # space back: writes work again without any restart
     c.run(["rm", "/var/lib/unified/filler"])
     c.run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/json",
