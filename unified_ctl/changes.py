@@ -21,8 +21,10 @@ PREFIXES = ("unified-agent@", "unified-backend@")
 # builtin module -> what of the catalog it reads only at start (a function of the catalog)
 READ_AT_START = {
     "model_manager": ("models and routing", lambda c: (c.routing, c.models)),
-    "vram_optimizer": ("models and VRAM budgets", lambda c: (
-        c.models, tuple(sorted((a.name, a.resources.vram_mb) for a in c.agents.values())))),
+    "vram_optimizer": ("which agents use VRAM and ModelManagerSuite's address", lambda c: (
+        sorted(a.name for a in c.agents.values() if a.resources.vram_mb > 0),
+        c.settings.bind_address,
+        c.agents["ModelManagerSuite"].port if "ModelManagerSuite" in c.agents else None)),
 }
 
 

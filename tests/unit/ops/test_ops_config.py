@@ -356,3 +356,20 @@ def test_routing_edits_mark_model_manager_stale_since_it_reads_them_only_at_star
     edit(main, "complexity: 0.2", "complexity: 0.3")
     data = json.loads(ctl("apply", "--json").output)
     assert data["stale"] == {"ModelManagerSuite": "it reads models and routing only at start"}
+
+
+def test_a_new_gpu_agent_marks_vram_optimizer_stale_but_a_cpu_only_one_does_not(generating):
+    import pathlib
+
+    sd = generating
+    start_core(sd)
+    conf = pathlib.Path(paths.catalog_file()).parent / "conf.d"
+    (conf / "80-cpu.yaml").write_text(
+        "agents:\n  CpuHelper:\n    group: extra\n    port: 7395\n    health_port: 8395\n    required: false\n")
+    assert json.loads(ctl("apply", "--json").output)["stale"] == {}
+    (conf / "81-gpu.yaml").write_text(
+        "agents:\n  GpuHelper:\n    group: extra\n    port: 7396\n    health_port: 8396\n    required: false\n"
+        "    resources: {vram_mb: 512}\n")
+    stale = json.loads(ctl("apply", "--json").output)["stale"]
+    assert stale == {"VRAMOptimizerAgent": "it reads which agents use VRAM and ModelManagerSuite's "
+                                           "address only at start"}
