@@ -20,7 +20,9 @@ Failure handling, per agent:
   * retries, at most COORDINATOR_FORWARD_RETRIES, only where the agent should not have seen
     the task: connection refused, or a pooled keep-alive connection closed with no answer
     (the agent closed it while idle: keep-alive timeout, idle exit, restart). Timeouts and
-    answers are never retried (a task may not be idempotent). Limit: an agent killed while
+    answers are never retried (a task may not be idempotent). An idle connection the agent
+    has closed is normally seen (EOF) and dropped before it is used, so that retry path is
+    left for the race of a close arriving while a task is sent. Limit: an agent killed while
     handling a task on a reused connection looks the same, so that task may run twice;
     a fresh connection's failure is never retried;
   * at most COORDINATOR_AGENT_CONCURRENCY tasks in flight per agent (default MAX_THREADS - 2:
@@ -58,6 +60,7 @@ class Pool:
         self.host, self.port, self.max_idle = host, port, max_idle
         self.idle: list = []
         self.lock = threading.Lock()
+        self.dropped_closed = 0   # idle connections the agent had closed, found before use
 
     def _new(self, timeout: float):
         import http.client
@@ -71,8 +74,7 @@ class Pool:
         """→ (status, content_type, body). Unreachable on any transport failure."""
         import http.client
 
-        with self.lock:
-            conn = self.idle.pop() if self.idle else None
+        conn = self._take_idle()
         reused = conn is not None
         try:
             if conn is None:
@@ -107,6 +109,29 @@ class Pool:
             if conn is not None:
                 conn.close()
         return resp.status, resp.getheader("Content-Type", "application/json"), data
+
+    def _take_idle(self):
+        """The warmest idle connection the agent has not closed meanwhile (None: open a new
+        one). A closed one shows as readable (EOF) while idle: dropping it here, instead of
+        learning it from a failed send, keeps tasks off the ambiguous retry path below."""
+        import select
+
+        while True:
+            with self.lock:
+                if not self.idle:
+                    return None
+                conn = self.idle.pop()
+            sock = conn.sock
+            try:   # poll, not select: no FD_SETSIZE limit on a busy coordinator
+                p = select.poll()
+                p.register(sock, select.POLLIN)
+                readable = bool(p.poll(0))
+            except (OSError, ValueError, TypeError, AttributeError):   # no socket any more
+                readable = True
+            if not readable:
+                return conn
+            self.dropped_closed += 1
+            _close(conn)
 
     def close(self) -> None:
         with self.lock:
