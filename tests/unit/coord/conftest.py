@@ -3,7 +3,6 @@ stand-in `systemctl` whose unit states the test writes, and real agent processes
 tests' spawner: each agent gets its agent socket as fd 3, as from systemd)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import random
@@ -12,6 +11,7 @@ import time
 
 import pytest
 
+from ..fake_units import FakeUnitsFile
 from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -83,7 +83,7 @@ profiles:
 AGENTS = ("Registry", "Coordinator", "Loader", "Echo", "Helper", "Flaky", "Faraway")
 
 
-class Fleet:
+class Fleet(FakeUnitsFile):
     """A catalog on free ports + fake systemd state + agent processes."""
 
     def __init__(self, tmp: pathlib.Path, spawner: Spawner, load_timeout="5s", slow="1s"):
@@ -112,37 +112,16 @@ class Fleet:
         self.catalog = tmp / "etc" / "unified.yaml"
         self.catalog.write_text(CATALOG.format(load_timeout=load_timeout, slow=slow,
                                                **self.ports))
-        self.state_file = tmp / "systemd.json"
+        self.units_file = tmp / "systemd.json"
         self.units: dict = {}
         self.write_units()
         self.procs = {}
-
-    def write_units(self, fail: str = "") -> None:
-        tmp = str(self.state_file) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"units": self.units, "fail": fail}, f)
-        os.replace(tmp, self.state_file)
-
-    def set_state(self, agent: str, service: str, sock: str = "active", **props) -> None:
-        sub = {"active": "running", "failed": "failed", "activating": "start"}.get(service, "dead")
-        self.units[f"unified-agent@{agent}.service"] = {
-            "ActiveState": service, "SubState": sub, "Result": props.pop("Result", "success"),
-            **{k: str(v) for k, v in props.items()}}
-        self.units[f"unified-agent@{agent}.socket"] = {
-            "ActiveState": sock, "SubState": "listening" if sock == "active" else "dead"}
-        self.write_units()
-
-    def systemctl_calls(self) -> list[str]:
-        try:
-            return pathlib.Path(str(self.state_file) + ".log").read_text().splitlines()
-        except FileNotFoundError:
-            return []
 
     def env(self, **extra) -> dict:
         e = {
             "UNIFIED_CATALOG": str(self.catalog),
             "UNIFIED_ETC": str(self.tmp / "etc"),
-            "COORD_FAKE_SYSTEMD": str(self.state_file),
+            "COORD_FAKE_SYSTEMD": str(self.units_file),
             "PATH": f"{HERE / 'bin'}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "PYTHONPATH": f"{self.spawner.sdk_path}{os.pathsep}{ROOT}{os.pathsep}{HERE}",
         }

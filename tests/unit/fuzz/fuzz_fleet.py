@@ -11,6 +11,7 @@ import os
 import pathlib
 import socket
 
+from ..fake_units import FakeUnitsFile
 from ..sdk.harness import ROOT, Spawner
 from .fuzz_http import drain_notifications
 
@@ -81,7 +82,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-class FuzzFleet:
+class FuzzFleet(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner):
         self.tmp = tmp
         self.spawner = spawner
@@ -105,7 +106,7 @@ class FuzzFleet:
         (self.etc / "selected-profile").write_text("core\n")
         self.state = tmp / "state"
         self.state.mkdir()
-        self.state_file = tmp / "systemd.json"
+        self.units_file = tmp / "systemd.json"
         self.procs: dict = {}
         units = {}
         for n in NAMES:
@@ -120,18 +121,12 @@ class FuzzFleet:
         self.units = units
         self.write_units()
 
-    def write_units(self) -> None:
-        tmp = str(self.state_file) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"units": self.units, "fail": ""}, f)
-        os.replace(tmp, self.state_file)
-
     def env(self) -> dict:
         return {
             "UNIFIED_CATALOG": str(self.catalog),
             "UNIFIED_ETC": str(self.etc),
             "STATE_DIRECTORY": str(self.state),
-            "COORD_FAKE_SYSTEMD": str(self.state_file),
+            "COORD_FAKE_SYSTEMD": str(self.units_file),
             "PATH": f"{FAKE_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "PYTHONPATH": f"{self.spawner.sdk_path}{os.pathsep}{ROOT}",
             "SERVICE_REGISTRY_URL": f"http://127.0.0.1:{self.ports['ServiceRegistry']}",

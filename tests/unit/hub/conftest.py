@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from ..fake_units import FakeUnitsFile
 from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -85,7 +86,7 @@ def free_ports(keys):
     return out
 
 
-class HubEnv:
+class HubEnv(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner | None = None):
         self.tmp = tmp
         self.spawner = spawner
@@ -98,7 +99,7 @@ class HubEnv:
         self.targets_dir = tmp / "prom"
         self.targets_dir.mkdir(exist_ok=True)
         self.targets = self.targets_dir / "targets.json"
-        self.systemd_file = tmp / "systemd.json"
+        self.units_file = tmp / "systemd.json"
         self.journal_file = tmp / "journal.jsonl"
         self.journal_file.write_text("")
         self.units: dict = {}
@@ -106,28 +107,6 @@ class HubEnv:
         self.write_units()
 
     # ---------------------------------------------------------- fake systemd
-    def write_units(self, fail: str = "") -> None:
-        tmp = str(self.systemd_file) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"units": self.units, "fail": fail}, f)
-        os.replace(tmp, self.systemd_file)
-
-    def set_state(self, agent: str, service: str, sock: str = "active", **props) -> None:
-        sub = {"active": "running", "failed": "failed", "activating": "start"}.get(service,
-                                                                                    "dead")
-        self.units[f"unified-agent@{agent}.service"] = {
-            "ActiveState": service, "SubState": sub, "Result": props.pop("Result", "success"),
-            **{k: str(v) for k, v in props.items()}}
-        self.units[f"unified-agent@{agent}.socket"] = {
-            "ActiveState": sock, "SubState": "listening" if sock == "active" else "dead"}
-        self.write_units()
-
-    def systemctl_calls(self) -> list[str]:
-        try:
-            return pathlib.Path(str(self.systemd_file) + ".log").read_text().splitlines()
-        except FileNotFoundError:
-            return []
-
     # ---------------------------------------------------------- fake journal
     def log(self, unit: str, message, priority: int = 6, pid: str = "4242", **extra) -> str:
         self.cursor += 1
@@ -158,7 +137,7 @@ class HubEnv:
             "UNIFIED_ETC": str(self.tmp / "etc"),
             "UNIFIED_RUN": "builtin:observability_hub",
             "STATE_DIRECTORY": str(self.state_dir),
-            "HUB_FAKE_SYSTEMD": str(self.systemd_file),
+            "HUB_FAKE_SYSTEMD": str(self.units_file),
             "HUB_FAKE_JOURNAL": str(self.journal_file),
             "HUB_TARGETS_FILE": str(self.targets),
             "HUB_INTERVAL_S": "0.3",
