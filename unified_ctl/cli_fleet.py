@@ -166,7 +166,8 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
     profiles.require_known(cat, name)
     old = profiles.current_profile(cat)
     plan = profiles.plan_switch(cat, old, name, fleet.running_agents(cat, ctx.sd))
-    clashes = ports.clashes(cat, plan.start_agents, ports.live_listeners())
+    # (reading the host's listeners scans every process's fds: only when something starts)
+    clashes = ports.clashes(cat, plan.start_agents, ports.live_listeners()) if plan.start_agents else []
     if dry_run:
         if as_json:
             emit_json({"dry_run": True, **plan.to_dict(), "trial": trial.source if trial else None,

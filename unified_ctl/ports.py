@@ -55,6 +55,8 @@ class PortInUse(UnifiedError):
 
 def check(cat: Catalog, agents, doing: str, listeners: list[Listener] | None = None) -> None:
     """PortInUse when a port of `agents` is taken (listeners: live ones by default)."""
+    if not agents:
+        return
     found = clashes(cat, agents, live_listeners() if listeners is None else listeners)
     if found:
         raise PortInUse(found, doing)
