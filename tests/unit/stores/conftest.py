@@ -4,12 +4,12 @@ a small catalog, and the stand-in `systemctl` of tests/unit/coord/bin (unit stat
 JSON file the test writes)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
 import pytest
 
+from ..fake_units import FakeUnitsFile
 from ..sdk.harness import ROOT, Spawner, sdk_path, spawn  # noqa: F401  (fixtures)
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -28,7 +28,7 @@ profiles:
 """
 
 
-class FakeUnits:
+class FakeUnits(FakeUnitsFile):
     """Unit states for the stand-in systemctl, and the files a twin reads (catalog,
     selected profile)."""
 
@@ -37,32 +37,16 @@ class FakeUnits:
         self.etc.mkdir(exist_ok=True)
         self.catalog = self.etc / "unified.yaml"
         self.catalog.write_text(CATALOG)
-        self.state_file = tmp / "systemd.json"
+        self.units_file = tmp / "systemd.json"
         self.units: dict = {}
-        self.fail = ""
-        self.write()
-
-    def write(self) -> None:
-        tmp = str(self.state_file) + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"units": self.units, "fail": self.fail}, f)
-        os.replace(tmp, self.state_file)
-
-    def set(self, agent: str, service: str, sock: str = "active", **props) -> None:
-        sub = {"active": "running", "failed": "failed", "activating": "start"}.get(service, "dead")
-        self.units[f"unified-agent@{agent}.service"] = {
-            "ActiveState": service, "SubState": sub, "Result": props.pop("Result", "success"),
-            **{k: str(v) for k, v in props.items()}}
-        self.units[f"unified-agent@{agent}.socket"] = {
-            "ActiveState": sock, "SubState": "listening" if sock == "active" else "dead"}
-        self.write()
+        self.write_units()
 
     def select_profile(self, name: str) -> None:
         (self.etc / "selected-profile").write_text(name + "\n")
 
     def env(self) -> dict:
         return {"UNIFIED_CATALOG": str(self.catalog), "UNIFIED_ETC": str(self.etc),
-                "COORD_FAKE_SYSTEMD": str(self.state_file),
+                "COORD_FAKE_SYSTEMD": str(self.units_file),
                 "PATH": f"{FAKE_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
 

@@ -213,8 +213,8 @@ def test_a_bad_time_is_a_400_that_says_what_is_allowed():
 # ----------------------------------------------------------------------------- over HTTP
 @pytest.fixture
 def http_twin(start_agent, units):
-    units.set("Alpha", "active", MainPID=4242, MemoryCurrent=10 << 20)
-    units.set("Beta", "inactive")
+    units.set_state("Alpha", "active", MainPID=4242, MemoryCurrent=10 << 20)
+    units.set_state("Beta", "inactive")
 
     def start(lsock=None):
         return start_agent("digital_twin", name="SystemDigitalTwin", lsock=lsock,
@@ -251,7 +251,7 @@ def test_http_state_and_history(http_twin, units):
     assert state["agents"]["Beta"]["state"] == "dormant"
     st, snap, _ = a.request("POST", "/snapshots")
     assert st == 201 and snap["agents"][0]["memory_bytes"] == 10 << 20
-    units.set("Alpha", "failed", Result="signal")
+    units.set_state("Alpha", "failed", Result="signal")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         ev = a.request("GET", "/history/lifecycle?agent=Alpha&since=1h")[1]["events"]
