@@ -10,6 +10,7 @@ import difflib
 import os
 from typing import Any, Callable, Mapping
 
+from . import known_ports
 from . import model as m
 from . import types as t
 from .errors import CatalogInvalid, Problem
@@ -79,6 +80,7 @@ class _Validator:
         self.path = path
         self.marks = marks
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # valid but risky: `validate` prints them
 
     # -- reporting -------------------------------------------------------------------
     def mark(self, at: Path) -> tuple[str, int | None]:
@@ -91,6 +93,10 @@ class _Validator:
     def err(self, at: Path, message: str) -> None:
         src, line = self.mark(at)
         self.problems.append(Problem(src, line, dotted(at), message))
+
+    def warn(self, at: Path, message: str) -> None:
+        src, line = self.mark(at)
+        self.warnings.append(Problem(src, line, dotted(at), message))
 
     def env_err(self, var: str, message: str) -> None:
         self.problems.append(Problem("environment", None, var, message))
@@ -173,7 +179,8 @@ class _Validator:
         return m.Catalog(
             path=self.path, sources=sources, settings=settings, agents=agents, profiles=profiles,
             lazy_loader=lazy, routing=self.routing(top.get("routing"), ("routing",)),
-            models=self.models(top.get("models"), ("models",)), selected_profile=selected)
+            models=self.models(top.get("models"), ("models",)), selected_profile=selected,
+            warnings=tuple(self.warnings))
 
     def settings(self, raw: Any, at: Path) -> m.Settings:
         d = self.mapping(raw, at, ("host", "bind_address", "log_level", "debug_mode", "profile", "limits",
@@ -428,8 +435,13 @@ class _Validator:
                 if p in owners:
                     self.err(at, f"port {p} is already used by {owners[p]}; allowed: a "
                                  "port no other agent or listener uses")
-                else:
-                    owners[p] = who
+                    continue
+                owners[p] = who
+                software = known_ports.owner(p)
+                if software:
+                    self.warn(at, f"{a.name} is on port {p}, where {software} listens by default: "
+                                  "once that is installed one of them cannot bind; move the agent "
+                                  "to a free port")
 
     def dependencies(self, agents: dict[str, m.Agent]) -> None:
         for a in agents.values():

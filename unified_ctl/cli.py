@@ -109,6 +109,8 @@ def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> Non
         "ok": True, "path": path, "sources": list(cat.sources), "agents": len(cat.agents),
         "essential": len(cat.essential), "optional": len(cat.optional),
         "profiles": {p.name: len(p.agents) for p in cat.profiles.values()},
+        "warnings": [{"file": w.source, "line": w.line, "field": w.where, "message": w.message}
+                     for w in cat.warnings],
     }
     if as_json:
         emit_json(summary)
@@ -118,6 +120,8 @@ def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> Non
                f"{summary['optional']} optional), {len(cat.profiles)} profiles ({profiles})")
     if len(cat.sources) > 1:
         click.echo("  drop-ins: " + ", ".join(cat.sources[1:]))
+    for w in cat.warnings:  # valid, so exit 0; on stderr so that scripts reading stdout see them apart
+        click.echo(f"warning: {w}", err=True)
 
 
 @cli.group()

@@ -185,6 +185,7 @@ class Catalog:
     routing: Routing
     models: Models
     selected_profile: str  # settings.profile unless PROFILE overrides
+    warnings: tuple = ()  # errors.Problem: valid but risky (an agent on a well-known port)
 
     def __post_init__(self):
         object.__setattr__(self, "agents", MappingProxyType(dict(self.agents)))

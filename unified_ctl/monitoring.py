@@ -134,7 +134,7 @@ def merge_prometheus(config: dict | None, jobs: list[dict], rules_path: str,
 
 def port_clashes(config: dict | None, cat) -> list[str]:
     """Other jobs that scrape one of our AGENT ports on this host (a scrape would start a
-    dormant agent and read a 404): e.g. Debian's default `node` job on localhost:9100."""
+    dormant agent and read a 404), e.g. a job an operator added for an agent's port by hand."""
     by_port = {a.port: a.name for a in cat.agents.values()}
     out = []
     for j in (config or {}).get("scrape_configs") or []:

@@ -2,9 +2,11 @@
 
 systemd cannot bind a socket unit whose port is taken: the socket fails ("Address already in
 use" in its journal), the agent never starts, and every agent that depends on it waits for
-the profile's whole start timeout. A common case: Debian's prometheus-node-exporter (pulled
-in by `apt install prometheus`) listens on 9100, the catalog's port of ObservabilityHub_PC2.
-`profile switch` asks before changing anything and names the program holding the port.
+the profile's whole start timeout. (The case that made this check: Debian's
+prometheus-node-exporter, pulled in by `apt install prometheus`, listens on 9100, the original
+catalog's port of ObservabilityHub_PC2; the shipped catalog now keeps agents off the well-known
+ports, see known_ports.py.) `profile switch` asks before changing anything and names the
+program holding the port.
 """
 from __future__ import annotations
 

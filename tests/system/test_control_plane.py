@@ -226,24 +226,31 @@ def test_command_binding_its_own_port_is_lazy_behind_socket_proxyd(core):
 
 
 def test_switch_names_the_program_holding_an_agents_port_and_changes_nothing(core):
-    # what `apt install prometheus` does on a real host: node_exporter on 9100, the port of
-    # ObservabilityHub_PC2 (learning's dependency); here a real listener run as a unit
-    core.run(["systemd-run", "--unit=systest-port-holder", "--", "python3", "-m", "http.server",
-              "9100", "--bind", "0.0.0.0"])
+    # two real listeners run as units: one on 9010, ObservabilityHub_PC2's port (learning's
+    # dependency); one where `apt install prometheus` puts node_exporter, 9100, the original
+    # catalog's port of that agent, which must no longer be in the way
+    for unit, port in (("systest-port-holder", "9010"), ("systest-node-exporter", "9100")):
+        core.run(["systemd-run", f"--unit={unit}", "--", "python3", "-m", "http.server",
+                  port, "--bind", "0.0.0.0"])
     try:
-        core.wait_until(["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:9100/"], timeout=20)
+        for port in ("9010", "9100"):
+            core.wait_until(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], timeout=20)
         before = main_pids(core, ["ServiceRegistry"])
         r = core.run(["unified-ctl", "profile", "switch", "learning"], check=False, timeout=120)
         assert r.returncode == 1, r.stdout + r.stderr
+        # only 9010: node_exporter's 9100 is no agent's port
         assert "cannot switch to profile learning: 1 port(s) already in use, nothing was changed" in r.stderr
-        assert "ObservabilityHub_PC2: agent port 9100 is in use by python3 (pid " in r.stderr
-        assert "systest-port-holder.service) on 0.0.0.0:9100" in r.stderr and "Traceback" not in r.stderr
+        assert "ObservabilityHub_PC2: agent port 9010 is in use by python3 (pid " in r.stderr
+        assert "systest-port-holder.service) on 0.0.0.0:9010" in r.stderr and "Traceback" not in r.stderr
         assert core.read_file("/etc/unified/selected-profile").strip() == "core"
         assert core.is_active("unified-agent@ObservabilityHub_PC2.socket") == "inactive"
         assert main_pids(core, ["ServiceRegistry"]) == before
+        core.systemctl("stop", "systest-port-holder.service")
+        switch(core, "learning")   # 9010 free again: the same switch works beside node_exporter
+        core.run(["curl", "-sf", "-m", "30", "-o", "/dev/null", "http://127.0.0.1:9011/health"])
     finally:
-        core.systemctl("stop", "systest-port-holder.service", check=False)
-    switch(core, "learning")   # port free again: the same switch works
+        for unit in ("systest-port-holder", "systest-node-exporter"):
+            core.systemctl("stop", f"{unit}.service", check=False)
 
 
 def test_apply_restart_moves_a_running_agent_to_its_new_port(core):

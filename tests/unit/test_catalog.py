@@ -108,6 +108,35 @@ def test_real_catalog_ports_are_all_distinct_and_clear_of_other_listeners(real):
     assert not set(ports) & {p for _, p in real.settings.other_listeners}
 
 
+def test_real_catalog_keeps_agents_off_node_exporters_port_and_has_no_warnings(real):
+    # Debian's prometheus Recommends prometheus-node-exporter (9100): the original catalog's
+    # port of ObservabilityHub_PC2, which then could not bind
+    pc2 = real.agents["ObservabilityHub_PC2"]
+    assert (pc2.port, pc2.health_port) == (9010, 9011)
+    assert dict(real.settings.other_listeners)["node_exporter"] == 9100
+    assert real.warnings == ()
+
+
+def test_an_agent_on_a_well_known_exporter_port_is_a_warning_naming_agent_field_and_software(tmp_path):
+    text = MINI.replace("port: 7201\n", "port: 9100\n").replace("health_port: 8202", "health_port: 9187")
+    cat = load_catalog(str(mini(tmp_path, text=text)), env={})   # valid: a warning is no error
+    got = [(w.where, w.line, w.message) for w in cat.warnings]
+    assert [g[:1] for g in got] == [("agents.Hub.port",), ("agents.Memory.health_port",)]
+    lines = text.splitlines()
+    assert lines[got[0][1] - 1].strip() == "port: 9100"
+    assert got[0][2] == ("Hub is on port 9100, where the node exporter (prometheus-node-exporter, recommended "
+                         "by Debian's prometheus) listens by default: once that is installed one of them "
+                         "cannot bind; move the agent to a free port")
+    assert "the PostgreSQL exporter (prometheus-postgres-exporter)" in got[1][2]
+
+
+def test_a_port_listed_in_other_listeners_is_an_error_not_a_warning(tmp_path):
+    text = MINI.replace("port: 7201\n", "port: 9090\n")
+    with pytest.raises(CatalogInvalid) as e:
+        load_catalog(str(mini(tmp_path, text=text)), env={})
+    assert "port 9090 is already used by other listener 'prometheus'" in str(e.value)
+
+
 def test_essential_agents_depend_only_on_essential_agents(real):
     for a in real.essential:
         assert all(real.agents[d].required for d in a.depends_on), a.name

@@ -81,6 +81,27 @@ def test_validate_json_when_valid():
     assert data["profiles"] == {"core": 16, "vision": 21, "learning": 34, "tutoring": 26, "full": 77}
 
 
+def test_validate_real_catalog_prints_no_warning(capsys):
+    assert main(["validate", REAL]) == 0
+    assert capsys.readouterr().err == ""
+    assert json.loads(invoke("validate", "--json", REAL).output)["warnings"] == []
+
+
+def test_validate_warns_about_an_agent_on_a_well_known_exporter_port_and_exits_0(tmp_path, capsys):
+    path = tmp_path / "unified.yaml"
+    path.write_text(MINI.replace("port: 7201\n", "port: 9100\n"))
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("OK ")
+    line = MINI.splitlines().index("    port: 7201") + 1
+    assert err == (
+        f"warning: {path}:{line}: agents.Hub.port: Hub is on port 9100, where the node exporter "
+        "(prometheus-node-exporter, recommended by Debian's prometheus) listens by default: once "
+        "that is installed one of them cannot bind; move the agent to a free port\n")
+    data = json.loads(invoke("validate", "--json", str(path)).output)
+    assert data["ok"] is True and [(w["field"], w["line"]) for w in data["warnings"]] == [("agents.Hub.port", line)]
+
+
 def test_validate_json_when_invalid_lists_the_problems(broken):
     path, line = broken
     result = invoke("validate", "--json", path)

@@ -201,17 +201,23 @@ def test_a_changed_launch_environment_restarts_the_agents_that_keep_running(cat,
 
 # ------------------------------------------------------------------ ports already taken
 def test_port_clash_names_agent_port_program_unit_and_the_catalog_field(cat):
-    node = ports.Listener("0.0.0.0", 9100, 812, "prometheus-node", "prometheus-node-exporter.service")
-    found = ports.clashes(cat, cat.profile("learning").agents, [node])
-    assert [(c.agent, c.what, c.port) for c in found] == [("ObservabilityHub_PC2", "agent port", 9100)]
+    holder = ports.Listener("0.0.0.0", 9010, 812, "otherd", "otherd.service")
+    found = ports.clashes(cat, cat.profile("learning").agents, [holder])
+    assert [(c.agent, c.what, c.port) for c in found] == [("ObservabilityHub_PC2", "agent port", 9010)]
     assert str(found[0]) == (
-        "ObservabilityHub_PC2: agent port 9100 is in use by prometheus-node (pid 812, "
-        "prometheus-node-exporter.service) on 0.0.0.0:9100; stop that program or give the agent "
+        "ObservabilityHub_PC2: agent port 9010 is in use by otherd (pid 812, "
+        "otherd.service) on 0.0.0.0:9010; stop that program or give the agent "
         "another port (agents.ObservabilityHub_PC2.port in the catalog)")
 
 
+def test_node_exporter_on_9100_clashes_with_no_agent_of_the_full_profile(cat):
+    # the original catalog had ObservabilityHub_PC2 there: `apt install prometheus` broke it
+    node = ports.Listener("0.0.0.0", 9100, 812, "prometheus-node", "prometheus-node-exporter.service")
+    assert ports.clashes(cat, cat.profile("full").agents, [node]) == []
+
+
 def test_a_listener_on_another_address_or_port_is_no_clash(cat):
-    others = [ports.Listener("192.0.2.7", 9100, 5, "x"), ports.Listener("127.0.0.1", 9101, 6, "y")]
+    others = [ports.Listener("192.0.2.7", 9010, 5, "x"), ports.Listener("127.0.0.1", 9012, 6, "y")]
     assert ports.clashes(cat, cat.profile("learning").agents, others) == []
     hidden = ports.Listener("::", 8200, None)
     (c,) = ports.clashes(cat, ["ServiceRegistry"], [hidden])
@@ -225,15 +231,15 @@ def test_switch_refuses_before_changing_anything_when_a_port_is_taken(cat, env, 
     fake.calls.clear()
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     monkeypatch.setattr(ports, "live_listeners",
-                        lambda: [ports.Listener("0.0.0.0", 9100, 812, "prometheus-node")])
+                        lambda: [ports.Listener("0.0.0.0", 9010, 812, "otherd")])
     res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning"])
     assert res.exit_code == 1
     assert "cannot switch to profile learning: 1 port(s) already in use, nothing was changed" in res.output
-    assert "ObservabilityHub_PC2: agent port 9100" in res.output and "Traceback" not in res.output
+    assert "ObservabilityHub_PC2: agent port 9010" in res.output and "Traceback" not in res.output
     assert [c for c in fake.calls if c[0] not in ("show", "list_units")] == []
     assert profiles.read_selected() is None
     dry = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--dry-run"])
-    assert dry.exit_code == 0 and "would fail: ObservabilityHub_PC2: agent port 9100" in dry.output
+    assert dry.exit_code == 0 and "would fail: ObservabilityHub_PC2: agent port 9010" in dry.output
 
 
 def test_a_port_held_by_an_agent_that_keeps_running_is_no_clash(cat, env, monkeypatch):

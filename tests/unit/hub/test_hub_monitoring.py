@@ -115,9 +115,17 @@ def test_no_configuration_yet_gives_a_complete_one(catalog):
     assert merged["global"]["scrape_interval"] == "15s" and changes[0].startswith("new")
 
 
+def test_debians_default_jobs_scrape_no_agent_port(real_catalog):
+    # its `node` job scrapes localhost:9100, ObservabilityHub_PC2's port in the original catalog
+    assert mon.port_clashes(yaml.safe_load(DEBIAN_PROMETHEUS), real_catalog) == []
+
+
 def test_jobs_scraping_our_agent_ports_are_pointed_out(real_catalog):
-    clashes = mon.port_clashes(yaml.safe_load(DEBIAN_PROMETHEUS), real_catalog)
-    assert len(clashes) == 1 and "node" in clashes[0] and "ObservabilityHub_PC2" in clashes[0]
+    cfg = yaml.safe_load(DEBIAN_PROMETHEUS)
+    cfg["scrape_configs"].append({"job_name": "pc2", "static_configs": [{"targets": ["localhost:9010"]}]})
+    clashes = mon.port_clashes(cfg, real_catalog)
+    assert clashes == ["job 'pc2' scrapes localhost:9010, the agent port of ObservabilityHub_PC2 "
+                       "(each scrape starts it and gets a 404); move that exporter or remove the job"]
 
 
 def test_alertmanager_route_first_with_continue_and_our_receiver(catalog):
