@@ -99,14 +99,18 @@ def _unit_of(pid: int) -> str:
 
 
 def live_listeners() -> list[Listener]:
-    """TCP listeners of this host (pids need root). [] when they cannot be read at all:
-    the check then stays silent instead of blocking a switch."""
+    """TCP listeners of this host (pids need root). Not being able to read them is an error,
+    not a silently skipped check: a switch would then run into the failure it exists to prevent."""
     try:
         import psutil
-
+    except ImportError:
+        raise UnifiedError("cannot check whether the agents' ports are free: the Python module psutil "
+                           "is missing; install python3-psutil (a dependency of unified-system)") from None
+    try:
         conns = psutil.net_connections(kind="tcp")
-    except Exception:  # psutil missing, /proc unreadable: no check rather than no switch
-        return []
+    except (psutil.Error, OSError) as e:
+        raise UnifiedError(f"cannot check whether the agents' ports are free: reading this host's TCP "
+                           f"listeners failed: {type(e).__name__}: {e}") from None
     out = []
     for c in conns:
         if c.status != "LISTEN" or not c.laddr:
@@ -115,7 +119,7 @@ def live_listeners() -> list[Listener]:
         if c.pid:
             try:
                 program = psutil.Process(c.pid).name()
-            except Exception:
+            except (psutil.Error, OSError):  # exited since, or hidden: the pid still names it
                 pass
         out.append(Listener(c.laddr.ip, c.laddr.port, c.pid, program,
                             _unit_of(c.pid) if c.pid else ""))

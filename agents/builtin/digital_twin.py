@@ -345,6 +345,7 @@ class Observer:
         self.known = db.last_states()      # agent -> (state, pid, restarts, ts)
         self.polls = self.events = 0
         self.gpu_reason = ""
+        self.gpu_available: bool | None = None   # None: no snapshot yet (GET /health shows it)
         self._cpu_prev: dict = {}          # agent -> (pid, cpu seconds, monotonic) of last snapshot
 
     def poll(self) -> list:
@@ -461,7 +462,8 @@ class Observer:
 
     def _gpu(self):
         """(GPU totals for the snapshot or None, {agent: VRAM bytes}) via unified_agents.gpu;
-        no GPU (or no module) is simply no GPU data: the reason is logged once."""
+        no GPU (or no NVML bindings) is simply no GPU data: the reason is logged once and shown
+        in GET /health (checks.gpu)."""
         if self.gpu is None:
             return None, {}
         try:
@@ -470,8 +472,10 @@ class Observer:
             if self.log and not self.gpu_reason:
                 self.log.info(f"snapshots without GPU data: {e}")
             self.gpu_reason = str(e) or type(e).__name__
+            self.gpu_available = False
             return None, {}
         self.gpu_reason = ""
+        self.gpu_available = True
         return ({"total_bytes": g.total_bytes, "used_bytes": g.used_bytes,
                  "gpus": [{"index": x.index, "name": x.name, "used_bytes": x.used_bytes,
                            "total_bytes": x.total_bytes,
@@ -483,26 +487,17 @@ def _process_cpu(pid):
     """CPU seconds of one process (where systemd's CPUUsageNSec is not set: hybrid cgroups)."""
     if not pid:
         return None
-    try:
-        import psutil
+    import psutil  # a Depends of the package: missing is an error, not silently no CPU data
 
+    try:
         t = psutil.Process(pid).cpu_times()
         return round(t.user + t.system, 3)
-    except Exception:  # gone, hidden, or psutil missing
+    except (psutil.Error, OSError):  # gone or hidden
         return None
 
 
 def _sub(props: dict) -> str:
     return f"{props.get('ActiveState', 'inactive')}/{props.get('SubState', 'dead')}"
-
-
-def _optional_gpu():
-    """The unified_agents.gpu module when it can be imported (it imports NVML lazily)."""
-    try:
-        from unified_agents import gpu
-    except ImportError:
-        return None
-    return gpu if callable(getattr(gpu, "read_snapshot", None)) else None
 
 
 # ---------------------------------------------------------------------- the agent
@@ -522,12 +517,13 @@ class SystemDigitalTwin(Agent):
             "memory_days": env.number("TWIN_MEMORY_DAYS", 0.0, 0.0),
             "memory_max_turns": env.integer("TWIN_MEMORY_MAX_TURNS", 100_000, 0),
         }
+        from unified_agents import gpu  # imports NVML only when reading: no GPU is no error
         from unified_agents.builtin.service_registry import FleetView
         from unified_ctl.systemd import Systemd
 
         sd = Systemd()
         view = FleetView(self.config.catalog, systemd=sd, log=self.log)
-        self.observer = Observer(self.db, view, sd, self.log, _optional_gpu())
+        self.observer = Observer(self.db, view, sd, self.log, gpu)
         try:
             self.observer.poll()  # the state at start, before READY
         except Exception as e:  # systemd unreachable: serve history anyway, retry on the timer
@@ -694,6 +690,8 @@ class SystemDigitalTwin(Agent):
                                  "last_poll_age_s": None if age is None else round(age, 1)}
         else:
             checks["systemd"] = {"status": "ok", "last_poll_age_s": round(age, 1)}
+        # optional: snapshots without GPU data are fine, but say so and why
+        checks["gpu"] = {"status": "ok", "available": o.gpu_available, "reason": o.gpu_reason or None}
         return checks
 
     def health_info(self) -> dict:

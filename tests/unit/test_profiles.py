@@ -1,5 +1,6 @@
 """Profile switching is an explicit diff of agent sets, driven through the systemd seam."""
 import pathlib
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 from unified_ctl import cli as cli_mod
 from unified_ctl import ports, profiles
 from unified_ctl.catalog import load_catalog
+from unified_ctl.errors import UnifiedError
 
 from .fakes import FakeSystemd
 
@@ -223,6 +225,34 @@ def test_a_listener_on_another_address_or_port_is_no_clash(cat):
     (c,) = ports.clashes(cat, ["ServiceRegistry"], [hidden])
     assert c.what == "health port" and "another program (run as root to see which)" in str(c)
     assert "agents.ServiceRegistry.health_port" in str(c)
+
+
+def test_a_missing_psutil_is_an_error_naming_the_package_not_a_skipped_check(cat, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psutil", None)   # `import psutil` raises ImportError
+    with pytest.raises(UnifiedError) as e:
+        ports.check(cat, ["ObservabilityHub_PC2"], "switch to profile learning")
+    assert str(e.value) == ("cannot check whether the agents' ports are free: the Python module psutil "
+                            "is missing; install python3-psutil (a dependency of unified-system)")
+
+
+def test_unreadable_listeners_are_an_error_that_says_why(monkeypatch):
+    import psutil
+
+    def denied(kind):
+        raise psutil.AccessDenied(pid=None)
+    monkeypatch.setattr(psutil, "net_connections", denied)
+    with pytest.raises(UnifiedError, match="reading this host's TCP listeners failed: AccessDenied"):
+        ports.live_listeners()
+
+
+def test_live_listeners_sees_a_socket_this_test_listens_on():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert any(lis.port == port and lis.ip == "127.0.0.1" for lis in ports.live_listeners())
 
 
 def test_switch_refuses_before_changing_anything_when_a_port_is_taken(cat, env, monkeypatch):

@@ -163,6 +163,7 @@ def test_no_gpu_means_no_gpu_data_not_a_failed_snapshot(twin):
     obs = twin.make(gpu=types.SimpleNamespace(read_snapshot=no_gpu))
     snap = obs.snapshot()
     assert snap["gpu"] is None and snap["id"] > 0 and obs.gpu_reason.startswith("no GPU")
+    assert obs.gpu_available is False
 
 
 def test_retention_removes_old_rows_but_keeps_each_agents_last_state(twin):
@@ -267,6 +268,8 @@ def test_http_state_and_history(http_twin, units):
     st, h, _ = a.request("GET", "/health", health=True)
     assert st == 200 and h["checks"]["systemd"]["status"] == "ok"
     assert h["checks"]["database"]["status"] == "ok" and h["rows"]["snapshots"] == 1
+    g = h["checks"]["gpu"]   # a snapshot was taken: with or without a GPU, /health says which
+    assert g["status"] == "ok" and (g["available"] is True or g["reason"].startswith("no GPU")), g
 
 
 BAD_INPUT = [
