@@ -41,7 +41,7 @@ except (OSError, ValueError):
 
 def _memory_mb(c):
     """All processes of the agents' slice: cgroup memory.current where the kernel gives it,
-    else PSS summed over the slice's PIDs (hybrid cgroup hosts, see DESIGN.md)."""
+    else PSS summed over the slice's PIDs (docs/ARCHITECTURE.md, "Memory and CPU on hybrid cgroup hosts")."""
     kind, value = c.run(["python3", "-c", MEMORY_SCRIPT]).stdout.split()
     return kind, int(value) / 2**20
 

@@ -2,7 +2,8 @@
 """Warm agent: /health latency, requests/s with keep-alive (wrk), idle RSS.
 
 Starts the SDK's reference agent socket-activated (fd 3), and for comparison a threaded
-http.server with TCP_NODELAY (the best stdlib alternative, DESIGN.md), then measures:
+http.server with TCP_NODELAY (the best stdlib alternative: docs/ARCHITECTURE.md,
+"The agent's HTTP server"), then measures:
   * sequential keep-alive latency of GET /health (agent port and health port) and of
     POST /task (goes through the worker pool): p50/p99 over --requests requests;
   * wrk throughput (-t2, -c1 and -c8, --seconds each) on GET /health and POST /task;

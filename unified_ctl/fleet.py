@@ -57,7 +57,7 @@ def _monotonic_now_us() -> int:
 
 def cgroup_memory(cgroup: str) -> int | None:
     """cgroup v2 memory.current, else RSS summed over the cgroup's PIDs (hybrid hosts where
-    MemoryCurrent reads [not set], see DESIGN.md)."""
+    MemoryCurrent reads [not set]: docs/ARCHITECTURE.md, "Memory and CPU on hybrid cgroup hosts")."""
     if not cgroup:
         return None
     base = "/sys/fs/cgroup" + cgroup

@@ -9,7 +9,7 @@ duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to 
 ResourceCollector: memory and CPU per running agent from its cgroup (cgroup v2
 memory.current / cpu.stat), else psutil summed over the PIDs in the unit's cgroup.procs
 (hybrid cgroup hosts, where the memory controller is not in the unified tree: see
-DESIGN.md), else systemd's MemoryCurrent / CPUUsageNSec. CPU percent is the difference of two
+docs/ARCHITECTURE.md, "Memory and CPU on hybrid cgroup hosts"), else systemd's MemoryCurrent / CPUUsageNSec. CPU percent is the difference of two
 samples of the same process.
 
 Neither ever connects to an agent: a dormant agent stays dormant.

@@ -69,6 +69,21 @@ def test_user_and_state_dir_exist(container):
     container.run(["test", "-d", "/var/lib/unified"])
 
 
+def test_install_starts_the_core_profile(new_container):
+    """README's promise: `apt install` alone starts the fleet. The postinst (dh_installsystemd)
+    enables and starts unified.target; the generator, run by the postinst's daemon-reload,
+    linked the catalog's settings.profile (core) into it. No `profile switch` here."""
+    c = new_container()
+    assert c.systemctl("is-enabled", "unified.target").stdout.strip() == "enabled"
+    assert c.is_active("unified.target") == "active"
+    wants = c.run(["systemctl", "show", "-p", "Wants", "--value", "unified.target"]).stdout.split()
+    assert "unified-profile-core.target" in wants, wants
+    c.run(["test", "!", "-e", "/etc/unified/selected-profile"])   # nobody switched
+    all_healthy = ("import json, sys; a = json.load(sys.stdin)['agents']; "
+                   "sys.exit(len(a) != 16 or any((x['state'], x['health']) != ('active', 'healthy') for x in a))")
+    c.wait_until(["sh", "-c", f'unified-ctl status --json | python3 -c "{all_healthy}"'], timeout=60)
+
+
 def test_upgrade_to_higher_version(new_container, deb, upgrade_deb):
     c = new_container()
     old = c.dpkg_version(PKG)
