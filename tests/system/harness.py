@@ -373,12 +373,14 @@ def _locked(path: Path, timeout: float = 1800):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _nspawn_chroot(root: Path, script: str, timeout: float, log: Path) -> None:
-    """Run a shell script in `root` (not booted, host network) and fail with its log."""
+def _nspawn_chroot(root: Path, script: str, timeout: float, log: Path,
+                   options: Sequence[str] = ()) -> None:
+    """Run a shell script in `root` (not booted, host network) and fail with its log.
+    `options`: more systemd-nspawn options (e.g. --bind-ro=...)."""
     cmd = ["systemd-nspawn", "-q", "-D", str(root), "--register=no", "--keep-unit",
            "--resolv-conf=bind-host", "--timezone=off", "--link-journal=no",
            "-E", "DEBIAN_FRONTEND=noninteractive", "-E", "LANG=C.UTF-8",
-           "-E", f"PATH={CONTAINER_ENV['PATH']}", "/bin/sh", "-exc", script]
+           "-E", f"PATH={CONTAINER_ENV['PATH']}", *options, "/bin/sh", "-exc", script]
     with open(log, "a") as fh:
         fh.write(f"\n### {_fmt_cmd(cmd)}\n")
         fh.flush()
