@@ -84,6 +84,7 @@ def apt_archives() -> Path:
 
 def run_script(root: Path, script: str, log: Path, timeout: float = 1800) -> None:
     """`script` in `root`: not booted, host network, the repo read-only at /mnt/src."""
-    harness._nspawn_chroot(root, script, timeout=timeout, log=log, options=[
-        f"--bind-ro={harness.REPO}:/mnt/src",
-        f"--bind={apt_archives()}:/var/cache/apt/archives"])
+    with harness.timed("fresh machine script", root.name):
+        harness._nspawn_chroot(root, script, timeout=timeout, log=log, options=[
+            f"--bind-ro={harness.REPO}:/mnt/src",
+            f"--bind={apt_archives()}:/var/cache/apt/archives"])
