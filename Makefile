@@ -2,12 +2,17 @@
 PYTHON ?= /usr/bin/python3
 export PATH := /usr/sbin:/usr/bin:/sbin:/bin:$(PATH)
 
-.PHONY: all deb test unit system demo bench deps clean
+.PHONY: all deb test unit system demo bench deps check-deps clean
 
 all: deb
 
+# Every host tool comes from scripts/dev/host-tools: `deps` installs what is missing (root),
+# `check-deps` then fails in one line naming any tool still missing and its package.
 deps:
 	scripts/dev/install_deps.sh
+
+check-deps: deps
+	scripts/dev/install_deps.sh --check
 
 deb:
 	packaging/build-deb.sh
@@ -18,12 +23,12 @@ unit:
 system: deb
 	$(PYTHON) -m pytest -q tests/system
 
-test: deps unit system
+test: check-deps unit system
 
-demo: deps deb
+demo: check-deps deb
 	scripts/dev/demo.sh
 
-bench: deps deb
+bench: check-deps deb
 	$(PYTHON) bench/run.py
 
 clean:

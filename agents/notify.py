@@ -1,6 +1,6 @@
 """sd_notify(3) without a library: one datagram per message to $NOTIFY_SOCKET.
 
-Why not python3-sdnotify (a Depends of the package, so it is there)? Its import cost is the
+Why not python3-sdnotify (so the package does not depend on it)? Its import cost is the
 same (both need only `socket`), but it connect()s once and swallows every error with a bare
 `except:`; systemd's own sd_notify sends each message unconnected (survives a
 `systemctl daemon-reexec`) and we want a failed READY=1 to be visible in the log. It is ~20

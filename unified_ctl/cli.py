@@ -189,8 +189,43 @@ from . import cli_ops  # noqa: E402,F401  (backup, config history, reports, debu
 from . import cli_monitoring  # noqa: E402,F401  (monitoring setup, health)
 
 
+def command_path(argv: list[str]) -> str:
+    """`unified-ctl backup create` for argv ["-c", "x.yaml", "backup", "create", "/tmp/b"]."""
+    words, cmd, i = ["unified-ctl"], cli, 0
+    while i < len(argv) and isinstance(cmd, click.Group):
+        word = argv[i]
+        if word in ("-c", "--config"):
+            i += 2
+            continue
+        if word.startswith("-"):
+            i += 1
+            continue
+        sub = cmd.commands.get(word)
+        if sub is None:
+            break
+        words.append(word)
+        cmd, i = sub, i + 1
+    return " ".join(words)
+
+
+def _needs_root(argv: list[str], why: str) -> int:
+    """One line for a command that only root may run (EXIT STATUS 77 in the man page)."""
+    from .errors import EXIT_NOPERM
+
+    what = command_path(argv)
+    if os.geteuid() == 0:  # root refused too: a read-only mount, an immutable file, a LSM
+        click.echo(f"Error: {what}: {why}, even as root", err=True)
+    else:
+        click.echo(f"Error: {what}: needs root ({why}): run it with sudo", err=True)
+    return EXIT_NOPERM
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: Click's own handling of usage errors and ClickExceptions, never a traceback."""
+    """Entry point: Click's own handling of usage errors and ClickExceptions, never a traceback.
+    Exit statuses: errors.EXIT_STATUS (and the man page's EXIT STATUS section)."""
+    from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, NeedsRoot
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         rv = cli.main(args=argv, prog_name="unified-ctl", standalone_mode=False)
     except SystemExit as e:  # a command's sys.exit(n): a result, not an error
@@ -198,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
+    except NeedsRoot as e:
+        return _needs_root(argv, e.message)
+    except PermissionError as e:  # writing /etc, /run/systemd, /var/backups... as a user
+        return _needs_root(argv, f"{e.strerror}: {e.filename}" if e.filename else str(e))
     except click.ClickException as e:
         e.show()
         return e.exit_code
@@ -205,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug of ours: say so in one line, keep the traceback for developers
@@ -213,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"internal error: {type(e).__name__}: {e} (set UNIFIED_DEBUG=1 for the traceback; "
                    "please report it)", err=True)
-        return 70
+        return EXIT_INTERNAL
     return rv if isinstance(rv, int) else 0
 
 

@@ -9,7 +9,7 @@ import time
 import click
 
 from .cli import Ctx, cli, console, emit_json, pass_ctx
-from .errors import UnifiedError
+from .errors import NeedsRoot
 
 EXIT = {"healthy": 0, "degraded": 1, "critical": 2}
 _sleep = time.sleep   # the --watch pause (tests replace it)
@@ -38,8 +38,8 @@ def monitoring_setup(ctx: Ctx, dry_run: bool, no_start: bool, prometheus_config:
     from . import monitoring as mon
 
     if not dry_run and os.geteuid() != 0:
-        raise UnifiedError("monitoring setup changes /etc/prometheus and services: run it as "
-                           "root (or see what it would do with --dry-run)")
+        raise NeedsRoot("it changes /etc/prometheus and services; --dry-run shows what it "
+                        "would do")
     res = mon.setup(ctx.catalog, ctx.sd,
                     prometheus_config=prometheus_config or mon.PROMETHEUS_CONFIG,
                     alertmanager_config=alertmanager_config or mon.ALERTMANAGER_CONFIG,

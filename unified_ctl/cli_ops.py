@@ -10,7 +10,7 @@ import sys
 import click
 
 from .cli import Ctx, cli, emit_json, pass_ctx
-from .errors import UnifiedError
+from .errors import NeedsRoot, UnifiedError
 
 
 def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
@@ -238,6 +238,17 @@ def _journal_usage(ctx: Ctx) -> str:
     return (proc.stdout or proc.stderr).strip()
 
 
+def _journal_change(ctx: Ctx, args: list[str], timeout: float):
+    """journalctl --rotate/--vacuum-*: journald's files and its socket are root's."""
+    proc = ctx.sd.journal_run(args, timeout=timeout)
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip()
+        if "Permission denied" in msg or "insufficient permissions" in msg:
+            raise NeedsRoot(f"journald refused `journalctl {' '.join(args[1:])}`")
+        raise UnifiedError(f"journalctl {' '.join(args[1:])} failed: {msg}")
+    return proc
+
+
 @logs.command("vacuum")
 @click.option("--keep", metavar="SPAN", default=None, help="Remove archived journal files older than SPAN (7d, 2weeks, 1month).")
 @click.option("--max-size", metavar="SIZE", default=None, help="Shrink archived journal files to SIZE in all (500M, 2G).")
@@ -259,9 +270,7 @@ def logs_vacuum(ctx: Ctx, keep: str | None, max_size: str | None) -> None:
     args = [ctx.sd.journalctl, "--rotate"]
     args += [f"--vacuum-time={keep}"] if keep else []
     args += [f"--vacuum-size={max_size}"] if max_size else []
-    proc = ctx.sd.journal_run(args, timeout=300)
-    if proc.returncode != 0:
-        raise UnifiedError(f"journalctl {' '.join(args[1:])} failed: {(proc.stderr or proc.stdout).strip()}")
+    proc = _journal_change(ctx, args, timeout=300)
     freed = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.startswith("Vacuuming done")]
     click.echo(f"before: {before}")
     click.echo("; ".join(freed) or "nothing to vacuum")
@@ -272,9 +281,7 @@ def logs_vacuum(ctx: Ctx, keep: str | None, max_size: str | None) -> None:
 @pass_ctx
 def logs_rotate(ctx: Ctx) -> None:
     """Archive the active journal files now (journalctl --rotate)."""
-    proc = ctx.sd.journal_run([ctx.sd.journalctl, "--rotate"], timeout=120)
-    if proc.returncode != 0:
-        raise UnifiedError(f"journalctl --rotate failed: {(proc.stderr or proc.stdout).strip()}")
+    _journal_change(ctx, [ctx.sd.journalctl, "--rotate"], timeout=120)
     click.echo(f"journal rotated; {_journal_usage(ctx)}")
 
 

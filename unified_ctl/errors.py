@@ -1,15 +1,37 @@
-"""User-facing errors: raised by library code, printed once by the CLI (Click's family)."""
+"""User-facing errors: raised by library code, printed once by the CLI (Click's family).
+
+The exit statuses of unified-ctl are EXIT_STATUS below; its man page's EXIT STATUS section
+lists the same (tests/unit/test_exit_status.py keeps them equal)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import click
 
+EXIT_OK = 0
+EXIT_ERROR = 1          # UnifiedError: something the operator can fix, said in one line
+EXIT_USAGE = 2          # Click: unknown command or option, bad argument
+EXIT_SYSTEMD = 3        # SystemdError
+EXIT_INTERNAL = 70      # EX_SOFTWARE (sysexits.h): a bug of ours
+EXIT_NOPERM = 77        # EX_NOPERM (sysexits.h): needs root
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+EXIT_STATUS = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "an error the operator can fix, e.g. an invalid catalog (one line names "
+                "file, field and value); also `health`: degraded",
+    EXIT_USAGE: "usage error: unknown command or option, bad argument; also `health`: critical",
+    EXIT_SYSTEMD: "systemctl or journalctl failed, or systemd is not running",
+    EXIT_INTERNAL: "internal error, a bug: one line (UNIFIED_DEBUG=1 shows the traceback)",
+    EXIT_NOPERM: "needs root: the command changes system state (run it with sudo)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
 
 class UnifiedError(click.ClickException):
     """An error the operator can fix; exit code 1, no traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
 
 @dataclass(frozen=True)
@@ -39,4 +61,11 @@ class CatalogInvalid(UnifiedError):
 class SystemdError(UnifiedError):
     """systemctl/journalctl failed or systemd is not reachable."""
 
-    exit_code = 3
+    exit_code = EXIT_SYSTEMD
+
+
+class NeedsRoot(UnifiedError):
+    """Only root may do this: a file we must write, or systemd refusing ("Access denied").
+    The CLI names the command and says to use sudo (cli.main)."""
+
+    exit_code = EXIT_NOPERM

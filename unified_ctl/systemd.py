@@ -10,12 +10,16 @@ import shutil
 import subprocess
 from typing import Iterable, Sequence
 
-from .errors import SystemdError
+from .errors import NeedsRoot, SystemdError
 
 SHOW_PROPS = ("Id", "LoadState", "ActiveState", "SubState", "Result", "MainPID", "NRestarts",
               "MemoryCurrent", "CPUUsageNSec", "TasksCurrent", "ActiveEnterTimestamp",
               "ActiveEnterTimestampMonotonic", "InactiveExitTimestampMonotonic",
               "ExecMainStartTimestampMonotonic", "ExecMainStatus", "ControlGroup")
+
+# What systemctl says when a user (not root) asks for a change: without polkit, and with
+# polkit but no agent to ask for a password.
+REFUSALS = ("Access denied", "Interactive authentication required", "Permission denied")
 
 
 class Systemd:
@@ -37,6 +41,9 @@ class Systemd:
             msg = (proc.stderr or proc.stdout).strip()
             if "System has not been booted with systemd" in msg or "Failed to connect to bus" in msg:
                 raise SystemdError(f"systemd is not running here ({msg}); unified-ctl drives systemd services")
+            refused = next((m for m in REFUSALS if m in msg), None)
+            if refused:  # a user asking the system manager to change something
+                raise NeedsRoot(f"systemd refused `{' '.join(cmd)}`: {refused}")
             raise SystemdError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {msg}")
         return proc
 

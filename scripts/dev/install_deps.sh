@@ -1,65 +1,93 @@
 #!/bin/sh
-# Install what building, testing and demoing unified-system needs on Debian bookworm.
+# Install what building, testing, demoing and benchmarking unified-system needs on Debian
+# bookworm: everything listed in scripts/dev/host-tools (the one list; see its header).
 #
-#   scripts/dev/install_deps.sh            # everything (make deps / test / demo, CI)
-#   scripts/dev/install_deps.sh build      # only the .deb build dependencies (packaging/build-deb.sh)
-#   scripts/dev/install_deps.sh build runtime container tools   # any subset of the groups
+#   scripts/dev/install_deps.sh                  # every group (make deps, CI)
+#   scripts/dev/install_deps.sh build            # only the .deb build tools (build-deb.sh)
+#   scripts/dev/install_deps.sh build container  # any subset of: build runtime test container tools
+#   scripts/dev/install_deps.sh --check [GROUP]  # install nothing: exit 1 with one line naming
+#                                                # each missing tool and its package
 #
-# Idempotent and fast when everything is present: one dpkg-query call decides; apt-get
-# (and `apt-get update`, which a fresh debootstrap/CI machine needs) runs only when
-# something is missing. Needs root when it has to install. Prints one line saying what it
-# installed.
+# Idempotent and fast when everything is present: what each line provides (a command on
+# PATH, an importable python3 module, a file) is checked; apt-get (and `apt-get update`,
+# which a fresh debootstrap/CI machine needs) runs only when something is missing. Needs
+# root when it has to install. Prints one line saying what it installed. Afterwards every
+# item is checked again: a package that installed but did not provide its tool is an error.
 #
 # Packages are installed with --no-install-recommends and under a temporary policy-rc.d
-# that forbids service starts: installing `prometheus` (we only want promtool) must not
-# leave a Prometheus server running on the developer's machine; if this script installed
-# it, its service is also disabled again.
+# that forbids service starts: installing `prometheus` and `prometheus-alertmanager` (we
+# only want promtool and amtool) must not leave servers running on the developer's machine;
+# if this script installed them, their services are also disabled again.
 set -eu
 
 export DEBIAN_FRONTEND=noninteractive
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
-# dh-sequence-installsysusers is a virtual package (provided by debhelper >= 13.1).
-GROUP_build="debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dh-sequence-installsysusers lintian fakeroot dpkg-dev"
-GROUP_runtime="python3-click python3-yaml python3-rich python3-psutil python3-prometheus-client python3-sdnotify python3-pytest python3-hypothesis"
-GROUP_container="debootstrap systemd-container iproute2 curl"
-# Optional: installed when the archive has them (bookworm main does), skipped otherwise.
-GROUP_tools="prometheus wrk"
+here=$(cd "$(dirname "$0")" && pwd)
+list=$here/host-tools
+all_groups="build runtime test container tools"
 
-groups=${*:-"build runtime container tools"}
-want=""
-optional=""
+check_only=""
+if [ "${1:-}" = "--check" ]; then
+    check_only=1
+    shift
+fi
+groups=${*:-$all_groups}
 for g in $groups; do
-    case $g in
-        build) want="$want $GROUP_build" ;;
-        runtime) want="$want $GROUP_runtime" ;;
-        container) want="$want $GROUP_container" ;;
-        tools) optional="$optional $GROUP_tools" ;;
-        *) echo "install_deps: unknown group '$g' (build runtime container tools)" >&2; exit 2 ;;
+    case " $all_groups " in
+        *" $g "*) ;;
+        *) echo "install_deps: unknown group '$g' ($all_groups)" >&2; exit 2 ;;
     esac
 done
 
-# Names (and virtual names) that are installed: "ii" packages plus what they Provide.
-present=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Provides}\n' 2>/dev/null |
-    awk '$1 == "ii" { print $2; for (i = 3; i <= NF; i++) { n = $i; sub(/,$/, "", n);
-         if (n ~ /^[a-z0-9][a-z0-9.+-]+$/) print n } }' | sort -u)
+# "package provides" for the chosen groups (comments and blank lines dropped).
+items=$(sed 's/#.*//' "$list" | awk -v groups=" $groups " \
+    'NF >= 3 && index(groups, " " $1 " ") { print $2, $3 }')
 
-is_present() { printf '%s\n' "$present" | grep -qx -- "$1"; }
+# The items whose check fails, as "provides (package)" words; one python3 run for modules.
+missing_items() {
+    printf '%s\n' "$items" | while read -r pkg what; do
+        case $what in
+            python3:*) ;;
+            /*) [ -e "$what" ] || echo "$what ($pkg)" ;;
+            *) command -v "$what" >/dev/null 2>&1 || echo "$what ($pkg)" ;;
+        esac
+    done
+    mods=$(printf '%s\n' "$items" | awk '$2 ~ /^python3:/ { print $1 "=" substr($2, 9) }')
+    [ -n "$mods" ] || return 0
+    if command -v python3 >/dev/null 2>&1; then
+        # shellcheck disable=SC2086  # one argument per package=module
+        python3 -c 'import importlib.util, sys
+for arg in sys.argv[1:]:
+    pkg, mod = arg.split("=")
+    if importlib.util.find_spec(mod) is None:
+        print(f"python3:{mod} ({pkg})")' $mods
+    else
+        for m in $mods; do echo "python3:${m#*=} (${m%%=*})"; done
+    fi
+}
 
-missing=""
-for p in $want $optional; do
-    is_present "$p" || missing="$missing $p"
-done
+# "what (pkg)" lines -> "what (pkg), what (pkg)" / the distinct packages.
+joined() { printf '%s\n' "$1" | paste -sd, - | sed 's/,/, /g'; }
+packages_of() { printf '%s\n' "$1" | sed -n 's/.*(\(.*\))$/\1/p' | sort -u | paste -sd' ' -; }
 
+missing=$(missing_items)
 if [ -z "$missing" ]; then
-    echo "install_deps: nothing to install; all $(echo $want $optional | wc -w) packages present ($groups)"
+    n=$(printf '%s\n' "$items" | wc -l)
+    echo "install_deps: all $n host tools present ($groups)"
     exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install_deps: missing:$missing -- run as root (or: sudo $0 $*)" >&2
+if [ -n "$check_only" ]; then
+    echo "install_deps: missing host tools: $(joined "$missing") -- install them with: sudo $0" >&2
     exit 1
 fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install_deps: missing host tools: $(joined "$missing") -- run as root (or: sudo $0 $*)" >&2
+    exit 1
+fi
+
+install=$(packages_of "$missing")
 
 # Other engineers/CI jobs may run apt at the same time: wait for the locks.
 apt_update() {
@@ -71,21 +99,6 @@ apt_update() {
 }
 apt_update
 
-# Optional packages the archive does not know are skipped, not fatal.
-install=""
-skipped=""
-for p in $missing; do
-    case " $optional " in
-        *" $p "*)
-            cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')
-            if [ -z "$cand" ] || [ "$cand" = "(none)" ]; then
-                skipped="$skipped $p"
-                continue
-            fi ;;
-    esac
-    install="$install $p"
-done
-
 # Forbid service starts while installing (see header); keep an existing policy-rc.d.
 policy=/usr/sbin/policy-rc.d
 own_policy=""
@@ -96,26 +109,31 @@ if [ ! -e "$policy" ]; then
     chmod 0755 "$policy"
 fi
 
-if [ -n "$install" ]; then
-    # Virtual packages (dh-sequence-installsysusers) resolve to their provider.
-    log=$(mktemp)
-    if ! apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $install >"$log" 2>&1; then
-        cat "$log" >&2; rm -f "$log"
-        echo "install_deps: apt-get install failed for:$install" >&2
-        exit 1
-    fi
-    rm -f "$log"
+log=$(mktemp)
+# shellcheck disable=SC2086  # one word per package
+if ! apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $install >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"
+    echo "install_deps: apt-get install failed for: $install" >&2
+    exit 1
 fi
+rm -f "$log"
 
-case " $install " in
-    *" prometheus "*)
-        # We want promtool, not a server enabled at the next boot.
-        systemctl disable --quiet prometheus.service >/dev/null 2>&1 || true ;;
-esac
+# We want promtool and amtool, not servers enabled at the next boot.
+for p in $install; do
+    case $p in
+        prometheus|prometheus-alertmanager)
+            systemctl disable --quiet "$p.service" >/dev/null 2>&1 || true ;;
+    esac
+done
 
 if [ -n "$own_policy" ]; then
     rm -f "$policy"
     trap - EXIT INT TERM
 fi
 
-echo "install_deps: installed:${install:- nothing}${skipped:+ (not in the archive, skipped:$skipped)}"
+still=$(missing_items)
+if [ -n "$still" ]; then
+    echo "install_deps: installed $install but still missing: $(joined "$still")" >&2
+    exit 1
+fi
+echo "install_deps: installed: $install"

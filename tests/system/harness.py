@@ -137,21 +137,14 @@ def preflight() -> None:
     if os.geteuid() != 0:
         raise HarnessError("system tests need root (debootstrap, mount, systemd-nspawn). "
                            "Run as root, or set UNIFIED_SKIP_SYSTEM=1 to skip them explicitly.")
-    missing = [t for t in ("debootstrap", "systemd-nspawn", "nsenter", "dpkg-deb")
-               if shutil.which(t, path=CLEAN_PATH) is None]
-    if missing:
-        deps = REPO / "scripts" / "dev" / "install_deps.sh"
-        if deps.exists():
-            cmd = [str(deps), "container"]
-        else:
-            cmd = ["sh", "-c", "apt-get update && DEBIAN_FRONTEND=noninteractive "
-                   "apt-get install -y --no-install-recommends debootstrap systemd-container "
-                   "util-linux dpkg-dev"]
-        with timed("install host tools", " ".join(missing)):
-            r = _host_run(cmd, timeout=900, capture_output=True)
-        still = [t for t in missing if shutil.which(t, path=CLEAN_PATH) is None]
-        if r.returncode != 0 or still:
-            raise HarnessError(f"could not install {still or missing} with {cmd}:\n"
+    # The container group of scripts/dev/host-tools (debootstrap, systemd-nspawn, ...).
+    deps = str(REPO / "scripts" / "dev" / "install_deps.sh")
+    r = _host_run([deps, "--check", "container"], timeout=60, capture_output=True)
+    if r.returncode != 0:
+        with timed("install host tools", r.stderr.strip()):
+            r = _host_run([deps, "container"], timeout=900, capture_output=True)
+        if r.returncode != 0:
+            raise HarnessError(f"could not install the host tools with {deps} container:\n"
                                f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
 
 
@@ -380,12 +373,14 @@ def _locked(path: Path, timeout: float = 1800):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _nspawn_chroot(root: Path, script: str, timeout: float, log: Path) -> None:
-    """Run a shell script in `root` (not booted, host network) and fail with its log."""
+def _nspawn_chroot(root: Path, script: str, timeout: float, log: Path,
+                   options: Sequence[str] = ()) -> None:
+    """Run a shell script in `root` (not booted, host network) and fail with its log.
+    `options`: more systemd-nspawn options (e.g. --bind-ro=...)."""
     cmd = ["systemd-nspawn", "-q", "-D", str(root), "--register=no", "--keep-unit",
            "--resolv-conf=bind-host", "--timezone=off", "--link-journal=no",
            "-E", "DEBIAN_FRONTEND=noninteractive", "-E", "LANG=C.UTF-8",
-           "-E", f"PATH={CONTAINER_ENV['PATH']}", "/bin/sh", "-exc", script]
+           "-E", f"PATH={CONTAINER_ENV['PATH']}", *options, "/bin/sh", "-exc", script]
     with open(log, "a") as fh:
         fh.write(f"\n### {_fmt_cmd(cmd)}\n")
         fh.flush()

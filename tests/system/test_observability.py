@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.host_tools import require_tool
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 VICTIM = "StreamingTTSAgent"        # essential in core; no other agent calls it
 CORE_ESSENTIAL = 16
@@ -245,8 +247,7 @@ yaml.safe_dump(cfg, open("/etc/prometheus/prometheus.yml", "w"), sort_keys=False
 
 # ------------------------------------------------------------------ the dashboard
 def chromium(c, *args, timeout=120):
-    exe = shutil.which("chromium")
-    assert exe, "chromium is not installed on the host (apt-get install chromium)"
+    exe = require_tool("chromium")
     profile = tempfile.mkdtemp(prefix="unified-chromium-")
     try:
         cmd = ["nsenter", "-t", str(c.leader), "-n", exe, "--headless", "--no-sandbox",

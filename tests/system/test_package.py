@@ -3,6 +3,8 @@
 Tests on the shared `container` only read; tests that change the package state use
 their own `new_container()`, discarded afterwards.
 """
+import json
+
 import harness
 
 PKG = "unified-system"
@@ -103,8 +105,29 @@ def test_upgrade_to_higher_version(new_container, deb, upgrade_deb):
     c.run(["unified-ctl", "validate", "/etc/unified/unified.yaml"])
 
 
+# What the package's commands create, each made here by the command itself; purge removes
+# them all (packaging/debian/unified-system.postrm).
+CREATED_BY_COMMANDS = {
+    "/etc/unified/.history": ["unified-ctl", "apply"],                 # config history
+    "/var/lib/unified-system/reports": ["unified-ctl", "report", "weekly", "--no-plot"],
+    "/var/lib/unified-prometheus": ["unified-ctl", "monitoring", "setup", "--no-start"],
+    "/run/systemd/system/unified-agent@.service.d/90-disable-auto-restart.conf":
+        ["unified-ctl", "auto-restart", "disable"],
+    "/etc/unified/selected-profile": ["unified-ctl", "profile", "switch", "core"],
+}
+CREATED_BY_PACKAGE = ["/var/lib/unified", "/etc/unified/token", "/etc/unified/.last-good",
+                      "/run/unified"]
+
+
 def test_remove_then_purge(new_container):
     c = new_container()
+    for path, cmd in CREATED_BY_COMMANDS.items():
+        c.run(cmd, timeout=300)
+        c.run(["test", "-e", path])
+    for path in CREATED_BY_PACKAGE:
+        c.run(["test", "-e", path])
+    # the operator's backups are theirs: a purge keeps them (the way back)
+    backup = c.run(["unified-ctl", "backup", "create", "--json"], timeout=300)
     # whatever the package runs, removal must stop it
     c.systemctl("start", "unified.target", check=False, timeout=120)
 
@@ -125,3 +148,7 @@ def test_remove_then_purge(new_container):
                   "2>/dev/null | grep -i unified || true").stdout
     assert units.strip() == "", units
     assert _unified_processes(c) == []
+    left = [p for p in [*CREATED_BY_COMMANDS, *CREATED_BY_PACKAGE, "/etc/unified"]
+            if c.run(["test", "-e", p], check=False).returncode == 0]
+    assert left == []
+    c.run(["test", "-s", json.loads(backup.stdout)["path"]])

@@ -13,6 +13,8 @@ import yaml
 from unified_ctl import monitoring as mon
 from unified_ctl.errors import UnifiedError
 
+from tests.host_tools import require_tool
+
 from .conftest import ROOT
 
 # Debian bookworm's shipped files (prometheus 2.42, prometheus-alertmanager 0.25), abridged.
@@ -192,9 +194,8 @@ def files(tmp_path):
 
 
 def run_setup(cat, sd, d, **kw):
-    if shutil.which("promtool") is None or shutil.which("amtool") is None:
-        pytest.fail("promtool/amtool not found: scripts/dev/install_deps.sh (prometheus, "
-                    "prometheus-alertmanager)", pytrace=False)
+    require_tool("promtool")
+    require_tool("amtool")
     return mon.setup(cat, sd, prometheus_config=str(d / "prometheus.yml"),
                      alertmanager_config=str(d / "alertmanager.yml"),
                      alertmanager_defaults=str(d / "defaults"),

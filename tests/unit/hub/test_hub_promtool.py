@@ -7,19 +7,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
+from tests.host_tools import require_tool
 
 from .conftest import HERE, ROOT
 
-PROMTOOL = shutil.which("promtool")
 
 
 def promtool(*args, cwd=None):
     # Not skipped when missing: these tests are the acceptance of the rules file.
-    if PROMTOOL is None:
-        pytest.fail("promtool not found: install it with scripts/dev/install_deps.sh "
-                    "(Debian package prometheus)", pytrace=False)
-    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=120,
                           cwd=cwd)
 
 

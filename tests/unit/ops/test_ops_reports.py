@@ -13,6 +13,8 @@ from unified_ctl import paths, report_render, reports
 from unified_ctl import report_journal as rj
 from unified_ctl.catalog import load_catalog
 
+from tests.host_tools import require_module
+
 from .opsfakes import JournalFakeSystemd
 
 DAY = 86400.0
@@ -136,7 +138,7 @@ def test_report_weekly_writes_markdown_json_and_keeps_a_capacity_sample(sd, ops_
 
 
 def test_weekly_png_when_matplotlib_is_installed(sd, ops_env):
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib")
     res = CliRunner().invoke(cli_mod.cli, ["-c", paths.catalog_file(), "report", "weekly", "--json"])
     out = json.loads(res.output)
     assert out["png"] and open(out["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
