@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
 from unified_ctl import config_history as history
-from unified_ctl import generator, paths, profiles, rollout
+from unified_ctl import changes, generator, paths, profiles
 from unified_ctl.catalog import load_catalog
 
 from ..fakes import FakeSystemd
@@ -273,17 +273,36 @@ def test_promote_without_a_trial_says_how_to_start_one(fake, ops_env):
     assert res.exit_code == 1 and "CONFIG=FILE unified-ctl profile switch" in res.output
 
 
-def test_changed_units_compare_what_systemd_reads_not_comments(ops_env):
+def test_between_compares_what_systemd_reads_not_comments(ops_env):
     a = load_catalog(paths.catalog_file(), env={})
     other = ops_env / "elsewhere" / "unified.yaml"
     other.parent.mkdir()
     other.write_text((ops_env / "etc" / "unified.yaml").read_text())
     b = load_catalog(str(other), env={})
-    services, sockets = rollout.changed_units(a, b)
     # only UNIFIED_CATALOG (the path) differs: every service, no socket
-    assert services == set(a.agents) and sockets == set()
-    assert rollout.changed_units(a, a) == (set(), set())
+    assert changes.between(a, b) == {n: "the global settings changed" for n in a.agents}
+    assert changes.between(a, a) == {}
     assert profiles.current_profile(a) == "core"
+
+
+def test_between_names_the_agents_that_read_a_section_only_at_start(ops_env):
+    a = load_catalog(paths.catalog_file(), env={})
+    edit(ops_env / "etc" / "unified.yaml", "vram_budget_percentage: 80", "vram_budget_percentage: 70")
+    b = load_catalog(paths.catalog_file(), env={})
+    assert changes.between(a, b) == {"ModelManagerSuite": "it reads models and routing only at start"}
+
+
+def test_rollback_of_a_models_change_restarts_the_model_manager_and_nothing_else(fake, ops_env):
+    apply_ok()
+    edit(ops_env / "etc" / "unified.yaml", "vram_budget_percentage: 80", "vram_budget_percentage: 70")
+    apply_ok()
+    start_core(fake)
+    res = ctl("config", "rollback", "--no-wait", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["restarted"] == ["ModelManagerSuite"]
+    assert data["why_restarted"] == {"ModelManagerSuite": "it reads models and routing only at start"}
+    assert [c for c in fake.calls if c[0] == "restart"] == [("restart", ("unified-agent@ModelManagerSuite.service",))]
 
 
 # ------------------------------------------------------------------ apply: who is stale
