@@ -86,7 +86,7 @@ def follow(sd, old: Catalog, new: Catalog, profile: str | None = None, wait: boo
     profile, daemon-reload, stop what left, start what joined, restart what changed."""
     target = profile or profiles.current_profile(new)
     profiles.require_known(new, target)
-    running = fleet.running_agents(old, sd) | fleet.running_agents(new, sd)
+    running = fleet.running_or_queued(old, sd) | fleet.running_or_queued(new, sd)
     plan = profiles.plan_switch(new, profiles.read_selected(), target, {a for a in running if a in new.agents})
     removed = sorted(a for a in running if a not in new.agents)
     if removed:  # agents the new catalog no longer has: their units are still loaded
@@ -157,22 +157,23 @@ class Trial:
     source: str
 
 
-def switch_catalog(ctx) -> Trial | None:
-    """Which catalog `profile switch` uses. CONFIG=FILE naming a catalog other than the live
-    one starts a trial of FILE (returned); otherwise the live catalog: the active trial when
-    there is one (a plain switch keeps trying it), else the permanent one. Sets ctx's catalog."""
-    named, trial = ctx.config, history.trial_catalog()
-    if _same(named, paths.catalog_file()) or (trial and _same(named, trial)):
-        if trial:
-            ctx.config = trial
-            ctx._catalog = load_catalog(trial)
+def switch_catalog(ctx, source: str | None) -> Trial | None:
+    """Which catalog `profile switch` uses. source (its $CONFIG, the runbook's staged rollout)
+    naming a catalog other than the live one starts a trial of it (returned); otherwise the
+    live catalog: the active trial when there is one (a plain switch keeps trying it), else
+    the permanent one. Sets ctx's catalog. Nothing else starts a trial."""
+    trial = history.trial_catalog()
+    if not source or _same(source, paths.catalog_file()) or (trial and _same(source, trial)):
+        ctx.config = trial or paths.catalog_file()
+        ctx._catalog = None
         return None
+    ctx.config, ctx._catalog = source, None
     new = ctx.catalog  # validates FILE: CatalogInvalid before anything is touched
     try:
         old = load_live()
     except UnifiedError:
         old = None
-    return Trial(old=old, new=new, source=named)
+    return Trial(old=old, new=new, source=source)
 
 
 def execute_switch(sd, cat: Catalog, plan: profiles.SwitchPlan, trial: Trial | None) -> tuple[Catalog, list[str]]:

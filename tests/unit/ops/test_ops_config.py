@@ -243,8 +243,21 @@ def test_abort_returns_to_the_permanent_catalog(fake, ops_env):
 
 def test_validate_with_config_is_a_pure_check(fake, ops_env):
     new = new_catalog(ops_env)
-    res = ctl("validate", env={"CONFIG": str(new)})
+    res = CliRunner().invoke(cli_mod.cli, ["-c", str(new), "validate"])
     assert res.exit_code == 0 and str(new) in res.output
+    res = ctl("validate", env={"CONFIG": str(new)})  # $CONFIG: not validate's, the live one is read
+    assert res.exit_code == 0 and str(new) not in res.output and paths.catalog_file() in res.output
+    assert history.trial_catalog() is None and fake.calls == []
+
+
+@pytest.mark.parametrize("args", [("profile", "switch", "core", "--no-wait"), ("recover", "--yes", "--keep-state")])
+def test_the_config_option_never_starts_a_trial(fake, ops_env, args):
+    apply_ok()
+    new = new_catalog(ops_env)
+    fake.calls.clear()
+    res = CliRunner().invoke(cli_mod.cli, ["-c", str(new), *args])
+    assert res.exit_code == 1
+    assert f"CONFIG={new} unified-ctl profile switch core" in res.output   # how to, instead
     assert history.trial_catalog() is None and fake.calls == []
 
 
