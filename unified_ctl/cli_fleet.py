@@ -340,8 +340,12 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
     seen = {a["name"]: a for a in (hub or {}).get("agents", [])}
     extra = {r.agent: {k: seen.get(r.agent, {}).get(k) for k in ("cpu_percent", "vram_bytes", "last_error")}
              for r in rows} if hub else {}
+    from .fleetlock import current_holder
+
+    busy = current_holder()
     if as_json:
         emit_json({"profile": current, "target_active": target_active, "counts": counts,
+                   "fleet_change": {"pid": busy.pid, "command": busy.command, "since": busy.since} if busy else None,
                    "auto_restart": not runtime.auto_restart_disabled(),
                    "overrides": runtime.overrides_in_force(),
                    "hub": {"health_score": hub["health_score"], "status": hub["status"],
@@ -371,6 +375,8 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
     _print_overrides(runtime.overrides_in_force())
     if runtime.auto_restart_disabled():
         click.echo("auto-restart is disabled until reboot: `unified-ctl auto-restart enable` turns it back on")
+    if busy:
+        click.echo(f"a fleet change is in progress: {busy}")
 
 
 def _probe_all(cat, rows) -> None:

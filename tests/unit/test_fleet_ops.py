@@ -113,6 +113,16 @@ def test_every_fleet_change_takes_the_lock(fake, holder, args):
     assert "another fleet operation is running" in res.stderr and fake.calls == []
 
 
+def test_status_names_the_fleet_change_in_progress(fake, holder):
+    assert json.loads(ctl("status", "--json", "--no-health").stdout)["fleet_change"] is None
+    p = holder()
+    data = json.loads(ctl("status", "--json", "--no-health").stdout)
+    assert data["fleet_change"]["pid"] == p.pid
+    assert data["fleet_change"]["command"] == "unified-ctl profile switch learning"
+    assert f"a fleet change is in progress: pid {p.pid} (unified-ctl profile switch learning, since" in \
+        ctl("status", "--no-health").stdout
+
+
 def test_a_second_switch_waits_for_the_first_and_says_for_whom(fake, holder):
     p = holder(1.0)
     res = ctl("profile", "switch", "core", "--no-wait")
