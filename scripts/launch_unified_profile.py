@@ -3,8 +3,8 @@
 
 Thin wrapper over `unified-ctl profile switch $PROFILE`: systemd starts the agents; this
 switches the profile, waits until every agent is ready and prints what started. Runbook
-variables (LOG_LEVEL, DEBUG_MODE, MAX_THREADS, …) apply to the agents until reboot;
-CONFIG=new.yaml tries another catalog.
+variables (LOG_LEVEL, DEBUG_MODE, MAX_THREADS, …) become overrides for every agent, printed,
+until reboot or `unified-ctl overrides clear`; CONFIG=new.yaml tries another catalog.
 """
 import os
 import sys

@@ -1,8 +1,9 @@
 """Load, merge and validate the catalog (/etc/unified/unified.yaml + conf.d/*.yaml).
 
 Every problem is collected (not just the first) and located by file, line and field; the
-message names the bad value and what is allowed. Environment variables from the runbook
-override the file and are validated the same way.
+message names the bad value and what is allowed. The runbook's environment variables
+override the file only where a caller passes them (env=): a launch validates them this way
+(runtime.py); everything else reads the file alone, whatever the shell holds.
 """
 from __future__ import annotations
 
@@ -33,19 +34,20 @@ ENV_OVERRIDES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
 }
 
 
-def catalog_path(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """FILE argument, else $CONFIG (runbook's staged rollout), else the installed catalog."""
+def catalog_path(explicit: str | None = None) -> str:
+    """FILE argument, else the installed catalog. ($CONFIG is `profile switch`'s alone: the
+    staged rollout, rollout.py.)"""
     from . import paths
 
-    env = os.environ if env is None else env
-    return explicit or env.get("CONFIG") or paths.catalog_file()
+    return explicit or paths.catalog_file()
 
 
 def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
                  dropins: bool = True) -> m.Catalog:
-    """Load and validate; raise CatalogInvalid listing every problem."""
-    env = os.environ if env is None else env
-    path = catalog_path(path, env)
+    """Load and validate; raise CatalogInvalid listing every problem. env: runbook variables
+    overriding settings (none by default: the caller's environment is not read)."""
+    env = {} if env is None else env
+    path = catalog_path(path)
     problems: list[Problem] = []
     data, marks = load_file(path, problems)
     sources = [path]

@@ -1,10 +1,12 @@
-"""Which running agents an `apply` leaves on old settings, and why.
+"""What a catalog change leaves stale in the running fleet, and why: the one answer to "who
+must restart" for `apply`, `config rollback|promote|abort` and a staged rollout's start.
 
 systemd reads a changed unit at daemon-reload but a running process keeps the environment,
 limits and command it started with, and a listening socket keeps its old port ("Socket unit
-configuration has changed while unit has been running"). So `apply` compares the
-generator's output before and after the reload, agent by agent; and for the built-in agents
-that read parts of the catalog only when they start (the models and routing of
+configuration has changed while unit has been running"). So the units rendered before and
+after are compared, agent by agent (`apply`: the generator's output on disk around its
+reload; the others: the pure renderer on both catalogs, `between`); and for the built-in
+agents that read parts of the catalog only when they start (the models and routing of
 ModelManagerSuite, the VRAM budgets of VRAMOptimizerAgent) the catalog sections as well.
 The other built-ins follow catalog edits by themselves (FleetView watches the file).
 """
@@ -17,6 +19,7 @@ from . import paths
 from .model import Catalog
 
 SETTINGS = "unified-agent@.service.d"
+PORTS_CHANGED = "its ports changed"  # the socket must be re-bound, not only the process restarted
 PREFIXES = ("unified-agent@", "unified-backend@")
 # builtin module -> what of the catalog it reads only at start (a function of the catalog)
 READ_AT_START = {
@@ -26,6 +29,12 @@ READ_AT_START = {
         c.settings.bind_address,
         c.agents["ModelManagerSuite"].port if "ModelManagerSuite" in c.agents else None)),
 }
+
+
+def _what_systemd_reads(data: bytes) -> bytes:
+    """Comments (the header names the catalog's files) and blank lines change nothing."""
+    return b"\n".join(ln for ln in data.splitlines()
+                      if ln.strip() and not ln.lstrip().startswith((b"#", b";")))
 
 
 def snapshot(root: str | None = None) -> dict[str, bytes]:
@@ -42,12 +51,25 @@ def snapshot(root: str | None = None) -> dict[str, bytes]:
             for name in os.listdir(full):
                 try:
                     with open(os.path.join(full, name), "rb") as f:
-                        # comments (the header names the catalog's files) change nothing
-                        out[f"{top}/{name}"] = b"".join(
-                            ln for ln in f if not ln.lstrip().startswith(b"#"))
+                        out[f"{top}/{name}"] = _what_systemd_reads(f.read())
                 except OSError:
                     pass
     return out
+
+
+def rendered(cat: Catalog, ncpu: int | None = None) -> dict[str, bytes]:
+    """What snapshot() would read after the generator rendered `cat` (pure, no I/O)."""
+    from .profiles import current_profile
+    from .render import render
+
+    files = render(cat, current_profile(cat), ncpu or os.cpu_count() or 1)
+    return {rel: _what_systemd_reads(text.encode()) for rel, text in files.items()
+            if isinstance(text, str) and "/" in rel and rel.startswith(PREFIXES)}
+
+
+def between(old: Catalog, new: Catalog, ncpu: int | None = None) -> dict[str, str]:
+    """stale() for two catalogs, rendering both (rollback, promote, abort, a trial's start)."""
+    return stale(rendered(old, ncpu), rendered(new, ncpu), old, new)
 
 
 def _agent_of(rel: str) -> str | None:
@@ -72,7 +94,7 @@ def stale(before: dict, after: dict, old: Catalog | None, new: Catalog) -> dict[
         elif agent in new.agents:
             if ".socket.d/" in rel:
                 socket_changed.add(agent)
-            out[agent] = "its ports changed" if agent in socket_changed else "its unit changed"
+            out[agent] = PORTS_CHANGED if agent in socket_changed else "its unit changed"
     if old is not None:
         for a in new.agents.values():
             spec = READ_AT_START.get(a.run.value) if a.run.kind == "builtin" else None
@@ -118,7 +140,7 @@ def still_stale(pending: dict[str, dict], cat: Catalog, props: dict) -> dict[str
         if a is None:
             continue
         since = float(rec.get("since", 0))
-        ports = rec.get("why") == "its ports changed"
+        ports = rec.get("why") == PORTS_CHANGED
         for unit, states in ((a.service, ("active", "activating", "reloading")),
                              (a.socket if ports else None, ("active",))):
             p = props.get(unit, {}) if unit else {}

@@ -18,9 +18,11 @@ from .catalog import catalog_path, load_catalog
 class Ctx:
     """Built once in the root group; commands take what they need from it lazily."""
 
-    def __init__(self, config: str | None):
-        # During a staged rollout (CONFIG=new.yaml profile switch) the trial is what runs:
-        # status, profile show and friends read it until `config promote` or `config abort`.
+    def __init__(self, config: str | None, lock_timeout: float | None = None):
+        # -c FILE only chooses what to read. During a staged rollout (CONFIG=new.yaml profile
+        # switch) the trial is what runs: status, profile show and friends read it until
+        # `config promote` or `config abort`.
+        self.config_given = config
         if config:
             self.config = catalog_path(config)
         else:
@@ -29,6 +31,23 @@ class Ctx:
             self.config = trial_catalog() or catalog_path(None)
         self._catalog = None
         self._sd = None
+        self.lock_timeout = lock_timeout
+
+    def fleet_lock(self):
+        """Hold the fleet lock for a command that changes the fleet (fleetlock.py)."""
+        from . import fleetlock
+
+        def waiting(holder):
+            click.echo(f"waiting for {holder or 'another fleet operation'} to finish (up to "
+                       f"{self.timeout_s:g} s; --lock-timeout) ...", err=True)
+
+        return fleetlock.hold(timeout=self.timeout_s, on_wait=waiting)
+
+    @property
+    def timeout_s(self) -> float:
+        from .fleetlock import DEFAULT_TIMEOUT
+
+        return DEFAULT_TIMEOUT if self.lock_timeout is None else self.lock_timeout
 
     @property
     def sd(self):
@@ -46,6 +65,18 @@ class Ctx:
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+def fleet_change(f):
+    """For a command that changes the fleet (under @pass_ctx): run it holding the fleet lock."""
+    import functools
+
+    @functools.wraps(f)
+    def locked(ctx: Ctx, *args, **kwargs):
+        with ctx.fleet_lock():
+            return f(ctx, *args, **kwargs)
+
+    return locked
 
 
 def _complete(kind: str):
@@ -78,13 +109,17 @@ def console():
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", metavar="FILE", envvar="CONFIG",
-              help="Catalog to use (default /etc/unified/unified.yaml; $CONFIG).")
+@click.option("--config", "-c", metavar="FILE",
+              help="Catalog to read (default /etc/unified/unified.yaml, or the one on trial). To try "
+                   "a catalog on the running fleet: CONFIG=FILE unified-ctl profile switch NAME.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="How long a command that changes the fleet waits for another one to finish "
+                   "(default 300; 0: refuse at once, naming it).")
 @click.version_option(__version__, prog_name="unified-ctl")
 @click.pass_context
-def cli(ctx: click.Context, config: str | None) -> None:
+def cli(ctx: click.Context, config: str | None, lock_timeout: float | None) -> None:
     """Run the unified-system agent fleet on systemd."""
-    ctx.obj = Ctx(config)
+    ctx.obj = Ctx(config, lock_timeout)
 
 
 @cli.command()

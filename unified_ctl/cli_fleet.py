@@ -8,7 +8,7 @@ import sys
 import click
 
 from . import fleet, ports, profiles, runtime
-from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, pass_ctx, profile
+from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, fleet_change, pass_ctx, profile
 from .errors import UnifiedError
 
 
@@ -28,22 +28,35 @@ def _fmt_secs(s: float | None) -> str:
     return f"{s / 3600:.1f}h"
 
 
-def _apply_runtime_env(ctx: Ctx) -> list[str]:
-    """DISABLE_AUTO_RESTART and the runbook's variables given to this launch. Returns notes."""
-    notes = []
-    changed = False
-    if runtime.disable_auto_restart_requested(os.environ):
-        if runtime.set_auto_restart(False):
-            changed = True
-        notes.append("auto-restart is disabled (DISABLE_AUTO_RESTART=true) until reboot; "
+def _apply_overrides(env: dict) -> tuple[list[str], bool]:
+    """DISABLE_AUTO_RESTART and the runbook's variables given to this launch (env: its
+    environment). Returns (one note per override in force, whether anything changed)."""
+    notes, changed = [], False
+    where = runtime.launch_environment_file()
+    if runtime.disable_auto_restart_requested(env):
+        changed |= runtime.set_auto_restart(False)
+        notes.append("auto-restart is disabled (DISABLE_AUTO_RESTART=true from the environment) until reboot; "
                      "turn it back on with `unified-ctl auto-restart enable`")
-    launch_env = runtime.launch_environment(os.environ)
-    if runtime.set_launch_environment(launch_env):
-        changed = True
-    if launch_env:
-        notes.append("launch environment for all agents until reboot: "
-                     + " ".join(f"{k}={v}" for k, v in launch_env.items()))
-    return notes if not changed else notes + ["__reload__"]
+    given = runtime.launch_environment(env)  # CatalogInvalid names each bad one: nothing changed
+    before = runtime.overrides_in_force()
+    changed |= runtime.add_launch_environment(given)
+    for var, value in runtime.overrides_in_force().items():
+        if var in given:
+            was = f", was {before[var]}" if var in before and before[var] != value else ""
+            notes.append(f"override {var}={value} (from the environment{was}) -> every agent, stored in {where} "
+                         "until reboot; clear with `unified-ctl overrides clear`")
+        else:
+            notes.append(f"override {var}={value} still in force (an earlier launch set it; {where}); "
+                         "clear with `unified-ctl overrides clear`")
+    return notes, changed
+
+
+def _restart_running(ctx: Ctx, cat, agents) -> int:
+    """The running processes of `agents` restart to take a new environment (their sockets
+    queue connections meanwhile; dormant agents take it at their next start)."""
+    services = [cat.agents[a].service for a in agents if a in cat.agents]
+    ctx.sd.try_restart(services)
+    return len(services)
 
 
 # -- apply ------------------------------------------------------------------------------
@@ -52,6 +65,7 @@ def _apply_runtime_env(ctx: Ctx) -> list[str]:
               help="Also restart the running agents whose settings changed (sockets keep queueing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
+@fleet_change
 def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
     """Validate the catalog and make it live (systemctl daemon-reload)."""
     from .generator import save_last_good
@@ -149,23 +163,63 @@ def profile_current(ctx: Ctx, as_json: bool) -> None:
 @pass_ctx
 def profile_switch(ctx: Ctx, name: str, dry_run: bool, no_wait: bool, timeout: float | None,
                    as_json: bool) -> None:
-    """Switch to profile NAME: start what it adds, stop what left, wait until ready."""
-    result = switch(ctx, name, dry_run=dry_run, wait=not no_wait, timeout=timeout, as_json=as_json)
+    """Switch to profile NAME: start what it adds, stop what runs outside it, wait until ready.
+
+    \b
+    The runbook's variables in this command's environment apply (the only command but the
+    launch script and recover that reads them):
+      LOG_LEVEL, DEBUG_MODE, CPU_PERCENT, MEMORY_MB, MAX_THREADS, VRAM_LIMIT_MB,
+      ENABLE_METRICS, ENABLE_TRACING, ENABLE_DATA_OPTIMIZER: overrides for every agent until
+        reboot or `unified-ctl overrides clear` (each is printed; `unified-ctl status` lists them)
+      DISABLE_AUTO_RESTART=true: as `unified-ctl auto-restart disable`
+      CONFIG=FILE: try FILE instead of the installed catalog (staged rollout; then
+        `unified-ctl config promote` or `config abort`)
+
+    One fleet change at a time: a switch waits for another one (or apply, agent start ...)
+    to finish (--lock-timeout)."""
+    result = switch(ctx, name, dry_run=dry_run, wait=not no_wait, timeout=timeout, as_json=as_json,
+                    env=os.environ, config=os.environ.get("CONFIG") or None)
     if result is not None and not result.ok:
         sys.exit(1)
 
 
 def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeout: float | None = None,
-           as_json: bool = False):
+           as_json: bool = False, env=None, config: str | None = None):
+    """env: the runbook variables of this launch ({}: none); config: its $CONFIG."""
     from . import rollout
 
+    _refuse_other_catalog(ctx, name)
+    if dry_run:
+        return _switch(ctx, rollout, name, True, wait, timeout, as_json, env or {}, config)
+    with ctx.fleet_lock():
+        return _switch(ctx, rollout, name, False, wait, timeout, as_json, env or {}, config)
+
+
+def _refuse_other_catalog(ctx: Ctx, name: str) -> None:
+    """-c FILE never starts a trial as a side effect: only the staged rollout does."""
+    if ctx.config_given and not _is_live(ctx.config_given):
+        raise UnifiedError(f"-c {ctx.config_given}: -c only chooses the catalog commands read; starting a profile "
+                           "runs the live one. To try that catalog on the fleet (staged rollout): "
+                           f"CONFIG={ctx.config_given} unified-ctl profile switch {name}")
+
+
+def _is_live(path: str) -> bool:
+    from . import paths
+    from .config_history import trial_catalog
+
+    return any(p and os.path.realpath(path) == os.path.realpath(p) for p in (paths.catalog_file(), trial_catalog()))
+
+
+def _switch(ctx: Ctx, rollout, name, dry_run, wait, timeout, as_json, env, config):
     # CONFIG=FILE (other than the live catalog) = staged rollout: FILE is tried, not made
     # permanent (rollout.py); with a trial active, a plain switch keeps using it.
-    trial = rollout.switch_catalog(ctx)
+    trial = rollout.switch_catalog(ctx, config)
     cat = ctx.catalog
     profiles.require_known(cat, name)
     old = profiles.current_profile(cat)
-    plan = profiles.plan_switch(cat, old, name, fleet.running_agents(cat, ctx.sd))
+    # What systemd runs or is about to (jobs queued by a switch killed halfway), not what
+    # the previous switch meant to run: leftovers of any earlier operation stop too.
+    plan = profiles.plan_switch(cat, old, name, fleet.running_or_queued(cat, ctx.sd))
     # (reading the host's listeners scans every process's fds: only when something starts)
     clashes = ports.clashes(cat, plan.start_agents, ports.live_listeners()) if plan.start_agents else []
     if dry_run:
@@ -184,34 +238,38 @@ def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeou
         return None
     if clashes:
         raise ports.PortInUse(clashes, f"switch to profile {name}")
-    notes = _apply_runtime_env(ctx)
-    reload_needed = "__reload__" in notes
-    notes = [n for n in notes if n != "__reload__"]
+    notes, reload_needed = _apply_overrides(env)
     cat, trial_notes = rollout.execute_switch(ctx.sd, cat, plan, trial)
     ctx._catalog = cat
     notes += trial_notes
     if reload_needed and plan.keep_agents:
         # The launch environment (LOG_LEVEL, VRAM_LIMIT_MB, …) or auto-restart changed: the
         # agents that keep running take it now (their sockets queue connections meanwhile).
-        ctx.sd.try_restart([cat.agents[a].service for a in plan.keep_agents if a in cat.agents])
-        notes.append(f"restarted the {len(plan.keep_agents)} running agents of the profile to apply it")
+        n = _restart_running(ctx, cat, plan.keep_agents)
+        notes.append(f"restarted the {n} running agents of the profile to apply it")
     if not as_json:
         for n in notes:
             click.echo(f"note: {n}")
         click.echo(f"switching {old} -> {name}: start {len(plan.start_agents)}, stop {len(plan.stop_agents)}, "
                    f"keep {len(plan.keep_agents)}")
+    overrides = runtime.overrides_in_force()
     if not wait:
         if as_json:
-            emit_json({**plan.to_dict(), "waited": False})
+            emit_json({**plan.to_dict(), "waited": False, "overrides": overrides, "notes": notes})
         return None
     limit = timeout if timeout is not None else cat.profiles[name].start_timeout_s
     result = _wait_with_progress(ctx, name, limit, quiet=as_json)
+    # Whatever still runs outside the profile now (started behind our back meanwhile) stops:
+    # when a switch returns, only the selected profile's agents run.
+    strays = profiles.stray_agents(cat, ctx.sd, name)
     report = profiles.failure_report(cat, ctx.sd, result) if not result.ok else []
     if as_json:
         emit_json({**plan.to_dict(), "ok": result.ok, "seconds": result.seconds,
                    "agents": [{"agent": a.agent, "mode": a.mode, "ready": a.ready, "state": a.state} for a in result.agents],
-                   "failed": report, "notes": notes})
+                   "failed": report, "notes": notes, "overrides": overrides, "stopped_strays": strays})
         return result
+    for a in strays:
+        click.echo(f"note: stopped {a}, which was running outside profile {name}")
     ready = sum(a.ready for a in result.agents)
     if result.ok:
         click.echo(f"profile {name}: {ready}/{len(result.agents)} agents ready in {result.seconds:.2f} s")
@@ -282,9 +340,14 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
     seen = {a["name"]: a for a in (hub or {}).get("agents", [])}
     extra = {r.agent: {k: seen.get(r.agent, {}).get(k) for k in ("cpu_percent", "vram_bytes", "last_error")}
              for r in rows} if hub else {}
+    from .fleetlock import current_holder
+
+    busy = current_holder()
     if as_json:
         emit_json({"profile": current, "target_active": target_active, "counts": counts,
+                   "fleet_change": {"pid": busy.pid, "command": busy.command, "since": busy.since} if busy else None,
                    "auto_restart": not runtime.auto_restart_disabled(),
+                   "overrides": runtime.overrides_in_force(),
                    "hub": {"health_score": hub["health_score"], "status": hub["status"],
                            "alerts": hub["alerts"]} if hub else None,
                    "agents": [{**r.to_dict(), **extra.get(r.agent, {})} for r in rows]})
@@ -309,8 +372,11 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
         firing = [a for a in hub["alerts"] if a["state"] == "firing"]
         click.echo(f"health score {hub['health_score']}/100 ({hub['status']}); alerts firing: "
                    + (", ".join(f"{a['name']} {a['labels'].get('agent', '')}".strip() for a in firing) or "none"))
+    _print_overrides(runtime.overrides_in_force())
     if runtime.auto_restart_disabled():
         click.echo("auto-restart is disabled until reboot: `unified-ctl auto-restart enable` turns it back on")
+    if busy:
+        click.echo(f"a fleet change is in progress: {busy}")
 
 
 def _probe_all(cat, rows) -> None:
@@ -340,6 +406,7 @@ def _check_ports(ctx: Ctx, agents, doing: str) -> None:
 @agent.command("start")
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
+@fleet_change
 def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Start agents now (socket and service; systemd pulls in their dependencies)."""
     agents = [ctx.catalog.agent(n).name for n in names]
@@ -353,6 +420,7 @@ def agent_start(ctx: Ctx, names: tuple[str, ...]) -> None:
 @agent.command("stop")
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
+@fleet_change
 def agent_stop(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Stop agents: service and socket, so no connection wakes them again."""
     units = profiles.units_of(ctx.catalog, [ctx.catalog.agent(n).name for n in names])
@@ -363,6 +431,7 @@ def agent_stop(ctx: Ctx, names: tuple[str, ...]) -> None:
 @agent.command("restart")
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_agents)
 @pass_ctx
+@fleet_change
 def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
     """Restart agents' processes; their sockets keep queueing connections meanwhile."""
     services = [ctx.catalog.agent(n).service for n in names]
@@ -376,6 +445,7 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
 @click.option("--timeout", type=float, default=None, help="Seconds (default: lazy_loader.load_timeout).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
+@fleet_change
 def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> None:
     """Activate an agent now with its dependencies and wait until it is healthy."""
     import time
@@ -467,13 +537,21 @@ def emergency_stop_all(ctx: Ctx) -> list[str]:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def emergency_stop(ctx: Ctx, yes: bool) -> None:
-    """Stop every agent and socket of unified-system now; the rest of the host is untouched."""
+    """Stop every agent and socket of unified-system now; the rest of the host is untouched.
+
+    Never waits for the fleet lock: a fleet change in progress (a switch, apply ...) is ended
+    first, and commands waiting for it give up."""
     if not yes:
         click.confirm("Stop ALL unified-system agents and sockets now?", abort=True)
     import time
 
+    from . import fleetlock
+
     t0 = time.monotonic()
-    left = emergency_stop_all(ctx)
+    with fleetlock.preempt() as ended:
+        if ended:
+            click.echo(f"ended {ended}, which was changing the fleet")
+        left = emergency_stop_all(ctx)
     if left:
         raise UnifiedError("still running after SIGKILL: " + ", ".join(left))
     click.echo(f"all unified-system agents and sockets stopped in {time.monotonic() - t0:.2f} s; "
@@ -487,27 +565,81 @@ def emergency_stop(ctx: Ctx, yes: bool) -> None:
 @click.option("--keep-state", is_flag=True, help="Do not clear /var/lib/unified.")
 @pass_ctx
 def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:
-    """Complete recovery: stop everything, clear state, start a profile with LOG_LEVEL=DEBUG."""
+    """Complete recovery: stop everything, clear state, start a profile with LOG_LEVEL=DEBUG
+    (an override until `unified-ctl overrides clear` or reboot)."""
     import shutil
 
-    state_dir = os.environ.get("UNIFIED_STATE_DIR", "/var/lib/unified")
+    from . import paths
+
+    state_dir = paths.state_dir()
     if not yes:
         what = "stop all agents" + ("" if keep_state else f", DELETE all state in {state_dir}")
         click.confirm(f"Recovery will {what} and start profile {profile_name} with LOG_LEVEL=DEBUG. Continue?",
                       abort=True)
+    _refuse_other_catalog(ctx, profile_name)
     profiles.require_known(ctx.catalog, profile_name)
-    left = emergency_stop_all(ctx)
-    if left:
-        raise UnifiedError("could not stop: " + ", ".join(left))
-    if not keep_state and os.path.isdir(state_dir):
-        for entry in os.listdir(state_dir):
-            p = os.path.join(state_dir, entry)
-            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
-        click.echo(f"cleared {state_dir}")
-    os.environ["LOG_LEVEL"] = "DEBUG"
-    result = switch(ctx, profile_name)
+    with ctx.fleet_lock():
+        left = emergency_stop_all(ctx)
+        if left:
+            raise UnifiedError("could not stop: " + ", ".join(left))
+        if not keep_state and os.path.isdir(state_dir):
+            for entry in os.listdir(state_dir):
+                p = os.path.join(state_dir, entry)
+                shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+            click.echo(f"cleared {state_dir}")
+        result = switch(ctx, profile_name, env={"LOG_LEVEL": "DEBUG"})
     if result is not None and not result.ok:
         sys.exit(1)
+
+
+# -- overrides (the runbook's variables given to a launch) --------------------------------
+@cli.group()
+def overrides() -> None:
+    """Show or clear the overrides a launch left for every agent (LOG_LEVEL=DEBUG ...)."""
+
+
+@overrides.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def overrides_show(as_json: bool) -> None:
+    """List the overrides in force and where they are stored."""
+    now = runtime.overrides_in_force()
+    if as_json:
+        emit_json({"overrides": now, "file": runtime.launch_environment_file() if now else None,
+                   "auto_restart": not runtime.auto_restart_disabled()})
+        return
+    _print_overrides(now)
+    if not now:
+        click.echo("no overrides: every agent runs on the catalog's settings")
+    if runtime.auto_restart_disabled():
+        click.echo("auto-restart is disabled until reboot: `unified-ctl auto-restart enable` turns it back on")
+
+
+def _print_overrides(now: dict) -> None:
+    if now:
+        click.echo(f"overrides in force until reboot ({runtime.launch_environment_file()}): "
+                   + " ".join(f"{k}={v}" for k, v in now.items())
+                   + "; `unified-ctl overrides clear` returns to the catalog's settings")
+
+
+@overrides.command("clear")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+@fleet_change
+def overrides_clear(ctx: Ctx, as_json: bool) -> None:
+    """Remove every override: agents return to the catalog's settings (the running ones
+    restart behind their sockets; dormant ones take it at their next start)."""
+    was = runtime.overrides_in_force()
+    restarted = 0
+    if runtime.set_launch_environment({}):
+        ctx.sd.daemon_reload()
+        restarted = _restart_running(ctx, ctx.catalog, sorted(fleet.running_agents(ctx.catalog, ctx.sd)))
+    if as_json:
+        emit_json({"cleared": was, "restarted": restarted})
+    elif was:
+        click.echo(f"cleared {' '.join(f'{k}={v}' for k, v in was.items())}; restarted the {restarted} running "
+                   "agents: they run on the catalog's settings")
+    else:
+        click.echo("no overrides were in force")
 
 
 @cli.group("auto-restart")

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from .cli import Ctx, cli, emit_json, pass_ctx
+from .cli import Ctx, cli, emit_json, fleet_change, pass_ctx
 from .errors import NeedsRoot, UnifiedError
 
 
@@ -82,6 +82,7 @@ def config_history_cmd(as_json: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for the profile to be ready.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
+@fleet_change
 def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, as_json: bool) -> None:
     """Restore the previous catalog (kept at every apply) and make the running profile follow it."""
     from . import rollout
@@ -99,6 +100,7 @@ def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, 
 @click.option("--no-wait", is_flag=True, help="Do not wait for the profile to be ready.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
+@fleet_change
 def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
     """Make the catalog on trial permanent: copy it to /etc/unified (kept in history)."""
     from . import paths, rollout
@@ -114,6 +116,7 @@ def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for the profile to be ready.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
+@fleet_change
 def config_abort(ctx: Ctx, no_wait: bool, as_json: bool) -> None:
     """Drop the catalog on trial and return to the permanent one (as a reboot would)."""
     from . import paths, rollout
@@ -208,7 +211,8 @@ def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bo
         v.cleanup()
         click.confirm(f"Replace the catalog and the state in {paths.state_dir()} with {path} "
                       f"({v.manifest['created']})?", abort=True)
-    res = r.restore(path, ctx.sd, allow_other_host=other_host, wait=not no_wait)
+    with ctx.fleet_lock():
+        res = r.restore(path, ctx.sd, allow_other_host=other_host, wait=not no_wait)
     if as_json:
         emit_json(res)
     else:

@@ -135,6 +135,18 @@ def running_agents(cat: Catalog, sd: Systemd) -> set[str]:
     return out
 
 
+def running_or_queued(cat: Catalog, sd: Systemd) -> set[str]:
+    """running_agents, plus agents systemd is about to start: a start job queued by a
+    switch killed halfway (or still running) shows no state yet but will run. Jobs first:
+    a unit whose job ends in between is then active, seen by list-units."""
+    out = set()
+    for row in sd.list_jobs(["unified-agent@*.service", "unified-agent@*.socket"]):
+        name = row["unit"][len("unified-agent@"):].rsplit(".", 1)[0]
+        if row["type"] != "stop" and name in cat.agents:
+            out.add(name)
+    return out | running_agents(cat, sd)
+
+
 def is_pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -173,13 +173,27 @@ def execute_switch(cat: Catalog, sd: Systemd, plan: SwitchPlan) -> None:
         units = units_of(cat, plan.stop_agents)
         sd.stop(units)
         sd.reset_failed(units)
-    # Only targets that are up: naming an unloaded target makes systemd load it and the
-    # hundreds of instances it wants (measured: 0.6 s) just to find it inactive.
+    # Only targets that are up or about to be (a start job queued by a switch killed
+    # halfway): naming an unloaded target makes systemd load it and the hundreds of
+    # instances it wants (measured: 0.6 s) just to find it inactive.
     up = {r["unit"] for r in sd.list_units(["unified-profile-*.target"]) if r["active"] != "inactive"}
+    up |= {j["unit"] for j in sd.list_jobs(["unified-profile-*.target"]) if j["type"] != "stop"}
     sd.stop([t for t in plan.stop_targets if t in up])
     # A failed unit of the new profile would not be retried by `start`: clear it first.
     sd.reset_failed(units_of(cat, plan.start_agents))
     sd.start([plan.target, "unified.target"], no_block=True)
+
+
+def stray_agents(cat: Catalog, sd: Systemd, profile: str) -> list[str]:
+    """Stop (service and socket) every agent running or queued outside `profile`; return them."""
+    from .fleet import running_or_queued
+
+    members = set(cat.profile(profile).agents)
+    strays = sorted(a for a in running_or_queued(cat, sd) if a not in members)
+    if strays:
+        sd.stop(units_of(cat, strays))
+        sd.reset_failed(units_of(cat, strays))
+    return strays
 
 
 def failure_report(cat: Catalog, sd: Systemd, result: WaitResult, lines: int = 8) -> list[dict]:

@@ -3,8 +3,9 @@ and rollback to an earlier catalog.
 
 Each ends with the running profile following the new catalog: the generator renders it
 (daemon-reload), the selected profile is re-planned against it (agents that left stop,
-service and socket; new ones start), and every running agent whose rendered units changed
-is restarted behind its socket, which queues connections meanwhile (nothing is refused).
+service and socket; new ones start), and every running agent the change leaves stale
+(changes.py, the same answer `apply` gives: its units changed, or a catalog section it reads
+only at start) is restarted behind its socket, which queues connections meanwhile (nothing is refused).
 Agents whose units did not change keep running untouched. Dormant agents need nothing:
 their next activation reads the new units.
 
@@ -17,56 +18,27 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from . import changes, fleet, paths, profiles
 from . import config_history as history
-from . import fleet, paths, profiles
 from .catalog import load_catalog
 from .errors import CatalogInvalid, UnifiedError
 from .model import Catalog
-from .render import render
 
 
 def _same(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _content(text) -> list[str]:
-    """What systemd reads of a rendered file: comment lines (headers naming the source
-    file) do not change a unit."""
-    if not isinstance(text, str):
-        return [repr(text)]
-    return [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("#", ";"))]
-
-
-def changed_units(old: Catalog, new: Catalog, ncpu: int | None = None) -> tuple[set[str], set[str]]:
-    """(agents whose service units changed, agents whose socket changed) between two
-    catalogs, from the pure renderer. Settings shared by every agent (10-settings.conf:
-    log level, limits, UNIFIED_CATALOG …) count as a change of every agent's service."""
-    ncpu = ncpu or os.cpu_count() or 1
-    a = render(old, profiles.current_profile(old), ncpu)
-    b = render(new, profiles.current_profile(new), ncpu)
-    every = _content(a.get("unified-agent@.service.d/10-settings.conf")) != \
-        _content(b.get("unified-agent@.service.d/10-settings.conf"))
-    services, sockets = set(), set()
-    for name in new.agents:
-        if name not in old.agents:
-            continue  # a new agent has nothing running to restart
-        keys = (f"unified-agent@{name}.service.d/50-catalog.conf", f"unified-backend@{name}.service.d/50-catalog.conf")
-        if every or any(_content(a.get(k)) != _content(b.get(k)) for k in keys):
-            services.add(name)
-        sock = f"unified-agent@{name}.socket.d/50-listen.conf"
-        if _content(a.get(sock)) != _content(b.get(sock)):
-            sockets.add(name)
-    return services, sockets
-
-
 def restart_changed(sd, old: Catalog, new: Catalog, agents) -> dict:
-    """Restart, among `agents`, those whose rendered units changed: a changed socket (port,
-    bind address) means stop service and socket and start them again; a changed service
-    means a restart of the running process. Dormant agents are left alone."""
-    services, sockets = changed_units(old, new)
-    cand = [a for a in agents if a in new.agents and (a in services or a in sockets)]
+    """Restart, among `agents`, those the change leaves stale (changes.between: their
+    rendered units, or catalog sections they read only at start): a changed socket (port,
+    bind address) means stop service and socket and start them again; otherwise a restart
+    of the running process. Dormant agents are left alone."""
+    stale = changes.between(old, new)
+    sockets = {a for a, why in stale.items() if why == changes.PORTS_CHANGED}
+    cand = [a for a in agents if a in new.agents and a in stale]
     if not cand:
-        return {"restarted": [], "sockets": []}
+        return {"restarted": [], "sockets": [], "why": {}}
     props = sd.show([new.agents[a].service for a in cand], ("Id", "ActiveState"))
     running = {a for a in cand if props.get(new.agents[a].service, {}).get("ActiveState")
                in ("active", "activating", "reloading")}
@@ -80,7 +52,8 @@ def restart_changed(sd, old: Catalog, new: Catalog, agents) -> dict:
         units = [new.agents[a].service for a in procs]
         sd.reset_failed(units)
         sd.restart(units)
-    return {"restarted": sorted(procs + [a for a in socks if a in running]), "sockets": sorted(socks)}
+    done = sorted(procs + [a for a in socks if a in running])
+    return {"restarted": done, "sockets": sorted(socks), "why": {a: stale[a] for a in done}}
 
 
 @dataclass
@@ -99,7 +72,8 @@ class FollowResult:
     def to_dict(self) -> dict:
         d = {"profile": self.profile, "ok": self.ok, "stopped": list(self.plan.stop_agents) + self.removed,
              "started": list(self.plan.start_agents), "restarted": self.restarted["restarted"],
-             "sockets_restarted": self.restarted["sockets"], "notes": self.notes}
+             "sockets_restarted": self.restarted["sockets"], "why_restarted": self.restarted.get("why", {}),
+             "notes": self.notes}
         if self.wait is not None:
             d["seconds"] = self.wait.seconds
             d["not_ready"] = [{"agent": a.agent, "state": a.state, "reason": a.reason} for a in self.wait.failed]
@@ -112,7 +86,7 @@ def follow(sd, old: Catalog, new: Catalog, profile: str | None = None, wait: boo
     profile, daemon-reload, stop what left, start what joined, restart what changed."""
     target = profile or profiles.current_profile(new)
     profiles.require_known(new, target)
-    running = fleet.running_agents(old, sd) | fleet.running_agents(new, sd)
+    running = fleet.running_or_queued(old, sd) | fleet.running_or_queued(new, sd)
     plan = profiles.plan_switch(new, profiles.read_selected(), target, {a for a in running if a in new.agents})
     removed = sorted(a for a in running if a not in new.agents)
     if removed:  # agents the new catalog no longer has: their units are still loaded
@@ -183,22 +157,23 @@ class Trial:
     source: str
 
 
-def switch_catalog(ctx) -> Trial | None:
-    """Which catalog `profile switch` uses. CONFIG=FILE naming a catalog other than the live
-    one starts a trial of FILE (returned); otherwise the live catalog: the active trial when
-    there is one (a plain switch keeps trying it), else the permanent one. Sets ctx's catalog."""
-    named, trial = ctx.config, history.trial_catalog()
-    if _same(named, paths.catalog_file()) or (trial and _same(named, trial)):
-        if trial:
-            ctx.config = trial
-            ctx._catalog = load_catalog(trial)
+def switch_catalog(ctx, source: str | None) -> Trial | None:
+    """Which catalog `profile switch` uses. source (its $CONFIG, the runbook's staged rollout)
+    naming a catalog other than the live one starts a trial of it (returned); otherwise the
+    live catalog: the active trial when there is one (a plain switch keeps trying it), else
+    the permanent one. Sets ctx's catalog. Nothing else starts a trial."""
+    trial = history.trial_catalog()
+    if not source or _same(source, paths.catalog_file()) or (trial and _same(source, trial)):
+        ctx.config = trial or paths.catalog_file()
+        ctx._catalog = None
         return None
+    ctx.config, ctx._catalog = source, None
     new = ctx.catalog  # validates FILE: CatalogInvalid before anything is touched
     try:
         old = load_live()
     except UnifiedError:
         old = None
-    return Trial(old=old, new=new, source=named)
+    return Trial(old=old, new=new, source=source)
 
 
 def execute_switch(sd, cat: Catalog, plan: profiles.SwitchPlan, trial: Trial | None) -> tuple[Catalog, list[str]]:
@@ -213,7 +188,7 @@ def execute_switch(sd, cat: Catalog, plan: profiles.SwitchPlan, trial: Trial | N
     if gone:
         sd.stop(profiles.units_of(trial.old, gone))
     profiles.execute_switch(new, sd, plan)
-    r = restart_changed(sd, trial.old, new, plan.keep_agents) if trial.old else {"restarted": []}
+    r = restart_changed(sd, trial.old, new, plan.keep_agents) if trial.old else {"restarted": [], "why": {}}
     notes.append(f"trying {trial.source} (until `unified-ctl config promote`; `unified-ctl config abort` or a "
                  f"reboot returns to {paths.catalog_file()}); restarted {len(r['restarted'])} running agents "
                  "whose units changed" + (f", stopped {len(gone)} the trial does not have" if gone else ""))

@@ -3,7 +3,12 @@ say "for now" (`systemctl set-property --runtime` writes the same kind of file).
 
 - DISABLE_AUTO_RESTART=true → Restart=no for every agent (runbook: disable auto-restart).
 - Runbook environment variables given to a launch (LOG_LEVEL=DEBUG, MAX_THREADS=4, …) →
-  Environment= for every agent, validated like the catalog.
+  Environment= for every agent, validated like the catalog: the *overrides*.
+
+Only a launch reads them (`profile switch`, the launch script, `recover`): the operator's
+shell is not configuration, so every other command ignores its environment. Overrides stay
+in force until reboot or `unified-ctl overrides clear` (a later switch without them keeps
+them and says so); a switch with some adds them to those in force.
 """
 from __future__ import annotations
 
@@ -82,6 +87,10 @@ def launch_environment(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+def launch_environment_file() -> str:
+    return _path(ENV_FILE)
+
+
 def read_launch_environment() -> dict[str, str]:
     out = {}
     try:
@@ -95,6 +104,11 @@ def read_launch_environment() -> dict[str, str]:
     return out
 
 
+def overrides_in_force() -> dict[str, str]:
+    """The runbook variables in force (without the OMP/MKL_NUM_THREADS that follow MAX_THREADS)."""
+    return {k: v for k, v in read_launch_environment().items() if k in ENV_OVERRIDES}
+
+
 def set_launch_environment(values: dict[str, str]) -> bool:
     """Replace the launch environment; empty removes it. True when something changed."""
     if values == read_launch_environment():
@@ -102,6 +116,11 @@ def set_launch_environment(values: dict[str, str]) -> bool:
     if not values:
         return _remove(ENV_FILE)
     body = "".join(f'Environment="{k}={v}"\n' for k, v in values.items())
-    _write(ENV_FILE, HEADER.format(why="launch environment", undo="unified-ctl profile switch NAME without them")
+    _write(ENV_FILE, HEADER.format(why="launch environment", undo="unified-ctl overrides clear")
            + "[Service]\n" + body)
     return True
+
+
+def add_launch_environment(values: dict[str, str]) -> bool:
+    """Add (or change) these overrides, keeping the others in force. True when something changed."""
+    return set_launch_environment({**read_launch_environment(), **values})

@@ -124,6 +124,16 @@ class Systemd:
                              "description": parts[4] if len(parts) > 4 else ""})
         return rows
 
+    def list_jobs(self, patterns: Sequence[str]) -> list[dict[str, str]]:
+        """Queued jobs of the units matching the glob patterns: {id, unit, type, state}."""
+        proc = self._run(["list-jobs", "--plain", "--no-legend", "--full", "--no-pager", "--", *patterns])
+        rows = []
+        for line in proc.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0].isdigit():
+                rows.append({"id": parts[0], "unit": parts[1], "type": parts[2], "state": parts[3]})
+        return rows
+
     def is_active(self, unit: str) -> bool:
         return self._run(["is-active", "--quiet", "--", unit], check=False).returncode == 0
 

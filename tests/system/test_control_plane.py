@@ -271,3 +271,132 @@ def test_apply_restart_moves_a_running_agent_to_its_new_port(core):
         core.run(["rm", "-f", dropin])
         core.run(["unified-ctl", "apply", "--restart"])
     core.wait_until(["curl", "-sf", "-m", "5", "http://127.0.0.1:5801/health"], timeout=30)
+
+
+# ------------------------------------------------------------------ one fleet change at a time
+LEARNING_ONLY = ("AsyncProcessor", "ContextManager", "ResourceManager", "LearningManager",
+                 "LearningOrchestrationService")
+
+
+def running_agents(c):
+    """Agents with a service or socket active, activating or failed (anything but stopped)."""
+    out = c.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "unified-agent@*"]).stdout
+    names = set()
+    for line in out.splitlines():
+        unit, _, active, sub = (line.split() + ["", "", "", ""])[:4]
+        if unit and not (active == "inactive" and sub == "dead"):
+            names.add(unit[len("unified-agent@"):].rsplit(".", 1)[0])
+    return names
+
+
+def profile_agents(c, name):
+    return {a["name"] for a in ctl_json(c, "profile", "show", name)[0]["agents"]}
+
+
+HOLDS_LOCK = ('until grep -q "\\"pid\\": $p," /run/unified/fleet.lock 2>/dev/null; do '
+              'kill -0 $p || break; sleep 0.02; done')
+
+
+@pytest.mark.parametrize("first,second", [("learning", "vision"), ("vision", "learning")])
+def test_two_switches_a_moment_apart_end_with_exactly_the_later_profile(core, first, second):
+    # the issue's case: two operators, two shells, 0.2 s apart
+    r = core.run(["sh", "-c", f"unified-ctl profile switch {first} >/root/sw1.out 2>&1 & p=$!; sleep 0.2; "
+                              f"unified-ctl profile switch {second} >/root/sw2.out 2>&1; r2=$?; "
+                              "wait $p; echo $? $r2"], timeout=300)
+    outs = {first: core.read_file("/root/sw1.out"), second: core.read_file("/root/sw2.out")}
+    assert r.stdout.split() == ["0", "0"], outs
+    # one ran after the other: the one that waited (normally the second) is what runs now
+    waited = [name for name, text in outs.items() if "waiting for pid " in text]
+    assert len(waited) == 1, outs
+    other = first if waited == [second] else second
+    assert f"(unified-ctl profile switch {other}, since" in outs[waited[0]]
+    assert core.read_file("/etc/unified/selected-profile").strip() == waited[0]
+    assert running_agents(core) == profile_agents(core, waited[0])
+    if waited[0] == "vision":
+        assert not set(LEARNING_ONLY) & running_agents(core)
+    core.run(["rm", "-f", "/root/sw1.out", "/root/sw2.out"])
+
+
+def test_a_switch_refuses_at_once_with_lock_timeout_0_naming_the_holder(core):
+    r = core.run(["sh", "-c", "unified-ctl profile switch learning >/dev/null 2>&1 & p=$!; " + HOLDS_LOCK + "; "
+                              "unified-ctl --lock-timeout 0 profile switch vision; r=$?; wait $p; echo rc=$r pid=$p"],
+                 check=False, timeout=300)
+    pid = r.stdout.split("pid=")[1].strip()
+    assert "rc=75" in r.stdout, r.stdout + r.stderr
+    assert f"another fleet operation is running: pid {pid} (unified-ctl profile switch learning" in r.stderr
+    assert core.read_file("/etc/unified/selected-profile").strip() == "learning"
+    assert running_agents(core) == profile_agents(core, "learning")
+
+
+def test_a_switch_killed_with_sigkill_halfway_is_repaired_by_the_next_switch(core):
+    # kill -9 as soon as systemd has begun starting learning's agents: its jobs stay queued,
+    # its lock file still names it
+    script = """
+unified-ctl profile switch learning >/dev/null 2>&1 & p=$!
+for i in $(seq 1 600); do
+  case "$(systemctl is-active unified-agent@LearningManager.service)" in active|activating) break;; esac
+  sleep 0.02
+done
+kill -9 $p; wait $p; echo killed=$?
+cat /run/unified/fleet.lock
+"""
+    r = core.run(["sh", "-c", script], timeout=120)
+    assert "killed=137" in r.stdout and '"command": "unified-ctl profile switch learning"' in r.stdout, r.stdout
+    r = core.run(["unified-ctl", "profile", "switch", "vision"], timeout=180)
+    assert "waiting for" not in r.stderr  # a dead holder's lock blocks nobody
+    assert running_agents(core) == profile_agents(core, "vision")
+    assert not set(LEARNING_ONLY) & running_agents(core)
+    assert core.run(["systemctl", "list-jobs", "--no-legend", "unified-*"]).stdout.strip() == ""
+
+
+def test_emergency_stop_during_a_switch_ends_the_switch_and_stops_everything(core):
+    r = core.run(["sh", "-c", "unified-ctl profile switch full >/root/sw.out 2>&1 & p=$!; " + HOLDS_LOCK + "; "
+                              "unified-ctl --lock-timeout 0 emergency-stop --yes; echo rc=$?; wait $p; echo switch=$?"],
+                 timeout=300)
+    assert "rc=0" in r.stdout and "switch=143" in r.stdout, r.stdout + r.stderr + core.read_file("/root/sw.out")
+    assert "ended pid " in r.stdout and "(unified-ctl profile switch full" in r.stdout
+    assert running_agents(core) == set()
+    core.run(["rm", "-f", "/root/sw.out"])
+
+
+# ------------------------------------------------------------------ overrides
+def agent_env(c, agent):
+    pid = c.unit_property(f"unified-agent@{agent}.service", "MainPID")
+    return dict(e.partition("=")[::2] for e in c.read_file(f"/proc/{pid}/environ").split("\0") if e)
+
+
+def test_runbook_variables_are_overrides_a_switch_prints_status_shows_and_clear_removes(core):
+    shell = {"LOG_LEVEL": "verbose", "MAX_THREADS": "lots"}  # another tool's, in the operator's shell
+    for cmd in (["profile", "list"], ["profile", "show", "core"], ["status", "--no-health"], ["validate"]):
+        r = core.run(["unified-ctl", *cmd], env=shell, check=False)
+        assert r.returncode == 0 and "verbose" not in r.stdout + r.stderr, (cmd, r.stderr)
+    try:
+        r = core.run(["unified-ctl", "profile", "switch", "core"], env={"LOG_LEVEL": "DEBUG"}, timeout=180)
+        where = "/run/systemd/system/unified-agent@.service.d/60-launch-environment.conf"
+        assert (f"note: override LOG_LEVEL=DEBUG (from the environment) -> every agent, stored in {where} "
+                "until reboot; clear with `unified-ctl overrides clear`") in r.stdout
+        assert agent_env(core, "ServiceRegistry")["LOG_LEVEL"] == "DEBUG"
+        status, _ = ctl_json(core, "status", "--no-health")
+        assert status["overrides"] == {"LOG_LEVEL": "DEBUG"}
+        assert "overrides in force until reboot" in core.run(["unified-ctl", "status", "--no-health"]).stdout
+        r = core.run(["unified-ctl", "profile", "switch", "core"], timeout=180)  # someone else, no variables
+        assert "override LOG_LEVEL=DEBUG still in force" in r.stdout
+        assert agent_env(core, "ServiceRegistry")["LOG_LEVEL"] == "DEBUG"
+        r = core.run(["unified-ctl", "overrides", "clear"], timeout=180)
+        assert "cleared LOG_LEVEL=DEBUG; restarted the 16 running agents" in r.stdout
+        core.wait_until(["curl", "-sf", "-m", "2", "http://127.0.0.1:8200/health"], timeout=30)
+        assert agent_env(core, "ServiceRegistry")["LOG_LEVEL"] == "INFO"  # the catalog's
+        assert ctl_json(core, "status", "--no-health")[0]["overrides"] == {}
+    finally:
+        core.run(["unified-ctl", "overrides", "clear"], check=False, timeout=180)
+
+
+def test_the_config_option_never_starts_a_trial(core):
+    core.run(["cp", "/etc/unified/unified.yaml", "/root/other.yaml"])
+    try:
+        r = core.run(["unified-ctl", "-c", "/root/other.yaml", "profile", "switch", "core"], check=False)
+        assert r.returncode == 1 and "CONFIG=/root/other.yaml unified-ctl profile switch core" in r.stderr
+        assert core.run(["test", "-e", "/run/unified/trial"], check=False).returncode == 1
+        assert "OK /root/other.yaml" in core.run(["unified-ctl", "-c", "/root/other.yaml", "validate"]).stdout
+    finally:
+        core.run(["rm", "-f", "/root/other.yaml"])

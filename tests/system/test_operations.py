@@ -175,6 +175,38 @@ def test_rollback_restores_the_previous_catalog_and_the_running_profile_follows_
         c.run(["rm", "-rf", "/root/stage", "/etc/unified/conf.d/50-systest-v2.yaml"])
 
 
+MODELS_DROPIN = "/etc/unified/conf.d/50-systest-models.yaml"
+
+
+def started(c, agent):
+    """(MainPID, ActiveEnterTimestamp) of an agent's service: both change when it restarts."""
+    out = c.run(["systemctl", "show", "-p", "MainPID,ActiveEnterTimestampMonotonic",
+                 f"unified-agent@{agent}.service"]).stdout
+    return tuple(sorted(out.split()))
+
+
+def test_rolling_back_a_models_change_restarts_the_model_manager_and_nothing_else(core):
+    # models: is read by ModelManagerSuite only at start; no unit changes with it
+    c = core
+    c.run(["unified-ctl", "apply", "--restart"])
+    c.write_file(MODELS_DROPIN, "models:\n  vram_budget_percentage: 70\n")
+    try:
+        data, _ = ctl_json(c, "apply", "--restart")
+        assert data["stale"] == {"ModelManagerSuite": "it reads models and routing only at start"}, data
+        others = ("ServiceRegistry", "MemoryClient", "SystemDigitalTwin", "LazyLoader", "VRAMOptimizerAgent")
+        before = {a: started(c, a) for a in ("ModelManagerSuite",) + others}
+        back, r = ctl_json(c, "config", "rollback", check=False, timeout=180)
+        assert r.returncode == 0 and back["ok"], r.stdout + r.stderr
+        assert back["removed_dropins"] == ["conf.d/50-systest-models.yaml"]
+        assert back["restarted"] == ["ModelManagerSuite"], back
+        assert back["why_restarted"] == {"ModelManagerSuite": "it reads models and routing only at start"}
+        assert started(c, "ModelManagerSuite") != before["ModelManagerSuite"]
+        assert {a: started(c, a) for a in others} == {a: before[a] for a in others}
+    finally:
+        c.run(["rm", "-f", MODELS_DROPIN])
+        c.run(["unified-ctl", "apply", "--restart"])
+
+
 def test_a_reboot_drops_a_trial_and_boots_the_permanent_catalog(new_container):
     c = new_container()
     c.run(["mkdir", "-p", "/root/stage/conf.d"])

@@ -8,6 +8,11 @@ from __future__ import annotations
 import time
 
 
+def _matches(unit: str, pattern: str) -> bool:
+    prefix, star, suffix = pattern.partition("*")
+    return unit == pattern or bool(star and unit.startswith(prefix) and unit.endswith(suffix))
+
+
 class FakeSystemd:
     def __init__(self, catalog=None):
         self.calls: list[tuple] = []
@@ -15,6 +20,7 @@ class FakeSystemd:
         self.catalog = catalog
         self.journal: dict[str, list[str]] = {}
         self.entered: dict[str, int] = {}  # unit -> ActiveEnterTimestampMonotonic (µs)
+        self.jobs: list[tuple[str, str]] = []  # (unit, type) queued, not run yet (run_jobs runs them)
 
     def _log(self, *call):
         self.calls.append(call)
@@ -40,9 +46,18 @@ class FakeSystemd:
                     if a.required or n in prof.autoload:
                         self._activate(a.service)
 
+    def run_jobs(self):
+        """The queued start jobs complete (what systemd does after a killed switch)."""
+        for u, kind in self.jobs:
+            if kind == "start":
+                self._activate(u)
+        self.jobs = []
+
     def stop(self, units, no_block=False):
         units = list(units)
         self._log("stop", tuple(units))
+        # a stop job replaces a unit's queued start job, as systemd's does
+        self.jobs = [(u, k) for u, k in self.jobs if not any(_matches(u, p) for p in units)]
         for u in units:
             if "*" in u:
                 prefix, suffix = u.split("*", 1)
@@ -90,6 +105,14 @@ class FakeSystemd:
                     rows.append({"unit": u, "load": "loaded", "active": act,
                                  "sub": "running" if act == "active" else "dead", "description": ""})
                     break
+        return rows
+
+    def list_jobs(self, patterns):
+        """Jobs queued and not run yet: (unit, type) pairs a test puts in self.jobs."""
+        rows = []
+        for i, (u, kind) in enumerate(self.jobs):
+            if any(_matches(u, p) for p in patterns):
+                rows.append({"id": str(i + 1), "unit": u, "type": kind, "state": "waiting"})
         return rows
 
     def is_active(self, unit):

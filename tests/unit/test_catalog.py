@@ -303,20 +303,18 @@ def test_bad_environment_and_bad_file_are_reported_together(tmp_path):
     assert sorted(p.where for p in info.value.problems) == ["CPU_PERCENT", "settings.log_level"]
 
 
-def test_environment_defaults_to_the_process_environment(tmp_path, monkeypatch):
-    for var in RUNBOOK_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("LOG_LEVEL", "warning")
-    assert load_catalog(str(mini(tmp_path))).settings.log_level == "WARNING"
+def test_the_process_environment_is_not_read_unless_passed(tmp_path, monkeypatch):
+    # an operator's shell (LOG_LEVEL=verbose for another tool) is not configuration
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    monkeypatch.setenv("CONFIG", "/nonexistent.yaml")
+    assert load_catalog(str(mini(tmp_path))).settings.log_level == "INFO"
 
 
-def test_config_variable_selects_the_catalog_file(tmp_path):
-    path = str(mini(tmp_path))
-    assert catalog_path(None, {"CONFIG": path}) == path
-    assert catalog_path("/explicit.yaml", {"CONFIG": path}) == "/explicit.yaml"
-    assert catalog_path(None, {}) == DEFAULT_PATH == "/etc/unified/unified.yaml"
-    cat = load_catalog(None, env={"CONFIG": path})
-    assert cat.path == path and len(cat.agents) == 6
+def test_catalog_path_is_the_argument_else_the_installed_catalog(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONFIG", str(mini(tmp_path)))   # `profile switch`'s alone (rollout.py)
+    monkeypatch.delenv("UNIFIED_ETC", raising=False)
+    assert catalog_path("/explicit.yaml") == "/explicit.yaml"
+    assert catalog_path(None) == DEFAULT_PATH == "/etc/unified/unified.yaml"
 
 
 # -- graph helpers -------------------------------------------------------------------------------

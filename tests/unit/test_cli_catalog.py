@@ -57,10 +57,13 @@ def test_validate_real_catalog_says_ok_with_the_counts():
     assert result.output.startswith(f"OK {REAL}: {SUMMARY} (core 16, vision 21, learning 34, tutoring 26, full 77)")
 
 
-def test_validate_without_file_uses_config_option_or_variable():
+def test_validate_without_file_uses_the_config_option_and_never_the_config_variable(tmp_path):
     assert SUMMARY in invoke("--config", REAL, "validate").output
+    # $CONFIG is the staged rollout's (`CONFIG=FILE unified-ctl profile switch`): validate
+    # reads the installed catalog, here none
     result = invoke("validate", env={"CONFIG": REAL})
-    assert result.exit_code == 0 and SUMMARY in result.output
+    assert result.exit_code == 1 and SUMMARY not in result.output
+    assert os.environ["UNIFIED_ETC"] in result.output
 
 
 def test_validate_malformed_exits_1_with_file_line_field_and_no_traceback(broken):
@@ -126,11 +129,16 @@ def test_validate_names_the_dropins_it_merged_and_can_skip_them(tmp_path):
     assert f"drop-ins: {tmp_path / 'conf.d' / '10-x.yaml'}" in invoke("validate", path).output
 
 
-def test_validate_reports_a_bad_environment_override(monkeypatch):
-    monkeypatch.setenv("CPU_PERCENT", "250")
-    result = invoke("validate", REAL)
-    assert result.exit_code == 1
-    assert "environment: CPU_PERCENT: 250 is out of range; allowed: an integer 1-100" in result.output
+@pytest.mark.parametrize("args", [("validate", REAL), ("--config", REAL, "profile", "list", "--json"),
+                                  ("--config", REAL, "profile", "show", "core", "--json")])
+def test_read_only_commands_ignore_the_operators_shell(monkeypatch, args):
+    # LOG_LEVEL=verbose belongs to some other tool the operator uses: not configuration
+    for var, value in (("LOG_LEVEL", "verbose"), ("CPU_PERCENT", "250"), ("MAX_THREADS", "0"),
+                       ("ENABLE_METRICS", "maybe")):
+        monkeypatch.setenv(var, value)
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "environment" not in result.output
 
 
 # -- profile list / show -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Profile switching is an explicit diff of agent sets, driven through the systemd seam."""
 import pathlib
+import shutil
 import sys
 
 import pytest
@@ -24,6 +25,8 @@ def cat():
 def env(tmp_path, monkeypatch):
     # the host's own listeners must not decide these tests (see the port tests below)
     monkeypatch.setattr(ports, "live_listeners", lambda: [])
+    (tmp_path / "etc").mkdir()
+    shutil.copy(CATALOG, tmp_path / "etc" / "unified.yaml")  # the installed (live) catalog
     monkeypatch.setenv("UNIFIED_ETC", str(tmp_path / "etc"))
     monkeypatch.setenv("UNIFIED_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("UNIFIED_RUNTIME_UNITS", str(tmp_path / "units"))
@@ -94,7 +97,7 @@ def test_dry_run_prints_plan_and_changes_nothing(cat, env, monkeypatch):
     running_after(cat, fake, "learning")
     fake.calls.clear()
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--dry-run"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "stop (service and socket): 18" in res.output
     assert [c for c in fake.calls if c[0] != "show"] == []
@@ -106,14 +109,14 @@ def test_dry_run_json_lists_the_plan(cat, env, monkeypatch):
 
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--dry-run", "--json"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "learning", "--dry-run", "--json"])
     data = json.loads(res.output)
     assert data["dry_run"] is True and len(data["start"]) == 34 and data["stop"] == []
 
 
 def test_switch_to_unknown_profile_names_the_allowed_ones(cat, env, monkeypatch):
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: FakeSystemd(cat)))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "nope"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "nope"])
     assert res.exit_code == 1
     assert "unknown profile 'nope'; allowed: core, vision, learning, tutoring, full" in res.output
 
@@ -124,7 +127,7 @@ def test_disable_auto_restart_env_writes_runtime_dropin_and_says_how_to_undo(cat
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     monkeypatch.setenv("DISABLE_AUTO_RESTART", "true")
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--no-wait"])
     assert res.exit_code == 0, res.output
     assert runtime.auto_restart_disabled()
     assert "unified-ctl auto-restart enable" in res.output
@@ -138,11 +141,11 @@ def test_launch_environment_is_validated_and_written_for_all_agents(cat, env, mo
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     monkeypatch.setenv("LOG_LEVEL", "debug")
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--no-wait"])
     assert res.exit_code == 0, res.output
     assert runtime.read_launch_environment() == {"LOG_LEVEL": "DEBUG"}
     monkeypatch.setenv("LOG_LEVEL", "LOUD")
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--no-wait"])
     assert res.exit_code == 1
     assert "environment: LOG_LEVEL: 'LOUD' is not a log level" in res.output
 
@@ -150,14 +153,14 @@ def test_launch_environment_is_validated_and_written_for_all_agents(cat, env, mo
 def test_agent_stop_stops_socket_too(cat, env, monkeypatch):
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "stop", "TutorAgent"])
+    res = CliRunner().invoke(cli_mod.cli, ["agent", "stop", "TutorAgent"])
     assert res.exit_code == 0, res.output
     assert ("stop", ("unified-agent@TutorAgent.socket", "unified-agent@TutorAgent.service")) in fake.calls
 
 
 def test_agent_with_unknown_name_suggests_close_ones(cat, env, monkeypatch):
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: FakeSystemd(cat)))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "stop", "TutorAgnt"])
+    res = CliRunner().invoke(cli_mod.cli, ["agent", "stop", "TutorAgnt"])
     assert res.exit_code == 1 and "did you mean TutorAgent" in res.output
 
 
@@ -165,9 +168,9 @@ def test_emergency_stop_requires_confirmation_and_stops_all_our_units(cat, env, 
     fake = FakeSystemd(cat)
     running_after(cat, fake, "core")
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "emergency-stop"], input="n\n")
+    res = CliRunner().invoke(cli_mod.cli, ["emergency-stop"], input="n\n")
     assert res.exit_code != 0 and not any(c[0] == "stop" for c in fake.calls)
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "emergency-stop", "--yes"])
+    res = CliRunner().invoke(cli_mod.cli, ["emergency-stop", "--yes"])
     assert res.exit_code == 0, res.output
     assert not any(fake.is_active(u) for u in fake.state)
 
@@ -178,9 +181,8 @@ def test_status_json_classifies_dormant_agents(cat, env, monkeypatch):
     fake = FakeSystemd(cat)
     running_after(cat, fake, "tutoring")
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
-    (env / "etc").mkdir()
     (env / "etc" / "selected-profile").write_text("tutoring\n")
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "status", "--json", "--no-health"])
+    res = CliRunner().invoke(cli_mod.cli, ["status", "--json", "--no-health"])
     data = json.loads(res.output)
     states = {a["agent"]: a["state"] for a in data["agents"]}
     assert states["TutorAgent"] == "dormant" and states["ServiceRegistry"] == "active"
@@ -192,12 +194,12 @@ def test_a_changed_launch_environment_restarts_the_agents_that_keep_running(cat,
     running_after(cat, fake, "core")
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     monkeypatch.setenv("VRAM_LIMIT_MB", "2000")
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--no-wait"])
     assert res.exit_code == 0, res.output
     restarted = [c for c in fake.calls if c[0] == "try-restart"]
     assert len(restarted) == 1 and len(restarted[0][1]) == 16
     fake.calls.clear()  # same environment again: nothing to restart
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "core", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "core", "--no-wait"])
     assert not [c for c in fake.calls if c[0] == "try-restart"]
 
 
@@ -262,13 +264,13 @@ def test_switch_refuses_before_changing_anything_when_a_port_is_taken(cat, env, 
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     monkeypatch.setattr(ports, "live_listeners",
                         lambda: [ports.Listener("0.0.0.0", 9010, 812, "otherd")])
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "learning"])
     assert res.exit_code == 1
     assert "cannot switch to profile learning: 1 port(s) already in use, nothing was changed" in res.output
     assert "ObservabilityHub_PC2: agent port 9010" in res.output and "Traceback" not in res.output
     assert [c for c in fake.calls if c[0] not in ("show", "list_units")] == []
     assert profiles.read_selected() is None
-    dry = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--dry-run"])
+    dry = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "learning", "--dry-run"])
     assert dry.exit_code == 0 and "would fail: ObservabilityHub_PC2: agent port 9010" in dry.output
 
 
@@ -278,9 +280,9 @@ def test_a_port_held_by_an_agent_that_keeps_running_is_no_clash(cat, env, monkey
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
     # systemd itself listens on the registry's port: its socket is ours and stays
     monkeypatch.setattr(ports, "live_listeners", lambda: [ports.Listener("127.0.0.1", 7200, 1, "systemd")])
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "profile", "switch", "learning", "--no-wait"])
+    res = CliRunner().invoke(cli_mod.cli, ["profile", "switch", "learning", "--no-wait"])
     assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(cli_mod.cli, ["-c", CATALOG, "agent", "start", "ServiceRegistry"])
+    res = CliRunner().invoke(cli_mod.cli, ["agent", "start", "ServiceRegistry"])
     assert res.exit_code == 0, res.output
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
 from unified_ctl import config_history as history
-from unified_ctl import generator, paths, profiles, rollout
+from unified_ctl import changes, generator, paths, profiles
 from unified_ctl.catalog import load_catalog
 
 from ..fakes import FakeSystemd
@@ -243,8 +243,21 @@ def test_abort_returns_to_the_permanent_catalog(fake, ops_env):
 
 def test_validate_with_config_is_a_pure_check(fake, ops_env):
     new = new_catalog(ops_env)
-    res = ctl("validate", env={"CONFIG": str(new)})
+    res = CliRunner().invoke(cli_mod.cli, ["-c", str(new), "validate"])
     assert res.exit_code == 0 and str(new) in res.output
+    res = ctl("validate", env={"CONFIG": str(new)})  # $CONFIG: not validate's, the live one is read
+    assert res.exit_code == 0 and str(new) not in res.output and paths.catalog_file() in res.output
+    assert history.trial_catalog() is None and fake.calls == []
+
+
+@pytest.mark.parametrize("args", [("profile", "switch", "core", "--no-wait"), ("recover", "--yes", "--keep-state")])
+def test_the_config_option_never_starts_a_trial(fake, ops_env, args):
+    apply_ok()
+    new = new_catalog(ops_env)
+    fake.calls.clear()
+    res = CliRunner().invoke(cli_mod.cli, ["-c", str(new), *args])
+    assert res.exit_code == 1
+    assert f"CONFIG={new} unified-ctl profile switch core" in res.output   # how to, instead
     assert history.trial_catalog() is None and fake.calls == []
 
 
@@ -273,17 +286,36 @@ def test_promote_without_a_trial_says_how_to_start_one(fake, ops_env):
     assert res.exit_code == 1 and "CONFIG=FILE unified-ctl profile switch" in res.output
 
 
-def test_changed_units_compare_what_systemd_reads_not_comments(ops_env):
+def test_between_compares_what_systemd_reads_not_comments(ops_env):
     a = load_catalog(paths.catalog_file(), env={})
     other = ops_env / "elsewhere" / "unified.yaml"
     other.parent.mkdir()
     other.write_text((ops_env / "etc" / "unified.yaml").read_text())
     b = load_catalog(str(other), env={})
-    services, sockets = rollout.changed_units(a, b)
     # only UNIFIED_CATALOG (the path) differs: every service, no socket
-    assert services == set(a.agents) and sockets == set()
-    assert rollout.changed_units(a, a) == (set(), set())
+    assert changes.between(a, b) == {n: "the global settings changed" for n in a.agents}
+    assert changes.between(a, a) == {}
     assert profiles.current_profile(a) == "core"
+
+
+def test_between_names_the_agents_that_read_a_section_only_at_start(ops_env):
+    a = load_catalog(paths.catalog_file(), env={})
+    edit(ops_env / "etc" / "unified.yaml", "vram_budget_percentage: 80", "vram_budget_percentage: 70")
+    b = load_catalog(paths.catalog_file(), env={})
+    assert changes.between(a, b) == {"ModelManagerSuite": "it reads models and routing only at start"}
+
+
+def test_rollback_of_a_models_change_restarts_the_model_manager_and_nothing_else(fake, ops_env):
+    apply_ok()
+    edit(ops_env / "etc" / "unified.yaml", "vram_budget_percentage: 80", "vram_budget_percentage: 70")
+    apply_ok()
+    start_core(fake)
+    res = ctl("config", "rollback", "--no-wait", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["restarted"] == ["ModelManagerSuite"]
+    assert data["why_restarted"] == {"ModelManagerSuite": "it reads models and routing only at start"}
+    assert [c for c in fake.calls if c[0] == "restart"] == [("restart", ("unified-agent@ModelManagerSuite.service",))]
 
 
 # ------------------------------------------------------------------ apply: who is stale
