@@ -231,14 +231,28 @@ class RequestCoordinator(Agent):
     # ------------------------------------------------------------ tasks
     def handle_task(self, task: dict):
         ttype = task["type"]
+        target = self.route_of(ttype)
+        req = self.request
+        rid = req.request_id
+        if not target.slots.acquire(blocking=False):
+            self._count(ttype, target.agent, "busy")
+            raise HTTPError(503, f"{target.agent} already has {self.concurrency} tasks in flight",
+                            agent=target.agent, headers={"Retry-After": "1"})
+        try:
+            return self._forward(target, ttype, req.body, rid)
+        finally:
+            target.slots.release()
+
+    def route_of(self, ttype: str) -> Target:
+        """The target serving `ttype` in the current profile; 400 unknown type, 409 served
+        only outside the profile."""
         target = self._routing().get(ttype)
         if target is None or not target.in_profile:
             # Before refusing: the profile or catalog may have changed since the watcher's
-            # last look (a switch that just finished). Three stat calls, off the hot path.
-            if self.view.refresh_catalog():
-                target = self._routing().get(ttype)
-        req = self.request
-        rid = req.request_id
+            # last look (a switch that just finished). Three stat calls, off the hot path;
+            # _routing() rebuilds when the snapshot is newer, whoever reloaded it.
+            self.view.current()
+            target = self._routing().get(ttype)
         if target is None:
             known = sorted(self.routes)
             self._count(ttype, "-", "unknown_type")
@@ -252,14 +266,7 @@ class RequestCoordinator(Agent):
                                  f"{', '.join(target.profiles)} (unified-ctl profile switch NAME)",
                             agent=target.agent, profile=snap.profile,
                             profiles=list(target.profiles))
-        if not target.slots.acquire(blocking=False):
-            self._count(ttype, target.agent, "busy")
-            raise HTTPError(503, f"{target.agent} already has {self.concurrency} tasks in flight",
-                            agent=target.agent, headers={"Retry-After": "1"})
-        try:
-            return self._forward(target, ttype, req.body, rid)
-        finally:
-            target.slots.release()
+        return target
 
     def _forward(self, target: Target, ttype: str, body: bytes, rid: str):
         agent = target.agent
