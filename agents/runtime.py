@@ -18,7 +18,7 @@ import socket
 import time
 from _queue import SimpleQueue
 
-from . import __version__
+from . import __version__, idempotency
 from .agent import Agent, Router, is_coroutine, is_coroutine_function
 from .config import ConfigError
 from .guard import Guard, install as install_guard, is_loopback, load_token
@@ -188,6 +188,7 @@ class Runtime:
                              on_error=self._internal_error,
                              server_name=f"unified-agent/{__version__}")
         self.pool = WorkerPool(config.max_threads)
+        self.keys = idempotency.Keys()   # Idempotency-Key of POST /task
         # mutating routes: local callers or the token (guard.py); installed for the SDK client
         self.guard = Guard(load_token(config.env.environ), (config.bind,))
         install_guard(self.guard)
@@ -615,14 +616,30 @@ class Runtime:
 
     def _task_sync(self, req):
         task = self._task_of(req)
-        result = self.agent.handle_task(task)
-        if is_coroutine(result):
-            result = self.get_aio().run_sync(result)
-        return self._envelope(req, task, result)
+        key = idempotency.key_of(req)
+
+        def run():
+            result = self.agent.handle_task(task)
+            if is_coroutine(result):
+                result = self.get_aio().run_sync(result)
+            return self._envelope(req, task, result)
+        if key is None:
+            return run()
+        return self.keys.run(key, req.body, lambda: self.to_response(run()),
+                             getattr(self.agent, "idempotency_store", None))
 
     async def _task_async(self, req):
         task = self._task_of(req)
-        return self._envelope(req, task, await self.agent.handle_task(task))
+        key = idempotency.key_of(req)
+
+        async def run():
+            return self._envelope(req, task, await self.agent.handle_task(task))
+        if key is None:
+            return await run()
+
+        async def respond():
+            return self.to_response(await run())
+        return await self.keys.run_async(key, req.body, respond)
 
 
 def _num(x: float) -> str:

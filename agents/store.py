@@ -38,6 +38,7 @@ Errors are HTTPError subclasses so that a handler may simply let them propagate.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -236,8 +237,11 @@ class Store:
 
     def write(self, fn, *args):
         """Run fn(conn, *args) in one write transaction; → its result once COMMIT returned
-        (durable). Any exception rolls the whole transaction back and propagates."""
+        (durable). Any exception rolls the whole transaction back and propagates.
+        Inside transaction() (same thread): part of that one, committed with it."""
         c = self.conn()
+        if getattr(self._local, "tx", False):
+            return self._nested(c, fn, *args)
         t0 = time.monotonic()
         with self._write_lock:
             try:
@@ -260,9 +264,64 @@ class Store:
             self.write_seconds += time.monotonic() - t0
         return result
 
+    @staticmethod
+    def _nested(c, fn, *args):
+        """write() inside transaction(): a savepoint, so that an exception the caller catches
+        undoes this write only."""
+        c.execute("SAVEPOINT w")
+        try:
+            result = fn(c, *args)
+        except BaseException:
+            c.execute("ROLLBACK TO w")
+            c.execute("RELEASE w")
+            raise
+        c.execute("RELEASE w")
+        return result
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction around several steps of this thread: → the connection.
+        write() and read() called inside it (same thread) join it; it commits when the block
+        ends and rolls back when it raises. Holds the write lock throughout: other threads'
+        writes wait (never wait in here for one of them). Savepoint "task" is open: ROLLBACK
+        TO task undoes the block's writes so far. Used for keyed tasks (idempotency.py)."""
+        c = self.conn()
+        t0 = time.monotonic()
+        with self._write_lock:
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                c.execute("SAVEPOINT task")
+            except sqlite3.OperationalError as e:
+                raise self._translate(e) from None
+            self._local.tx = True
+            try:
+                yield c
+                c.execute("COMMIT")
+            except BaseException as e:
+                if c.in_transaction:
+                    try:
+                        c.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(e, sqlite3.Error):
+                    raise self._translate(e) from None
+                raise
+            finally:
+                self._local.tx = False
+            self.writes += 1
+            self.write_seconds += time.monotonic() - t0
+
+    def ensure(self, sql: str) -> None:
+        """Statements that are harmless to repeat (CREATE ... IF NOT EXISTS), outside the
+        versioned MIGRATIONS: tables the SDK keeps in an agent's database."""
+        stmts = [x.strip() for x in sql.split(";") if x.strip()]
+        self.write(lambda c: [c.execute(x) for x in stmts])
+
     def read(self, fn, *args):
         """Run fn(conn, *args) in one read transaction: every query sees the same snapshot."""
         c = self.conn()
+        if getattr(self._local, "tx", False):
+            return fn(c, *args)
         try:
             c.execute("BEGIN")
             try:
