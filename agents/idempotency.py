@@ -27,6 +27,7 @@ Where the answer is remembered decides what "at most once" survives:
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -75,6 +76,13 @@ def _other_body(key: str) -> HTTPError:
                           "allowed: a new key for a new task, the same body for a retry")
 
 
+class _Claim:
+    __slots__ = ("fp", "hit", "resp")
+
+    def __init__(self, fp: str):
+        self.fp, self.hit, self.resp = fp, None, None
+
+
 class Keys:
     """The agent's remembered keys: in memory (every agent) and, when the agent declares
     one, in its store. One per Runtime."""
@@ -119,32 +127,32 @@ class Keys:
     def run(self, key: str, body: bytes, handle, store=None) -> Response:
         """handle() → the task's Response, run at most once per key (see the module doc).
         store: the agent's Store when its effects are durable (idempotency_store)."""
-        fp = fingerprint(body)
-        hit = self._begin(key, fp)
-        if hit is not None:
-            return hit
-        resp = None
-        try:
-            if store is None:
-                resp = handle()
-            else:
-                resp = self._run_in_store(store, key, fp, handle)
-            return resp
-        finally:
-            self._end(key, fp, resp)
+        with self._claim(key, body) as claim:
+            if claim.hit is not None:
+                return claim.hit
+            claim.resp = handle() if store is None else \
+                self._run_in_store(store, key, claim.fp, handle)
+            return claim.resp
 
     async def run_async(self, key: str, body: bytes, handle) -> Response:
         """run() for an async handler (await handle()): the in-memory guarantee only."""
-        fp = fingerprint(body)
-        hit = self._begin(key, fp)
-        if hit is not None:
-            return hit
-        resp = None
+        with self._claim(key, body) as claim:
+            if claim.hit is not None:
+                return claim.hit
+            claim.resp = await handle()
+            return claim.resp
+
+    @contextlib.contextmanager
+    def _claim(self, key: str, body: bytes):
+        """→ a claim: .hit (the remembered answer) or the key marked running until the block
+        ends; the block sets .resp, remembered when 2xx."""
+        claim = _Claim(fingerprint(body))
+        claim.hit = self._begin(key, claim.fp)
         try:
-            resp = await handle()
-            return resp
+            yield claim
         finally:
-            self._end(key, fp, resp)
+            if claim.hit is None:
+                self._end(key, claim.fp, claim.resp)
 
     def _run_in_store(self, store, key: str, fp: str, handle) -> Response:
         self._ensure_table(store)

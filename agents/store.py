@@ -242,27 +242,8 @@ class Store:
         c = self.conn()
         if getattr(self._local, "tx", False):
             return self._nested(c, fn, *args)
-        t0 = time.monotonic()
-        with self._write_lock:
-            try:
-                c.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise self._translate(e) from None
-            try:
-                result = fn(c, *args)
-                c.execute("COMMIT")
-            except BaseException as e:
-                if c.in_transaction:
-                    try:
-                        c.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                if isinstance(e, sqlite3.Error):
-                    raise self._translate(e) from None
-                raise
-            self.writes += 1
-            self.write_seconds += time.monotonic() - t0
-        return result
+        with self._immediate(c):
+            return fn(c, *args)
 
     @staticmethod
     def _nested(c, fn, *args):
@@ -286,16 +267,27 @@ class Store:
         writes wait (never wait in here for one of them). Savepoint "task" is open: ROLLBACK
         TO task undoes the block's writes so far. Used for keyed tasks (idempotency.py)."""
         c = self.conn()
+        with self._immediate(c, "SAVEPOINT task"):
+            self._local.tx = True
+            try:
+                yield c
+            finally:
+                self._local.tx = False
+
+    @contextlib.contextmanager
+    def _immediate(self, c, *first):
+        """BEGIN IMMEDIATE (+ the statements `first`) under the write lock; COMMIT when the
+        block ends (→ durable), ROLLBACK when it raises (SQLite errors as StoreError)."""
         t0 = time.monotonic()
         with self._write_lock:
             try:
                 c.execute("BEGIN IMMEDIATE")
-                c.execute("SAVEPOINT task")
+                for sql in first:
+                    c.execute(sql)
             except sqlite3.OperationalError as e:
                 raise self._translate(e) from None
-            self._local.tx = True
             try:
-                yield c
+                yield
                 c.execute("COMMIT")
             except BaseException as e:
                 if c.in_transaction:
@@ -306,8 +298,6 @@ class Store:
                 if isinstance(e, sqlite3.Error):
                     raise self._translate(e) from None
                 raise
-            finally:
-                self._local.tx = False
             self.writes += 1
             self.write_seconds += time.monotonic() - t0
 

@@ -181,3 +181,17 @@ def test_memoryclient_answers_a_repeated_key_from_its_database_even_after_a_rest
     assert fresh["result"]["version"] == 2
     got = mem.request("GET", "/items/idem/k")[1]
     assert got["version"] == 2 and json.dumps(got["value"]) == '"v"'
+
+
+def test_an_async_handler_is_remembered_in_memory():
+    import asyncio
+
+    keys = Keys()
+    runs = []
+
+    async def handle():
+        runs.append(1)
+        return Response.json({"n": len(runs)})
+    first = asyncio.run(keys.run_async("k", b"{}", handle))
+    again = asyncio.run(keys.run_async("k", b"{}", handle))
+    assert len(runs) == 1 and again.body == first.body and again.headers == {REPLAYED: "true"}
