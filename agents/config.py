@@ -215,5 +215,5 @@ def load(environ=None, *, port_from_fd: bool = False) -> Config:
     # a handler running longer than this is hung (runtime.py stops the watchdog pings):
     # ten times RequestCoordinator's default task timeout (the catalog's 30 s lazy-load
     # SLA), long after anyone waits for its answer; 0 = never
-    c.worker_hang_s = e.number("UNIFIED_WORKER_HANG_S", 300.0, lo=0.0)
+    c.worker_hang_s = e.number("WORKER_HANG_S", 300.0, lo=0.0)
     return c

@@ -8,7 +8,7 @@ backlog, for the agent port in the socket systemd holds):
 The serving loop (`_loop`) is the one thread that does I/O. It pings WATCHDOG=1 itself, so
 if it hangs (or the process is SIGSTOPped) systemd's watchdog kills the agent; worker
 threads never ping. A hung worker thread (a handler call running longer than
-UNIFIED_WORKER_HANG_S: a deadlock, a read without timeout) stops the pings too, turns
+WORKER_HANG_S: a deadlock, a read without timeout) stops the pings too, turns
 /health unhealthy (check "workers") and logs its stack, so the watchdog restarts the
 agent instead of leaving it answering /health while its tasks never finish.
 """
@@ -428,7 +428,7 @@ class Runtime:
             srv.poll(None if timeout == inf else max(0.0, timeout))
 
     def hung_workers(self, now: float | None = None) -> list[dict]:
-        """Handler calls running longer than UNIFIED_WORKER_HANG_S (thread, route, seconds).
+        """Handler calls running longer than WORKER_HANG_S (thread, route, seconds).
         The first time one is seen: an error in the journal with its stack."""
         bound = self.config.worker_hang_s
         if not bound:
@@ -458,7 +458,7 @@ class Runtime:
         frame = sys._current_frames().get(ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)"
         self.log.error(f"worker thread {h['thread']} hung: {h['request']} running for "
-                       f"{h['running_s']} s (UNIFIED_WORKER_HANG_S="
+                       f"{h['running_s']} s (WORKER_HANG_S="
                        f"{_num(self.config.worker_hang_s)}); watchdog pings stop, systemd "
                        f"restarts the agent. Stack:\n{stack}", h["request_id"],
                        thread=h["thread"])

@@ -106,7 +106,7 @@ def test_watchdog_pings_at_half_interval_from_the_serving_loop(spawn):
 
 def test_a_hung_worker_thread_stops_the_watchdog_pings_and_makes_health_unhealthy(spawn):
     a = spawn(env={"WATCHDOG_USEC": "100000", "UNIFIED_RUN": SAMPLE,
-                   "UNIFIED_WORKER_HANG_S": "0.3"})
+                   "WORKER_HANG_S": "0.3"})
     n = a.notify
     worker = threading.Thread(target=a.request, args=("GET", "/sleep/2500"),
                               kwargs={"headers": {"X-Request-ID": "stuck-1"}})
