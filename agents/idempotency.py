@@ -13,14 +13,16 @@ succeeded and answers a repeat of the key with that FIRST answer (same status an
   * a key: 1-200 visible ASCII characters, else 400
 
 Where the answer is remembered decides what "at most once" survives:
-  * every agent: in memory, the last MEMORY_KEYS keys of this process. Enough for effects that
-    die with the process (a timer, a cache): after a kill -9 they are gone anyway.
+  * every agent: in memory, the last MEMORY_KEYS keys of this process (answers of at most
+    MEMORY_BYTES together). Enough for effects that die with the process (a timer, a cache):
+    after a kill -9 they are gone anyway.
   * agents whose effects outlive the process (a Store: agents/store.py) declare
     `idempotency_store = self.store` in on_start(). A keyed task then runs as ONE write
     transaction of that store: the handler's writes, the key and the answer commit together
     or not at all. A kill -9 before the COMMIT leaves nothing (the retry runs the task); after
     it, the retry finds the key and gets the first answer; the effect never happens twice.
-    Kept STORE_TTL_S (24 h) and at most STORE_KEYS keys (pruned as keys are added). Such an
+    Only tasks that changed a row leave their key there (a lookup reads again). Kept
+    STORE_TTL_S (24 h) and at most STORE_KEYS keys (pruned as keys are added). Such an
     agent's keyed tasks take the store's write lock for the whole handler: they queue behind
     each other and behind other writes (a handler must not wait for another thread's write).
     Async handlers get the in-memory guarantee only (the transaction is per thread).
@@ -37,6 +39,7 @@ from .server import HTTPError, Response
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotency-Replayed"
 MEMORY_KEYS = 1024
+MEMORY_BYTES = 16 << 20    # answers kept in memory, all keys together
 STORE_TTL_S = 24 * 3600.0
 STORE_KEYS = 10_000
 PRUNE_EVERY = 100          # keys recorded between two prunes of the store's table
@@ -87,8 +90,11 @@ class Keys:
     """The agent's remembered keys: in memory (every agent) and, when the agent declares
     one, in its store. One per Runtime."""
 
-    def __init__(self, max_keys: int = MEMORY_KEYS, clock=time.monotonic):
+    def __init__(self, max_keys: int = MEMORY_KEYS, max_bytes: int = MEMORY_BYTES,
+                 clock=time.monotonic):
         self.max_keys = max_keys
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.clock = clock
         self.lock = threading.Lock()
         self.done: OrderedDict = OrderedDict()   # key -> (fingerprint, status, body, ctype)
@@ -120,8 +126,9 @@ class Keys:
             self.running.pop(key, None)
             if resp is not None and 200 <= resp.status < 300:
                 self.done[key] = (fp, resp.status, resp.body, resp.content_type)
-                while len(self.done) > self.max_keys:
-                    self.done.popitem(last=False)
+                self.bytes += len(resp.body)
+                while len(self.done) > self.max_keys or self.bytes > self.max_bytes:
+                    self.bytes -= len(self.done.popitem(last=False)[1][2])
 
     # ------------------------------------------------------------ the task
     def run(self, key: str, body: bytes, handle, store=None) -> Response:
@@ -165,8 +172,11 @@ class Keys:
                 with self.lock:
                     self.replayed += 1
                 return replay(row[1], row[3], row[2])
+            before = c.total_changes
             resp = handle()
-            if 200 <= resp.status < 300:
+            if 200 <= resp.status < 300 and c.total_changes != before:
+                # it changed something: the key commits with it (a task that only read, a
+                # lookup or a search, leaves no row: a repeat reads again)
                 c.execute("INSERT INTO unified_idempotency(key, fingerprint, status, "
                           "content_type, body, created) VALUES (?,?,?,?,?,?)",
                           (key, fp, resp.status, resp.content_type, bytes(resp.body),
@@ -174,7 +184,7 @@ class Keys:
                 self._recorded += 1
                 if self._recorded % PRUNE_EVERY == 1:
                     prune(c)
-            else:
+            elif not 200 <= resp.status < 300:
                 # a non-2xx answer the handler returned (not raised): its writes stay out
                 c.execute("ROLLBACK TO task")
             return resp

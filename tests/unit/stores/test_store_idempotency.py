@@ -195,3 +195,20 @@ def test_an_async_handler_is_remembered_in_memory():
     first = asyncio.run(keys.run_async("k", b"{}", handle))
     again = asyncio.run(keys.run_async("k", b"{}", handle))
     assert len(runs) == 1 and again.body == first.body and again.headers == {REPLAYED: "true"}
+
+
+def test_a_keyed_task_that_only_reads_leaves_no_key_in_the_store(db):
+    store = Store(str(db), MIGRATIONS)
+    keys = Keys()
+
+    def lookup():
+        return Response.json({"rows": len(effects(store))})
+    keys.run("read-1", b"{}", lookup, store)
+    assert store.query("SELECT count(*) FROM unified_idempotency")[0][0] == 0
+
+
+def test_answers_kept_in_memory_are_bounded_in_bytes_too():
+    keys = Keys(max_keys=100, max_bytes=250)
+    for k in ("a", "b", "c"):
+        keys.run(k, b"{}", lambda: Response(200, b"x" * 100, "text/plain"))
+    assert list(keys.done) == ["b", "c"] and keys.bytes == 200
