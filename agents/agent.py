@@ -90,6 +90,10 @@ class Agent:
 
     config = None
     log = None
+    # A Store (agents/store.py) holding this agent's durable effects: a POST /task with an
+    # Idempotency-Key then runs as one transaction of it, key and answer included, so that a
+    # repeat after a crash answers the first result and never writes twice (idempotency.py).
+    idempotency_store = None
 
     # ------------------------------------------------------------- lifecycle
     def on_start(self) -> None:

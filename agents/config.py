@@ -161,7 +161,7 @@ class Config:
         "log_level", "debug", "cpu_percent", "memory_mb", "max_threads", "vram_limit_mb",
         "enable_metrics", "enable_tracing", "enable_data_optimizer", "max_body_bytes",
         "request_timeout_s", "keepalive_timeout_s", "stop_grace_s", "max_connections",
-        "state_directory", "env",
+        "state_directory", "worker_hang_s", "env",
     )
 
     def __repr__(self) -> str:
@@ -212,4 +212,8 @@ def load(environ=None, *, port_from_fd: bool = False) -> Config:
     c.stop_grace_s = e.number("UNIFIED_STOP_GRACE_S", 10.0, lo=0.0)
     c.max_connections = e.integer("UNIFIED_MAX_CONNECTIONS", 512, 1, 65536)
     c.state_directory = e.string("STATE_DIRECTORY")
+    # a handler running longer than this is hung (runtime.py stops the watchdog pings):
+    # ten times RequestCoordinator's default task timeout (the catalog's 30 s lazy-load
+    # SLA), long after anyone waits for its answer; 0 = never
+    c.worker_hang_s = e.number("WORKER_HANG_S", 300.0, lo=0.0)
     return c

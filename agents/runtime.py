@@ -7,7 +7,10 @@ backlog, for the agent port in the socket systemd holds):
 
 The serving loop (`_loop`) is the one thread that does I/O. It pings WATCHDOG=1 itself, so
 if it hangs (or the process is SIGSTOPped) systemd's watchdog kills the agent; worker
-threads never ping.
+threads never ping. A hung worker thread (a handler call running longer than
+WORKER_HANG_S: a deadlock, a read without timeout) stops the pings too, turns
+/health unhealthy (check "workers") and logs its stack, so the watchdog restarts the
+agent instead of leaving it answering /health while its tasks never finish.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import socket
 import time
 from _queue import SimpleQueue
 
-from . import __version__
+from . import __version__, idempotency
 from .agent import Agent, Router, is_coroutine, is_coroutine_function
 from .config import ConfigError
 from .guard import Guard, install as install_guard, is_loopback, load_token
@@ -98,15 +101,19 @@ class WorkerPool:
 
     Hand-written (40 lines) because concurrent.futures costs ~10 ms at import and we need
     neither futures nor shutdown semantics: every call reports back through the server.
+    `running` {thread id: (monotonic start, args)}: the call each busy worker is in, so the
+    serving loop can tell a hung worker (Runtime.hung_workers).
     """
 
-    def __init__(self, max_workers: int):
+    def __init__(self, max_workers: int, name: str = "worker"):
         self.max = max_workers
+        self.name = name
         self.q = SimpleQueue()
         self.lock = _thread.allocate_lock()
         self.threads = 0
         self.idle = 0      # workers waiting in q.get() and not yet claimed
         self.backlog = 0   # queued calls no worker has claimed yet
+        self.running: dict = {}
 
     def submit(self, fn, *args) -> None:
         self.q.put((fn, args))
@@ -121,13 +128,17 @@ class WorkerPool:
         _thread.start_new_thread(self._work, ())
 
     def _work(self) -> None:
-        q, lock = self.q, self.lock
+        q, lock, running = self.q, self.lock, self.running
+        me = _thread.get_ident()
+        mono = time.monotonic
         while True:
             fn, args = q.get()
+            running[me] = (mono(), args)
             try:
                 fn(*args)
             except BaseException:  # pragma: no cover - callers handle their own errors
                 pass
+            del running[me]
             with lock:
                 if self.backlog:
                     self.backlog -= 1
@@ -188,6 +199,7 @@ class Runtime:
                              on_error=self._internal_error,
                              server_name=f"unified-agent/{__version__}")
         self.pool = WorkerPool(config.max_threads)
+        self.keys = idempotency.Keys()   # Idempotency-Key of POST /task
         # mutating routes: local callers or the token (guard.py); installed for the SDK client
         self.guard = Guard(load_token(config.env.environ), (config.bind,))
         install_guard(self.guard)
@@ -197,6 +209,7 @@ class Runtime:
         self.last_activity = time.monotonic()
         self.requests_served = 0
         self.stop_reason = None
+        self._reported_hung: set = set()
         self._signal = None
         self._force = False
         agent.name = config.name
@@ -236,7 +249,7 @@ class Runtime:
                 self.routers[kind].add(method, path, handler, inline=inline,
                                        mutating=mutating)
         if "health" in (health_mode, metrics_mode):
-            self.lane = WorkerPool(1)
+            self.lane = WorkerPool(1, "health-hooks")
 
     def _needs_aio(self) -> bool:
         if any(r.mode == "async" for t in self.routers["agent"].static.values()
@@ -376,7 +389,10 @@ class Runtime:
                                  in_flight=srv.busy)
                 return
             if now >= next_wd:
-                self.notifier.notify("WATCHDOG=1")
+                # a hung worker thread leaves this loop alive: no ping then, so that
+                # systemd's watchdog kills and restarts the agent as for a hung loop
+                if not self.hung_workers(now):
+                    self.notifier.notify("WATCHDOG=1")
                 next_wd = now + wd
             if stop_deadline is not None:
                 if srv.busy == 0 and not srv.conns:
@@ -410,6 +426,42 @@ class Runtime:
                     else:
                         timeout = min(timeout, status_due - now)
             srv.poll(None if timeout == inf else max(0.0, timeout))
+
+    def hung_workers(self, now: float | None = None) -> list[dict]:
+        """Handler calls running longer than WORKER_HANG_S (thread, route, seconds).
+        The first time one is seen: an error in the journal with its stack."""
+        bound = self.config.worker_hang_s
+        if not bound:
+            return []
+        now = time.monotonic() if now is None else now
+        out = []
+        for pool in (self.pool, self.lane):
+            if pool is None:
+                continue
+            for ident, (t0, args) in list(pool.running.items()):
+                if now - t0 <= bound:
+                    continue
+                req = next((a for a in args if hasattr(a, "request_id")), None)
+                h = {"thread": f"{pool.name}-{ident}", "running_s": round(now - t0, 1),
+                     "request": f"{req.method} {req.path}" if req is not None else "?",
+                     "request_id": req.request_id if req is not None else None}
+                out.append(h)
+                if (ident, t0) not in self._reported_hung:
+                    self._reported_hung.add((ident, t0))
+                    self._report_hung(ident, h)
+        return out
+
+    def _report_hung(self, ident: int, h: dict) -> None:
+        import sys
+        import traceback
+
+        frame = sys._current_frames().get(ident)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)"
+        self.log.error(f"worker thread {h['thread']} hung: {h['request']} running for "
+                       f"{h['running_s']} s (WORKER_HANG_S="
+                       f"{_num(self.config.worker_hang_s)}); watchdog pings stop, systemd "
+                       f"restarts the agent. Stack:\n{stack}", h["request_id"],
+                       thread=h["thread"])
 
     def _status_text(self) -> str:
         return f"STATUS=serving: {self.server.busy} in flight, {self.requests_served} requests"
@@ -550,6 +602,10 @@ class Runtime:
             info = dict(agent.health_info() or {})
         except Exception as e:
             checks["health_info"] = {"status": "fail", "error": describe_exception(e)}
+        hung = self.hung_workers()
+        if hung:
+            checks["workers"] = {"status": "fail", "hung": hung,
+                                 "hang_s": self.config.worker_hang_s}
         status = overall_status(checks)
         if self.state == "stopping" and status == "healthy":
             status = "degraded"
@@ -615,14 +671,30 @@ class Runtime:
 
     def _task_sync(self, req):
         task = self._task_of(req)
-        result = self.agent.handle_task(task)
-        if is_coroutine(result):
-            result = self.get_aio().run_sync(result)
-        return self._envelope(req, task, result)
+        key = idempotency.key_of(req)
+
+        def run():
+            result = self.agent.handle_task(task)
+            if is_coroutine(result):
+                result = self.get_aio().run_sync(result)
+            return self._envelope(req, task, result)
+        if key is None:
+            return run()
+        return self.keys.run(key, req.body, lambda: self.to_response(run()),
+                             getattr(self.agent, "idempotency_store", None))
 
     async def _task_async(self, req):
         task = self._task_of(req)
-        return self._envelope(req, task, await self.agent.handle_task(task))
+        key = idempotency.key_of(req)
+
+        async def run():
+            return self._envelope(req, task, await self.agent.handle_task(task))
+        if key is None:
+            return await run()
+
+        async def respond():
+            return self.to_response(await run())
+        return await self.keys.run_async(key, req.body, respond)
 
 
 def _num(x: float) -> str:

@@ -38,6 +38,7 @@ Errors are HTTPError subclasses so that a handler may simply let them propagate.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -236,16 +237,57 @@ class Store:
 
     def write(self, fn, *args):
         """Run fn(conn, *args) in one write transaction; → its result once COMMIT returned
-        (durable). Any exception rolls the whole transaction back and propagates."""
+        (durable). Any exception rolls the whole transaction back and propagates.
+        Inside transaction() (same thread): part of that one, committed with it."""
         c = self.conn()
+        if getattr(self._local, "tx", False):
+            return self._nested(c, fn, *args)
+        with self._immediate(c):
+            return fn(c, *args)
+
+    @staticmethod
+    def _nested(c, fn, *args):
+        """write() inside transaction(): a savepoint, so that an exception the caller catches
+        undoes this write only."""
+        c.execute("SAVEPOINT w")
+        try:
+            result = fn(c, *args)
+        except BaseException:
+            c.execute("ROLLBACK TO w")
+            c.execute("RELEASE w")
+            raise
+        c.execute("RELEASE w")
+        return result
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction around several steps of this thread: → the connection.
+        write() and read() called inside it (same thread) join it; it commits when the block
+        ends and rolls back when it raises. Holds the write lock throughout: other threads'
+        writes wait (never wait in here for one of them). Savepoint "task" is open: ROLLBACK
+        TO task undoes the block's writes so far. Used for keyed tasks (idempotency.py)."""
+        c = self.conn()
+        with self._immediate(c, "SAVEPOINT task"):
+            self._local.tx = True
+            try:
+                yield c
+            finally:
+                self._local.tx = False
+
+    @contextlib.contextmanager
+    def _immediate(self, c, *first):
+        """BEGIN IMMEDIATE (+ the statements `first`) under the write lock; COMMIT when the
+        block ends (→ durable), ROLLBACK when it raises (SQLite errors as StoreError)."""
         t0 = time.monotonic()
         with self._write_lock:
             try:
                 c.execute("BEGIN IMMEDIATE")
+                for sql in first:
+                    c.execute(sql)
             except sqlite3.OperationalError as e:
                 raise self._translate(e) from None
             try:
-                result = fn(c, *args)
+                yield
                 c.execute("COMMIT")
             except BaseException as e:
                 if c.in_transaction:
@@ -258,11 +300,18 @@ class Store:
                 raise
             self.writes += 1
             self.write_seconds += time.monotonic() - t0
-        return result
+
+    def ensure(self, sql: str) -> None:
+        """Statements that are harmless to repeat (CREATE ... IF NOT EXISTS), outside the
+        versioned MIGRATIONS: tables the SDK keeps in an agent's database."""
+        stmts = [x.strip() for x in sql.split(";") if x.strip()]
+        self.write(lambda c: [c.execute(x) for x in stmts])
 
     def read(self, fn, *args):
         """Run fn(conn, *args) in one read transaction: every query sees the same snapshot."""
         c = self.conn()
+        if getattr(self._local, "tx", False):
+            return fn(c, *args)
         try:
             c.execute("BEGIN")
             try:

@@ -113,18 +113,29 @@ def expected(cat: Catalog, profile: str) -> list[AgentReadiness]:
     return out
 
 
-def check_ready(cat: Catalog, sd: Systemd, items: list[AgentReadiness], probe_timeout: float = 0.5) -> None:
-    """Essential/autoload agents: service active and /health healthy on the health port.
-    Optional agents: socket listening (the process stays dormant until used)."""
+def check_ready(cat: Catalog, sd: Systemd, items: list[AgentReadiness], probe_timeout: float = 0.5,
+                ask_systemd: bool = True) -> None:
+    """Essential/autoload agents: /health healthy on the health port (only the agent's own
+    process binds it, so an answer means it is up) or, failing that, systemd's state to
+    report. Optional agents: socket listening (the process stays dormant until used).
+    ask_systemd=False: health probes only (systemd is busy forking the agents; a `systemctl
+    show` then takes ~0.2 s, so the wait asks it less often than it probes)."""
     pending = [i for i in items if not i.ready]
-    if not pending:
+    bind = cat.settings.bind_address
+    probed = {}
+    for i in pending:
+        if i.mode == "service":
+            h = probed[i.agent] = probe(bind, cat.agents[i.agent].health_port, probe_timeout)
+            if h.ok:
+                i.ready, i.state, i.reason = True, f"active, {h.status}", ""
+    pending = [i for i in pending if not i.ready]
+    if not pending or not ask_systemd:
         return
     units = []
     for i in pending:
         a = cat.agents[i.agent]
         units += [a.service, a.socket]
     props = sd.show(units, ("Id", "ActiveState", "SubState", "Result"))
-    bind = cat.settings.bind_address
     for i in pending:
         a = cat.agents[i.agent]
         svc, sock = props.get(a.service, {}), props.get(a.socket, {})
@@ -138,21 +149,24 @@ def check_ready(cat: Catalog, sd: Systemd, items: list[AgentReadiness], probe_ti
         i.state = f"{act}/{svc.get('SubState')}"
         if act == "failed" or sock.get("ActiveState") == "failed":
             i.reason = f"service {act} ({svc.get('Result')}), socket {sock.get('ActiveState')}"
-        if act != "active":
-            continue
-        h = probe(bind, a.health_port, probe_timeout)
-        i.ready = h.ok
-        i.state = f"active, {h.status}"
-        i.reason = "" if h.ok else f"health {h.status}"
+        elif act == "active":
+            h = probed[i.agent]
+            i.state = f"active, {h.status}"
+            i.reason = f"health {h.status}"
 
 
 def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
                progress: Callable[[int, int, list[AgentReadiness]], None] | None = None,
-               interval: float = 0.1) -> WaitResult:
+               interval: float = 0.1, systemd_every: float = 0.5) -> WaitResult:
     items = expected(cat, profile)
     t0 = time.monotonic()
+    asked = None
     while True:
-        check_ready(cat, sd, items)
+        now = time.monotonic()
+        ask = asked is None or now - asked >= systemd_every or now - t0 >= timeout
+        if ask:
+            asked = now
+        check_ready(cat, sd, items, ask_systemd=ask)
         done = sum(i.ready for i in items)
         if progress:
             progress(done, len(items), items)
@@ -160,7 +174,7 @@ def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
             break
         # ActiveState=failed is final (a pending restart shows as activating/auto-restart):
         # once every agent still missing has failed, waiting longer only delays the report.
-        if all(i.ready or i.state.startswith("failed") for i in items):
+        if ask and all(i.ready or i.state.startswith("failed") for i in items):
             break
         time.sleep(interval)
     return WaitResult(profile=profile, seconds=round(time.monotonic() - t0, 3), agents=items)

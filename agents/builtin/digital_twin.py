@@ -508,6 +508,9 @@ class SystemDigitalTwin(Agent):
                            max_bytes=env.integer("STATE_DB_MAX_MB", 512, 1) << 20,
                            synchronous=env.choice("SQLITE_SYNCHRONOUS",
                                                   ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        # POST /task with an Idempotency-Key: the writes, the key and the answer commit
+        # together, so a retry after a crash answers the first result (idempotency.py)
+        self.idempotency_store = self.store
         self.db = TwinDB(self.store)
         self.max_content = env.integer("TWIN_MEMORY_MAX_CHARS", 32768, 1, 1 << 20)
         self.retention = {

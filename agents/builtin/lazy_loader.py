@@ -106,8 +106,8 @@ class Loader:
 
     def load(self, name: str, timeout: float | None = None) -> dict:
         snap = self.view.snap
-        if name not in snap.members and self.view.refresh_catalog():
-            snap = self.view.snap  # a profile switch the watcher has not seen yet
+        if name not in snap.members:
+            snap = self.view.current()  # a profile switch the watcher has not seen yet
         cat = snap.catalog
         sla = cat.lazy_loader.load_timeout_s
         limit = sla if timeout is None else min(float(timeout), sla)

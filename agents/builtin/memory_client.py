@@ -220,6 +220,9 @@ class MemoryClient(Agent):
                            max_bytes=env.integer("STATE_DB_MAX_MB", 512, 1) << 20,
                            synchronous=env.choice("SQLITE_SYNCHRONOUS",
                                                   ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        # POST /task with an Idempotency-Key: the writes, the key and the answer commit
+        # together, so a retry after a crash answers the first result (idempotency.py)
+        self.idempotency_store = self.store
         self.db = MemoryDB(self.store,
                            env.integer("MEMORYCLIENT_MAX_ITEMS", 100_000, 1),
                            env.integer("MEMORYCLIENT_MAX_VALUE_BYTES", 65536, 16, 1 << 20))

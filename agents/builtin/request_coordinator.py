@@ -22,9 +22,12 @@ Failure handling, per agent:
     (the agent closed it while idle: keep-alive timeout, idle exit, restart). Timeouts and
     answers are never retried (a task may not be idempotent). An idle connection the agent
     has closed is normally seen (EOF) and dropped before it is used, so that retry path is
-    left for the race of a close arriving while a task is sent. Limit: an agent killed while
-    handling a task on a reused connection looks the same, so that task may run twice;
-    a fresh connection's failure is never retried;
+    left for the race of a close arriving while a task is sent. An agent killed while
+    handling a task on a reused connection looks the same: every forward carries an
+    Idempotency-Key (the caller's, or a uuid4 made here), kept on the retries, so an SDK
+    agent that already ran the task answers its first result instead of running it again
+    (durably for the state agents: agents/idempotency.py). A fresh connection's failure is
+    never retried: the caller may retry with its own key;
   * at most COORDINATOR_AGENT_CONCURRENCY tasks in flight per agent (default MAX_THREADS - 2:
     a bulkhead, so one slow agent cannot take every worker thread), over it 503 +
     Retry-After. Forwards block a worker thread each: MAX_THREADS bounds the tasks in
@@ -35,8 +38,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 
-from unified_agents import Agent, HTTPError, Response, guard, route
+from unified_agents import Agent, HTTPError, Response, guard, idempotency, route
 from unified_agents.breaker import STATE_VALUE, Breaker, BreakerOpen
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -231,14 +235,28 @@ class RequestCoordinator(Agent):
     # ------------------------------------------------------------ tasks
     def handle_task(self, task: dict):
         ttype = task["type"]
+        target = self.route_of(ttype)
+        req = self.request
+        rid = req.request_id
+        if not target.slots.acquire(blocking=False):
+            self._count(ttype, target.agent, "busy")
+            raise HTTPError(503, f"{target.agent} already has {self.concurrency} tasks in flight",
+                            agent=target.agent, headers={"Retry-After": "1"})
+        try:
+            return self._forward(target, ttype, req.body, rid)
+        finally:
+            target.slots.release()
+
+    def route_of(self, ttype: str) -> Target:
+        """The target serving `ttype` in the current profile; 400 unknown type, 409 served
+        only outside the profile."""
         target = self._routing().get(ttype)
         if target is None or not target.in_profile:
             # Before refusing: the profile or catalog may have changed since the watcher's
-            # last look (a switch that just finished). Three stat calls, off the hot path.
-            if self.view.refresh_catalog():
-                target = self._routing().get(ttype)
-        req = self.request
-        rid = req.request_id
+            # last look (a switch that just finished). Three stat calls, off the hot path;
+            # _routing() rebuilds when the snapshot is newer, whoever reloaded it.
+            self.view.current()
+            target = self._routing().get(ttype)
         if target is None:
             known = sorted(self.routes)
             self._count(ttype, "-", "unknown_type")
@@ -252,17 +270,13 @@ class RequestCoordinator(Agent):
                                  f"{', '.join(target.profiles)} (unified-ctl profile switch NAME)",
                             agent=target.agent, profile=snap.profile,
                             profiles=list(target.profiles))
-        if not target.slots.acquire(blocking=False):
-            self._count(ttype, target.agent, "busy")
-            raise HTTPError(503, f"{target.agent} already has {self.concurrency} tasks in flight",
-                            agent=target.agent, headers={"Retry-After": "1"})
-        try:
-            return self._forward(target, ttype, req.body, rid)
-        finally:
-            target.slots.release()
+        return target
 
     def _forward(self, target: Target, ttype: str, body: bytes, rid: str):
         agent = target.agent
+        # at most once (agents/idempotency.py): the caller's key or a new one, the same on
+        # every retry below, so an agent that already ran the task answers its first result
+        key = idempotency.key_of(self.request) or str(uuid.uuid4())
         try:
             ticket = target.breaker.admit()
         except BreakerOpen as e:
@@ -273,7 +287,8 @@ class RequestCoordinator(Agent):
         # the caller's trust travels with the task (guard.py): a task from an untrusted
         # caller reaches the agent marked remote, so its mutating ops stay refused
         headers = guard.current().outgoing_headers()
-        headers.update({"Content-Type": "application/json", "X-Request-ID": rid})
+        headers.update({"Content-Type": "application/json", "X-Request-ID": rid,
+                        idempotency.HEADER: key})
         t0 = time.monotonic()
         ok, reason = False, "unexpected error"
         try:

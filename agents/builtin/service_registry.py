@@ -221,6 +221,15 @@ class FleetView:
         self.invalidate()
         return True
 
+    def current(self) -> Snapshot:
+        """The snapshot with every file change made before this call, for a request about to
+        refuse on the one it read earlier (409 "not in the current profile"). Not
+        refresh_catalog()'s answer: False also means that another thread (the watcher) took
+        the new stamp first and may be reloading right now; waiting for the reload lock and
+        reading `snap` after it sees that thread's result."""
+        self.refresh_catalog()
+        return self.snap
+
     def start_watching(self) -> None:
         """A daemon thread stats the catalog files every watch_every seconds (three stat
         calls: nothing at rest) so that requests never pay for a reload."""

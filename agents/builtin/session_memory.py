@@ -212,6 +212,9 @@ class SessionMemoryAgent(Agent):
                            max_bytes=env.integer("STATE_DB_MAX_MB", 512, 1) << 20,
                            synchronous=env.choice("SQLITE_SYNCHRONOUS",
                                                   ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        # POST /task with an Idempotency-Key: the writes, the key and the answer commit
+        # together, so a retry after a crash answers the first result (idempotency.py)
+        self.idempotency_store = self.store
         self.db = SessionDB(
             self.store,
             default_ttl=env.integer("SESSION_TTL_S", 3600, 1, MAX_TTL_S),

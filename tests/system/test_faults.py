@@ -97,6 +97,80 @@ def test_hung_agent_is_killed_by_the_watchdog_and_restarted(core):
         core.run(["unified-ctl", "agent", "restart", agent])
 
 
+# A test-only agent (installed by the test, removed after): its task "deadlock" takes a lock
+# that on_start() already holds, so the worker thread waits forever while the I/O loop lives.
+HANG_MODULE = """\
+import threading
+
+from unified_agents import Agent
+
+
+class HangAgent(Agent):
+    def on_start(self):
+        self.held = threading.Lock()
+        self.held.acquire()
+
+    def handle_task(self, task):
+        if task.get("data") == "deadlock":
+            self.held.acquire()
+        return {"ok": True}
+"""
+
+HANG_DROPIN = """\
+agents:
+  HangAgent:
+    description: A task deadlocks its worker thread (fault test).
+    group: hang_test
+    port: 7393
+    health_port: 8393
+    required: true
+    run: {entry_point: "systest_hang:HangAgent"}
+    environment: {WORKER_HANG_S: "2"}
+    systemd: {WatchdogSec: 3s}
+profiles:
+  hangtest:
+    extends: core
+    agents: [HangAgent]
+"""
+
+
+def test_a_hung_worker_thread_makes_the_agent_unhealthy_and_the_watchdog_restarts_it(core):
+    dropin = "/etc/unified/conf.d/90-systest-hang.yaml"
+    module = "/usr/local/lib/python3.11/dist-packages/systest_hang.py"
+    core.write_file(module, HANG_MODULE)
+    core.write_file(dropin, HANG_DROPIN)
+    unit = "unified-agent@HangAgent.service"
+    health = "curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:8393/health"
+    try:
+        core.run(["unified-ctl", "apply"])
+        switch(core, "hangtest")
+        assert core.run(health).stdout == "200"
+        pid, restarts = main_pid(core, "HangAgent"), int(core.unit_property(unit, "NRestarts"))
+        t0 = time.monotonic()
+        # the curl gives up after 1 s; the worker thread it started stays stuck
+        core.run("curl -s -m 1 -X POST -d '{\"type\": \"x\", \"data\": \"deadlock\"}' "
+                 "http://127.0.0.1:7393/task", check=False)
+        core.wait_until(f"test $({health}) = 503", timeout=30, interval=0.2)
+        body = json.loads(core.run("curl -s -m 2 http://127.0.0.1:8393/health").stdout)
+        assert body["status"] == "unhealthy" and body["pid"] == pid
+        (hung,) = body["checks"]["workers"]["hung"]
+        assert hung["request"] == "POST /task", hung
+        unhealthy_after = time.monotonic() - t0
+        core.wait_until(f"test $(systemctl show -p NRestarts --value {unit}) -gt {restarts} && "
+                        f"test $(systemctl show -p MainPID --value {unit}) -ne {pid} && "
+                        f"test $({health}) = 200", timeout=60, interval=0.2)
+        print(f"deadlocked worker -> unhealthy in {unhealthy_after:.1f} s -> watchdog restart "
+              f"-> healthy again in {time.monotonic() - t0:.1f} s")
+        journal = core.journal(unit, 200)
+        assert "Watchdog timeout" in journal
+        assert "hung: POST /task" in journal and "self.held.acquire()" in journal  # the stack
+    finally:
+        core.run(["rm", "-f", dropin, module])
+        switch(core, "core")
+        core.run(["unified-ctl", "apply"])
+        core.systemctl("reset-failed", check=False)
+
+
 CRASH_MODULE = """\
 from unified_agents import Agent
 

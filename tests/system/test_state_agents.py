@@ -189,6 +189,116 @@ def test_kill_9_during_writes_loses_no_acknowledged_write(core, agent, target, c
             curl_json(core, "DELETE", f"http://127.0.0.1:5713/items/{tag}")
 
 
+# State-changing tasks through RequestCoordinator, each with its own Idempotency-Key, retried
+# with that key until acknowledged (what a careful client does). 4 threads, one session each,
+# at most --max tasks a thread; prints one JSON line: per task its content and the turn id
+# its (first) answer named, how many needed a retry, failures by kind.
+APPENDER = r'''
+import argparse, http.client, json, threading, time, uuid
+ap = argparse.ArgumentParser()
+ap.add_argument("--tag", required=True)
+ap.add_argument("--seconds", type=float, default=8)
+ap.add_argument("--max", type=int, default=600)
+a = ap.parse_args()
+done, retried, errors, lock = {}, [0], {}, threading.Lock()
+end = time.monotonic() + a.seconds
+def send(body, key):
+    c = http.client.HTTPConnection("127.0.0.1", 7201, timeout=30)
+    try:
+        c.request("POST", "/task", json.dumps(body),
+                  {"Content-Type": "application/json", "Idempotency-Key": key})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+def work(n):
+    i = 0
+    while time.monotonic() < end and i < a.max:
+        i += 1
+        content = f"{a.tag}-{n}-{i}"
+        body = {"type": "session_memory", "data": {"op": "append", "session": f"{a.tag}-{n}",
+                                                   "role": "user", "content": content}}
+        key, tries, give_up = str(uuid.uuid4()), 0, time.monotonic() + 60
+        while time.monotonic() < give_up:
+            tries += 1
+            try:
+                status, data = send(body, key)
+            except Exception as e:
+                status, data = type(e).__name__, b""
+            if status in (200, 201):
+                with lock:
+                    done[content] = json.loads(data)["result"]["id"]
+                    retried[0] += tries > 1
+                break
+            with lock:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+            time.sleep(0.2)
+        time.sleep(0.003)
+ts = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps({"done": done, "retried": retried[0], "errors": errors}))
+'''
+
+
+def coordinator_retries(c, agent) -> int:
+    metrics = c.run("curl -s http://127.0.0.1:8201/metrics").stdout
+    prefix = f'unified_coordinator_retries_total{{agent="{agent}"}} '
+    return sum(int(float(line[len(prefix):])) for line in metrics.splitlines()
+               if line.startswith(prefix))
+
+
+def test_tasks_retried_across_kill_9_take_effect_exactly_once(core):
+    """kill -9 of SessionMemoryAgent (twice) while it appends turns sent through
+    RequestCoordinator with Idempotency-Keys: every task retried until acknowledged is stored
+    once, as the turn its answer named (a second run would add a second row)."""
+    tag = f"idem{int(time.time())}"
+    agent = "SessionMemoryAgent"
+    for n in range(4):
+        curl_json(core, "POST", "http://127.0.0.1:5574/sessions", {"id": f"{tag}-{n}",
+                                                                   "ttl_s": 3600}, expect=201)
+    core.write_file("/root/appender.py", APPENDER)
+    retries_before = coordinator_retries(core, agent)
+    try:
+        writer = core.popen(["python3", "/root/appender.py", "--tag", tag, "--seconds", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        pids = []
+        for pause in (2.0, 2.5):
+            time.sleep(pause)                          # tasks flowing
+            pid = main_pid(core, agent)
+            core.run(["kill", "-9", str(pid)])
+            pids.append(pid)
+            core.wait_until(f"test $(systemctl show -p MainPID --value "
+                            f"unified-agent@{agent}.service) -ne {pid}", timeout=30)
+        out, err = writer.communicate(timeout=180)
+        assert writer.returncode == 0, err
+        result = json.loads(out.strip().splitlines()[-1])
+        done = result["done"]
+        retries = coordinator_retries(core, agent) - retries_before
+        print(f"{len(done)} tasks acknowledged; retried by the coordinator {retries}, by the "
+              f"client {result['retried']}; failures the client saw {result['errors']}")
+        assert len(done) > 100 and len(set(pids)) == 2
+        # the kills hit tasks in flight: some went down a retry path (else this shows nothing)
+        assert retries + result["retried"] > 0, "no task was in flight at either kill"
+        stored = {}
+        for n in range(4):
+            got = curl_json(core, "GET", f"http://127.0.0.1:5574/sessions/{tag}-{n}?limit=10000")
+            for t in got["history"]:
+                stored.setdefault(t["content"], []).append(t["id"])
+        twice = {c: ids for c, ids in stored.items() if len(ids) > 1}
+        assert not twice, f"{len(twice)} tasks took effect twice, e.g. {list(twice.items())[:3]}"
+        missing = set(done) - set(stored)
+        assert not missing, f"{len(missing)} acknowledged tasks lost, e.g. {sorted(missing)[:3]}"
+        wrong = {c: (tid, stored[c]) for c, tid in done.items() if stored[c] != [tid]}
+        assert not wrong, f"answers naming another turn than the stored one: {list(wrong.items())[:3]}"
+        assert set(stored) == set(done)                # and nothing unacknowledged slipped in
+    finally:
+        core.run(["rm", "-f", "/root/appender.py"])
+        core.wait_until(["systemctl", "is-active", f"unified-agent@{agent}.service"], timeout=30)
+        for n in range(4):
+            curl_json(core, "DELETE", f"http://127.0.0.1:5574/sessions/{tag}-{n}")
+
+
 BAD = [
     ("SystemDigitalTwin", "POST", "/memory", "{not json", 400),
     ("SystemDigitalTwin", "POST", "/memory", '{"session": "s", "role": "user", "content": 5}', 400),

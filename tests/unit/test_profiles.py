@@ -298,3 +298,56 @@ def test_live_listeners_reads_this_hosts_sockets():
         assert [(m.ip, m.port) for m in mine] == [("127.0.0.1", port)]
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------ waiting for readiness
+def _probes(monkeypatch, healthy_after: dict):
+    """probe() answering healthy for an agent's health port once it was asked N times."""
+    from unified_ctl.health import HealthResult
+
+    asked: dict[int, int] = {}
+
+    def probe(host, port, timeout=1.0):
+        asked[port] = asked.get(port, 0) + 1
+        ok = asked[port] > healthy_after.get(port, 0)
+        return HealthResult(ok, "healthy" if ok else "unreachable", {})
+    monkeypatch.setattr(profiles, "probe", probe)
+    return asked
+
+
+def test_agents_answering_healthy_are_ready_and_systemd_is_asked_about_the_rest_only(cat, monkeypatch):
+    fake = FakeSystemd(cat)
+    fake.start([cat.profiles["core"].target])
+    _probes(monkeypatch, {})
+    fake.calls.clear()
+    res = profiles.wait_ready(cat, fake, "core", timeout=5)
+    assert res.ok and len(res.agents) == 16
+    assert [c for c in fake.calls if c[0] == "show"] == []   # every /health answered first
+
+
+def test_while_agents_start_systemd_is_asked_at_most_every_half_second(cat, monkeypatch):
+    fake = FakeSystemd(cat)
+    fake.start([cat.profiles["core"].target])
+    late = cat.agents["ObservabilityHub"].health_port
+    _probes(monkeypatch, {late: 8})          # healthy at the 9th probe, ~0.8 s in
+    shows = []
+    real_show = fake.show
+    monkeypatch.setattr(fake, "show", lambda units, props=(): shows.append(units) or real_show(units, props))
+    res = profiles.wait_ready(cat, fake, "core", timeout=5, interval=0.1, systemd_every=0.5)
+    assert res.ok and 0.6 < res.seconds < 3
+    assert 1 <= len(shows) <= 3, len(shows)
+    assert all(u == ("unified-agent@ObservabilityHub.service", "unified-agent@ObservabilityHub.socket")
+               for u in map(tuple, shows))
+
+
+def test_a_failed_agent_ends_the_wait_early_and_says_why(cat, monkeypatch):
+    fake = FakeSystemd(cat)
+    fake.start([cat.profiles["core"].target])
+    bad = cat.agents["STTService"]
+    fake.state[bad.service] = "failed"
+    _probes(monkeypatch, {bad.health_port: 10**6})
+    res = profiles.wait_ready(cat, fake, "core", timeout=20)
+    assert not res.ok and res.seconds < 2
+    (failed,) = res.failed
+    assert failed.agent == "STTService" and failed.state == "failed/failed"
+    assert "service failed" in failed.reason

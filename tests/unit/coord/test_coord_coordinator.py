@@ -193,3 +193,17 @@ def test_a_profile_switch_that_just_finished_is_routed_at_once(coord):
     (coord.tmp / "etc" / "selected-profile").write_text("extra\n")   # what `switch` writes
     status, body, _ = task(coord, "far")                              # no waiting for a watcher
     assert status == 200 and body["agent"] == "Faraway"
+
+
+def test_every_forwarded_task_carries_an_idempotency_key_and_a_callers_key_is_kept(coord):
+    coord.start("Flaky", FLAKY_SWITCH=str(coord.switch))
+    made = [task(coord, "flaky", "a")[1]["result"]["idempotency_key"] for _ in range(2)]
+    assert all(len(k) == 36 for k in made) and made[0] != made[1]      # a uuid4 per task
+    status, first, _ = task(coord, "flaky", "b", {"Idempotency-Key": "caller-key-1"})
+    assert status == 200 and first["result"]["idempotency_key"] == "caller-key-1"
+    status, again, _ = task(coord, "flaky", "b", {"Idempotency-Key": "caller-key-1"})
+    assert again == first                          # the agent's first answer, not a rerun
+    status, other, _ = task(coord, "flaky", "c", {"Idempotency-Key": "caller-key-1"})
+    assert status == 422
+    status, bad, _ = task(coord, "flaky", "d", {"Idempotency-Key": "x" * 201})
+    assert status == 400 and "Idempotency-Key" in bad["error"]

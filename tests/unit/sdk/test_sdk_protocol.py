@@ -104,6 +104,37 @@ def test_watchdog_pings_at_half_interval_from_the_serving_loop(spawn):
     assert len([m for _, m in n.messages if m == "WATCHDOG=1"]) >= 2  # resumed
 
 
+def test_a_hung_worker_thread_stops_the_watchdog_pings_and_makes_health_unhealthy(spawn):
+    a = spawn(env={"WATCHDOG_USEC": "100000", "UNIFIED_RUN": SAMPLE,
+                   "WORKER_HANG_S": "0.3"})
+    n = a.notify
+    worker = threading.Thread(target=a.request, args=("GET", "/sleep/2500"),
+                              kwargs={"headers": {"X-Request-ID": "stuck-1"}})
+    worker.start()                   # a handler that outlives the bound on a worker thread
+    deadline = time.monotonic() + 10
+    while True:
+        status, body, _ = a.request("GET", "/health", health=True)
+        if status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert status == 503 and body["status"] == "unhealthy", body
+    (hung,) = body["checks"]["workers"]["hung"]
+    assert hung["request"] == "GET /sleep/2500" and hung["request_id"] == "stuck-1"
+    assert hung["thread"].startswith("worker-")
+    n.drain(0.1)                     # what was sent before: read and forgotten
+    n.messages.clear()
+    n.drain(0.4)                     # the I/O loop is alive, yet it pings no more
+    assert "WATCHDOG=1" not in [m for _, m in n.messages]
+    err = a.stderr()
+    assert "hung: GET /sleep/2500" in err and "time.sleep(" in err   # its stack, once
+    assert err.count("hung: GET /sleep/2500") == 1
+    worker.join()                    # it ended after all: healthy and pinging again
+    assert a.request("GET", "/health", health=True)[0] == 200
+    n.messages.clear()
+    n.drain(0.3)
+    assert "WATCHDOG=1" in [m for _, m in n.messages]
+
+
 def test_watchdog_for_another_pid_is_not_pinged(spawn):
     a = spawn(env={"WATCHDOG_USEC": "100000", "WATCHDOG_PID": "1"})
     a.notify.drain(0.5)
