@@ -79,7 +79,8 @@ class Agent:
       routes          optional dict {("GET", "/path/{x}"): "method_name" or callable}
 
     Set by the runtime before on_start(): self.name, self.config (config.Config: ports,
-    limits, dependencies, env reader), self.log (log.Logger).
+    limits, dependencies, env reader), self.log (log.Logger), and self.tracer
+    (trace.Tracer when ENABLE_TRACING is on, else None).
     """
 
     name: str | None = None
@@ -90,6 +91,7 @@ class Agent:
 
     config = None
     log = None
+    tracer = None
 
     # ------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
