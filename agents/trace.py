@@ -59,6 +59,7 @@ class Tracer:
         self.recent: deque = deque(maxlen=keep)
         self.journal = log.journal if journal is None else journal
         self.sent = 0
+        self.dropped = 0
         self.send_errors = 0
         self._sock = None
 
@@ -104,8 +105,13 @@ class Tracer:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                # never block the I/O thread on a journald that is behind: drop instead
+                self._sock.setblocking(False)
             self._sock.sendto(data, JOURNAL_SOCKET)
             self.sent += 1
+            return True
+        except BlockingIOError:
+            self.dropped += 1    # journald's queue is full; the trace stays in /debug/state
             return True
         except OSError:
             self.send_errors += 1
@@ -114,7 +120,8 @@ class Tracer:
     def as_dict(self, limit: int = KEEP) -> dict:
         items = list(self.recent)[-limit:] if limit else []
         return {"enabled": True, "kept": len(self.recent), "journal": self.journal,
-                "journal_sent": self.sent, "journal_errors": self.send_errors,
+                "journal_sent": self.sent, "journal_dropped": self.dropped,
+                "journal_errors": self.send_errors,
                 "traces": [dict(r, hops=[[n, ms] for n, ms in r["hops"]],
                                 at=_iso(r["at"])) for r in reversed(items)]}
 
