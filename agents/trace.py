@@ -140,5 +140,10 @@ def state_of(runtime) -> dict:
             "settings": {"enable_tracing": c.enable_tracing,
                          "enable_metrics": c.enable_metrics,
                          "enable_data_optimizer": c.enable_data_optimizer,
-                         "max_threads": c.max_threads, "log_level": c.log_level},
+                         "max_threads": c.max_threads, "log_level": c.log_level,
+                         # told to the agent for its own sizing; systemd enforces them
+                         # (MemoryMax=/CPUQuota= of the unit and the slice)
+                         "cpu_percent": c.cpu_percent, "memory_mb": c.memory_mb,
+                         "vram_mb": c.vram_mb, "vram_limit_mb": c.vram_limit_mb,
+                         "dependencies": list(c.dependencies)},
             "tracing": tr.as_dict() if tr is not None else {"enabled": False}}

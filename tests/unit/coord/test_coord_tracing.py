@@ -50,12 +50,14 @@ def test_an_invalid_incoming_id_is_replaced_and_the_new_one_is_answered_and_trac
 
 
 def test_with_tracing_off_nothing_is_recorded_and_the_id_still_travels(fleet):
-    fleet.start("Coordinator", "builtin:request_coordinator")
+    fleet.start("Coordinator", "builtin:request_coordinator", UNIFIED_DEPENDENCIES="Registry",
+                MEMORY_MB="4096")
     fleet.start("Echo")
     status, body, headers = task(fleet, "echo", "hi", {"X-Request-ID": "untraced-1"})
     assert status == 200 and body["request_id"] == "untraced-1"
     st = state(fleet, "Coordinator")
     assert st["tracing"] == {"enabled": False} and st["settings"]["enable_tracing"] is False
+    assert st["settings"]["dependencies"] == ["Registry"] and st["settings"]["memory_mb"] == 4096
     assert "trace POST" not in fleet.procs["Coordinator"].stderr()
 
 
