@@ -79,7 +79,8 @@ class Agent:
       routes          optional dict {("GET", "/path/{x}"): "method_name" or callable}
 
     Set by the runtime before on_start(): self.name, self.config (config.Config: ports,
-    limits, dependencies, env reader), self.log (log.Logger).
+    limits, dependencies, env reader), self.log (log.Logger), and self.tracer
+    (trace.Tracer when ENABLE_TRACING is on, else None).
     """
 
     name: str | None = None
@@ -94,6 +95,7 @@ class Agent:
     # Idempotency-Key then runs as one transaction of it, key and answer included, so that a
     # repeat after a crash answers the first result and never writes twice (idempotency.py).
     idempotency_store = None
+    tracer = None
 
     # ------------------------------------------------------------- lifecycle
     def on_start(self) -> None:

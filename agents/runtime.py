@@ -215,6 +215,12 @@ class Runtime:
         agent.name = config.name
         agent.config = config
         agent.log = log
+        self.tracer = None
+        if config.enable_tracing:
+            from . import trace
+
+            trace.on = True
+            self.tracer = agent.tracer = trace.Tracer(config.name, log)
 
     @property
     def in_flight(self) -> int:
@@ -244,7 +250,11 @@ class Runtime:
             # "unsupported" without waking anyone (it asks active agents only).
             ar.add("POST", "/cache/release", self._release_caches, mode="pool", owner="sdk",
                    mutating=True)
-        for method, path, handler, inline, listener, mutating in agent.declared_routes():
+        declared = list(agent.declared_routes())
+        if not any(m == "GET" and p == "/debug/state" for m, p, *_ in declared):
+            for r in (ar, hr):   # the hub has its own, which shows the traces too
+                r.add("GET", "/debug/state", self._debug_state, mode="inline", owner="sdk")
+        for method, path, handler, inline, listener, mutating in declared:
             for kind in (("agent", "health") if listener == "both" else (listener,)):
                 self.routers[kind].add(method, path, handler, inline=inline,
                                        mutating=mutating)
@@ -491,6 +501,8 @@ class Runtime:
         r, params = self.routers[req.listener].match(req.method, req.path)
         req.params = params
         req.route = r.template
+        if self.tracer is not None and req.listener == "agent" and r.template != "/health":
+            req.trace = []
         if r.mutating and not self.guard.trusted(req):
             # who and what, never the headers (an Authorization value may be a real token)
             self.log.warning(f"refused {req.method} {req.path} from {req.client[0]}: not "
@@ -511,6 +523,8 @@ class Runtime:
         token = _current.set(req)
         try:
             result = r.handler(req)
+            if req.trace is not None:
+                req.trace.append(("handle", time.monotonic()))
             if is_coroutine(result):
                 result.close()
                 raise TypeError(f"inline route {r.template} returned a coroutine; "
@@ -526,11 +540,15 @@ class Runtime:
     def _call(self, conn, req, r) -> None:
         """On a worker thread."""
         token = _current.set(req)
+        if req.trace is not None:
+            req.trace.append(("queue", time.monotonic()))
         try:
             result = r.handler(req)
             if is_coroutine(result):
                 result = self.get_aio().run_sync(result)
             resp = self.to_response(result)
+            if req.trace is not None:
+                req.trace.append(("handle", time.monotonic()))
         except HTTPError as e:
             resp = error_response(e.status, e.message, req.request_id, e.headers, **e.fields)
         except BaseException as e:
@@ -542,8 +560,12 @@ class Runtime:
     async def _acall(self, conn, req, r) -> None:
         """On the asyncio thread."""
         token = _current.set(req)
+        if req.trace is not None:
+            req.trace.append(("queue", time.monotonic()))
         try:
             resp = self.to_response(await r.handler(req))
+            if req.trace is not None:
+                req.trace.append(("handle", time.monotonic()))
         except HTTPError as e:
             resp = error_response(e.status, e.message, req.request_id, e.headers, **e.fields)
         except BaseException as e:
@@ -582,6 +604,8 @@ class Runtime:
         route = req.route or "unmatched"
         method = req.method if req.method in _KNOWN_METHODS else "other"
         self.metrics.observe(listener, route, method, status, seconds, req.task_type)
+        if req.trace is not None:
+            self.tracer.finish(req, status, seconds)
         if self.log.threshold >= 7:
             self.log.debug(f"{req.method} {req.target} {status} {seconds * 1000:.2f}ms",
                            req.request_id, listener=listener)
@@ -625,6 +649,11 @@ class Runtime:
             "pid": os.getpid(),
         })
         return Response.json(body, 503 if status == "unhealthy" else 200)
+
+    def _debug_state(self, req):
+        from .trace import state_of
+
+        return state_of(self)
 
     def _release_caches(self, request):
         freed = self.agent.release_caches()

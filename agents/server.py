@@ -113,7 +113,7 @@ class Request:
 
     __slots__ = ("method", "target", "path", "query_string", "version", "headers", "body",
                  "params", "request_id", "client", "listener", "route", "received",
-                 "keep_alive", "task_type", "_query", "_json")
+                 "keep_alive", "task_type", "trace", "_query", "_json")
 
     def __init__(self, method, target, version, headers, body, client, listener):
         self.method = method
@@ -131,6 +131,7 @@ class Request:
         self.params = {}
         self.route = None
         self.task_type = None
+        self.trace = None   # [(hop, monotonic)] when ENABLE_TRACING traces it (trace.py)
         self.received = time.monotonic()
         rid = headers.get("x-request-id")
         if rid and len(rid) <= 128 and all(c in _RID_OK for c in rid):

@@ -133,6 +133,18 @@ def run(c, runs, summary):
               f"{py['coord'][-1]:.0f} req/s (python)"
               + (f", {wrk['coord'][-1]:.0f} req/s (wrk)" if has_wrk else ""), flush=True)
 
+    # ENABLE_TRACING on (coordinator and agent): the same sequential latency, so its cost
+    # per request shows beside the default (off)
+    traced = []
+    with c.agent_env(["RequestCoordinator", AGENT], "90-bench-tracing", ENABLE_TRACING="true"):
+        c.wait_until(f"curl -sf -X POST -d '{body}' http://127.0.0.1:{COORD_PORT}/task",
+                     timeout=30)
+        for _ in range(runs):
+            t = _client(c, "seq", COORD_PORT, body, SEQ_REQUESTS)
+            traced.append(t)
+            bad += t["bad"]
+    c.wait_until(f"curl -sf -X POST -d '{body}' http://127.0.0.1:{COORD_PORT}/task", timeout=30)
+
     def med(xs):
         return summary(xs)["median"]
 
@@ -155,6 +167,9 @@ def run(c, runs, summary):
         f"{c50 * 1e3:.3f} ms | {med(added) * 1e3:.3f} ms | ≤ 1 ms added |",
         f"| latency p99, same | {d99 * 1e3:.3f} ms | {c99 * 1e3:.3f} ms | "
         f"{med(added99) * 1e3:.3f} ms | — |",
+        f"| latency p50, same, ENABLE_TRACING=true (coordinator and agent: a journal entry "
+        f"each per task) | — | {med([t['p50'] for t in traced]) * 1e3:.3f} ms | "
+        f"{(med([t['p50'] for t in traced]) - c50) * 1e3:.3f} ms over tracing off | — |",
     ]
     if has_wrk:
         lines.append(

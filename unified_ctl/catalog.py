@@ -198,11 +198,15 @@ class _Validator:
         h = self.mapping(d.get("health"), at + ("health",),
                          ("interval", "timeout", "startup_timeout", "failure_threshold"), "settings.health")
         ha = at + ("health",)
+        if "failure_threshold" in h:
+            # Removed: nothing ever read it (an agent's health is its probe's answer, and
+            # systemd's watchdog/Restart= handle a dead one). Named, so an old catalog says why.
+            self.err(ha + ("failure_threshold",), "settings.health.failure_threshold was removed "
+                     "(nothing used it: health is each probe's answer); delete this line")
         health = m.Health(
             interval_s=self.field(h, "interval", ha, t.duration, 5.0),
             timeout_s=self.field(h, "timeout", ha, t.duration, 2.0),
-            startup_timeout_s=self.field(h, "startup_timeout", ha, t.duration, 30.0),
-            failure_threshold=self.field(h, "failure_threshold", ha, t.positive_int, 3))
+            startup_timeout_s=self.field(h, "startup_timeout", ha, t.duration, 30.0))
         s = self.mapping(d.get("supervision"), at + ("supervision",),
                          ("watchdog", "restart_delay", "stop_timeout"), "settings.supervision")
         sa = at + ("supervision",)

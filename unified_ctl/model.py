@@ -103,7 +103,6 @@ class Health:
     interval_s: float = 5.0
     timeout_s: float = 2.0
     startup_timeout_s: float = 30.0
-    failure_threshold: int = 3
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Store, StoreFull, check_query, count, counter_sql, db_path,
+from unified_agents.store import (Store, StoreFull, agent_store, check_query, count, counter_sql,
                                   field_int, field_str, field_tags, fts_query, fts_search,
                                   need_object, query_int)
 
@@ -206,10 +206,7 @@ def doc_id(request) -> int:
 class KnowledgeBase(Agent):
     def on_start(self) -> None:
         env = self.config.env
-        self.store = Store(db_path(self.config, DB_FILE), MIGRATIONS, log=self.log,
-                           max_bytes=env.integer("STATE_DB_MAX_MB", 1024, 1) << 20,
-                           synchronous=env.choice("SQLITE_SYNCHRONOUS",
-                                                  ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        self.store = agent_store(self.config, DB_FILE, MIGRATIONS, log=self.log, max_mb=1024)
         self.db = KnowledgeDB(self.store,
                               env.integer("KB_MAX_DOCUMENTS", 100_000, 1),
                               env.integer("KB_MAX_BODY_CHARS", 512 * 1024, 1, 16 << 20))

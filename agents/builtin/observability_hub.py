@@ -295,6 +295,7 @@ class ObservabilityHub(Agent):
             "circuit_breakers": self.breakers_view(),
             "routing": self.routing_view(),
             "targets": {**self.targets.status(), "groups": groups},
+            "tracing": self.tracer.as_dict() if self.tracer else {"enabled": False},
         }
 
     @route("GET", "/dashboard")

@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 
-from unified_agents import Agent, HTTPError, Response, guard, idempotency, route
+from unified_agents import Agent, HTTPError, Response, guard, idempotency, route, trace
 from unified_agents.breaker import STATE_VALUE, Breaker, BreakerOpen
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -85,9 +85,13 @@ class Pool:
                 conn = self._new(timeout)
             else:
                 conn.sock.settimeout(timeout)
+            if trace.on:
+                trace.mark("connect")
             conn.request("POST", path, body, headers)
             resp = conn.getresponse()
             data = resp.read()
+            if trace.on:
+                trace.mark("agent")
         except ConnectionRefusedError:
             _close(conn)
             raise Unreachable("connection refused (agent socket not listening)", True) from None
@@ -238,6 +242,8 @@ class RequestCoordinator(Agent):
         target = self.route_of(ttype)
         req = self.request
         rid = req.request_id
+        if req.trace is not None:
+            req.trace.append(("route", time.monotonic()))
         if not target.slots.acquire(blocking=False):
             self._count(ttype, target.agent, "busy")
             raise HTTPError(503, f"{target.agent} already has {self.concurrency} tasks in flight",

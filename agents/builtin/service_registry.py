@@ -114,10 +114,13 @@ class FleetView:
     states()        {agent: UnitState}: one list-units + one show of the loaded units, at
                     most once per state_ttl (concurrent callers share one refresh)
     health(names)   {agent: status} probing health ports, cached per agent for health_ttl
+                    (None: the catalog's settings.health.interval), each probe waiting at
+                    most settings.health.timeout
     """
 
     def __init__(self, catalog_path: str, *, systemd=None, probe=None, log=None,
-                 state_ttl: float = 1.0, health_ttl: float = 2.0, watch_every: float = 2.0,
+                 state_ttl: float = 1.0, health_ttl: float | None = None,
+                 watch_every: float = 2.0,
                  clock=time.monotonic):
         self.path = catalog_path
         self.log = log
@@ -333,9 +336,12 @@ class FleetView:
             return out
         now = self.clock()
         todo = []
+        ttl = self.health_ttl
+        if ttl is None:
+            ttl = self.snap.catalog.settings.health.interval_s
         for n in active:
             h = self._health.get(n)
-            if h is not None and now - h[1] <= self.health_ttl and h[2] == states[n].pid:
+            if h is not None and now - h[1] <= ttl and h[2] == states[n].pid:
                 out[n] = h[0]
             else:
                 todo.append(n)
@@ -348,7 +354,9 @@ class FleetView:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(8, thread_name_prefix="health-probe")
-                results = self._pool.map(lambda np: self.probe(snap.host, np[1], 0.5), ports)
+                timeout = snap.catalog.settings.health.timeout_s
+                results = self._pool.map(lambda np: self.probe(snap.host, np[1], timeout),
+                                         ports)
                 checked = self.clock()
                 for (n, _), r in zip(ports, results):
                     self.counters["health_probes"] += 1
@@ -416,7 +424,7 @@ class ServiceRegistry(Agent):
         env = self.config.env
         self.view = FleetView(self.config.catalog, log=self.log,
                               state_ttl=env.number("REGISTRY_STATE_TTL_S", 1.0, 0.0, 60),
-                              health_ttl=env.number("REGISTRY_HEALTH_TTL_S", 2.0, 0.0, 60))
+                              health_ttl=env.number("REGISTRY_HEALTH_TTL_S", None, 0.0, 60))
         self.view.start_watching()
         self.requests_by_route = {"list": 0, "get": 0, "lookup": 0}
         self._count_lock = threading.Lock()

@@ -23,8 +23,8 @@ import os
 import time
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Periodic, Store, StoreFull, check_query, count, counter_sql,
-                                  db_path, field_int, field_str, json_body, need_object,
+from unified_agents.store import (Periodic, Store, StoreFull, agent_store, check_query, count,
+                                  counter_sql, field_int, field_str, json_body, need_object,
                                   query_int)
 
 DB_FILE = "sessions.db"
@@ -208,10 +208,7 @@ def _sid(request) -> str:
 class SessionMemoryAgent(Agent):
     def on_start(self) -> None:
         env = self.config.env
-        self.store = Store(db_path(self.config, DB_FILE), MIGRATIONS, log=self.log,
-                           max_bytes=env.integer("STATE_DB_MAX_MB", 512, 1) << 20,
-                           synchronous=env.choice("SQLITE_SYNCHRONOUS",
-                                                  ("FULL", "NORMAL", "EXTRA"), "FULL"))
+        self.store = agent_store(self.config, DB_FILE, MIGRATIONS, log=self.log)
         # POST /task with an Idempotency-Key: the writes, the key and the answer commit
         # together, so a retry after a crash answers the first result (idempotency.py)
         self.idempotency_store = self.store

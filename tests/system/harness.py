@@ -1054,6 +1054,25 @@ class Container:
         shutil.copyfile(src, target)
         return dest
 
+    @contextlib.contextmanager
+    def agent_env(self, agents, name: str, **env: str):
+        """Extra Environment= for some agents while the block runs: a runtime drop-in
+        (/run/systemd/system/unified-agent@AGENT.service.d/NAME.conf, sorting after the
+        generator's), the agents restarted with it and, on exit, without it."""
+        units = [f"unified-agent@{a}.service" for a in agents]
+        line = " ".join(f'"{k}={v}"' for k, v in env.items())
+        paths = [f"/run/systemd/system/{u}.d/{name}.conf" for u in units]
+        try:
+            for p in paths:
+                self.write_file(p, f"[Service]\nEnvironment={line}\n")
+            self.systemctl("daemon-reload")
+            self.systemctl("restart", *units)
+            yield self
+        finally:
+            self.run(["rm", "-f", *paths])
+            self.systemctl("daemon-reload")
+            self.systemctl("restart", *units, check=False)
+
     # -- packages --------------------------------------------------------------------
     def install_deb(self, deb: Path | str, *, timeout: float = 600.0,
                     check: bool = True) -> subprocess.CompletedProcess:

@@ -278,3 +278,37 @@ def test_a_failing_agent_opens_its_breaker_and_recovery_closes_it(flaky):
     status, body = flaky_task(c)
     assert status == 200, body
     assert breaker_metric(c) == 0
+
+
+# ---------------------------------------------------------------- ENABLE_TRACING
+def journal_entries(c, field_match):
+    out = c.run(["journalctl", "--no-pager", "-o", "json", field_match]).stdout
+    return [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+
+
+def test_with_tracing_on_one_request_id_finds_every_hop_of_a_task_in_the_journal(core):
+    rid = f"systest-trace-{int(time.time() * 1000)}"
+    with core.agent_env(["RequestCoordinator", "TTSService"], "90-systest-tracing",
+                        ENABLE_TRACING="true"):
+        core.wait_until("curl -sf http://localhost:8201/health && "
+                        "curl -sf http://localhost:6801/health", timeout=30)
+        r = core.run(["curl", "-sS", "-D", "-", "-X", "POST", "http://localhost:7201/task",
+                      "-H", "Content-Type: application/json", "-H", f"X-Request-ID: {rid}",
+                      "-d", '{"type": "tts", "data": "trace me"}'], timeout=60)
+        assert "200" in r.stdout.splitlines()[0] and f"X-Request-ID: {rid}" in r.stdout
+        core.wait_until(f"test $(journalctl -o cat REQUEST_ID={rid} | wc -l) -ge 2", timeout=15)
+        by_unit = {e["_SYSTEMD_UNIT"]: e for e in journal_entries(core, f"REQUEST_ID={rid}")}
+        coord = by_unit["unified-agent@RequestCoordinator.service"]
+        agent = by_unit["unified-agent@TTSService.service"]
+        assert coord["TRACE_STATUS"] == agent["TRACE_STATUS"] == "200"
+        assert coord["TRACE_ROUTE"] == agent["TRACE_ROUTE"] == "/task"
+        assert coord["TRACE_HOPS"].split()[0].startswith("queue=")
+        for hop in ("ROUTE", "CONNECT", "AGENT", "HANDLE", "RESPOND"):
+            assert float(coord[f"TRACE_HOP_{hop}_MS"]) >= 0
+        assert float(agent["TRACE_TOTAL_MS"]) <= float(coord["TRACE_TOTAL_MS"])
+        assert coord["SYSLOG_IDENTIFIER"] == "RequestCoordinator"
+        st = json.loads(core.run(["curl", "-sf", "http://localhost:8201/debug/state"]).stdout)
+        assert st["tracing"]["enabled"] is True and st["tracing"]["journal_errors"] == 0
+        assert rid in [t["request_id"] for t in st["tracing"]["traces"]]
+    st = json.loads(core.run(["curl", "-sf", "http://localhost:8201/debug/state"]).stdout)
+    assert st["tracing"] == {"enabled": False}        # the drop-in is gone: off again

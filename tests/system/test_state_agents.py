@@ -395,3 +395,61 @@ def test_the_twin_serves_the_state_and_records_a_profile_switch(core):
     res = curl_json(core, "GET", "http://127.0.0.1:7220/history/resources?since=10m"
                                  "&agent=SystemDigitalTwin")["resources"]
     assert res and isinstance(res[-1]["ts"], float)
+
+
+# ---------------------------------------------------------------- ENABLE_DATA_OPTIMIZER
+OPT_WRITER = r'''
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", 5713, timeout=30)
+for i in range(int(sys.argv[1])):
+    c.request("PUT", f"/items/systest-opt/k{i}", json.dumps({"value": "x" * 8000}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status in (200, 201), r.status
+c.request("DELETE", "/items/systest-opt"); r = c.getresponse(); r.read()
+assert r.status == 200, r.status
+'''
+
+DB_CHECK = r'''
+import json, sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(json.dumps({"integrity": c.execute("PRAGMA integrity_check").fetchone()[0],
+                  "auto_vacuum": c.execute("PRAGMA auto_vacuum").fetchone()[0]}))
+'''
+
+
+def memory_metrics(c) -> dict:
+    text = c.run(["curl", "-sf", "http://127.0.0.1:6713/metrics"]).stdout
+    return {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
+            if ln.startswith("unified_memory_db_")}
+
+
+def test_the_data_optimizer_returns_freed_pages_and_truncates_the_wal_once_idle(core):
+    core.write_file("/root/opt_writer.py", OPT_WRITER)
+    core.write_file("/root/db_check.py", DB_CHECK)
+    try:
+        with core.agent_env(["MemoryClient"], "90-systest-optimizer",
+                            ENABLE_DATA_OPTIMIZER="true", DATA_OPTIMIZER_IDLE_S="2"):
+            core.wait_until("curl -sf http://127.0.0.1:6713/health", timeout=30)
+            core.run(["python3", "/root/opt_writer.py", "400"], timeout=120)
+            after_delete = memory_metrics(core)
+            assert after_delete["unified_memory_db_free_bytes"] > 1 << 20   # 400 x 8 KB gone
+            assert after_delete["unified_memory_db_wal_bytes"] > 0
+            runs0 = after_delete["unified_memory_db_optimizer_runs_total"]
+            core.wait_until("curl -sf http://127.0.0.1:6713/metrics | grep -q "
+                            f"'^unified_memory_db_optimizer_runs_total {int(runs0) + 1}$'",
+                            timeout=30)
+            m = memory_metrics(core)
+            assert m["unified_memory_db_wal_bytes"] == 0
+            assert m["unified_memory_db_free_bytes"] == 0
+            assert m["unified_memory_db_optimizer_reclaimed_bytes_total"] > 1 << 20
+            assert m["unified_memory_db_optimizer_last_run_seconds"] > 0
+            h = curl_json(core, "GET", "http://127.0.0.1:6713/health")
+            assert h["status"] == "healthy" and h["checks"]["database"]["optimizer"]["runs"] >= 1
+            db = json.loads(core.run(["python3", "/root/db_check.py",
+                                      f"{STATE}/memory.db"]).stdout)
+            assert db == {"integrity": "ok", "auto_vacuum": 2}
+        h = curl_json(core, "GET", "http://127.0.0.1:6713/health")
+        assert h["checks"]["database"]["optimizer"] is None      # off again without it
+    finally:
+        core.run(["rm", "-f", "/root/opt_writer.py", "/root/db_check.py"])

@@ -123,6 +123,28 @@ def test_health_is_probed_on_the_health_port_of_active_agents_only(view_env):
     assert len(probed) == 1  # cached
 
 
+def test_health_probes_wait_the_catalogs_health_timeout_and_repeat_after_its_interval(view_env):
+    text = view_env.catalog.read_text()
+    view_env.catalog.write_text(text.replace("  profile: core\n", "  profile: core\n"
+                                             "  health: {interval: 7s, timeout: 300ms}\n", 1))
+    timeouts, now = [], [100.0]
+
+    def probe(host, port, timeout):
+        timeouts.append(timeout)
+        return HealthResult(True, "healthy", {})
+
+    seam = Seam({"unified-agent@Registry.service": svc("active", MainPID="7")})
+    view = make_view(view_env, seam, probe=probe, clock=lambda: now[0])
+    states, _, _ = view.states()
+    view.health(["Registry"], states)
+    now[0] += 6.9                                   # within settings.health.interval
+    view.health(["Registry"], states)
+    assert timeouts == [0.3]
+    now[0] += 0.2                                   # past it: probed again
+    view.health(["Registry"], states)
+    assert timeouts == [0.3, 0.3]
+
+
 def test_a_catalog_edit_is_picked_up_and_an_invalid_one_keeps_the_previous(view_env):
     view = make_view(view_env, Seam())
     assert view.refresh_catalog() is False

@@ -250,3 +250,14 @@ def test_a_full_file_system_is_a_507_naming_the_path_and_health_degrades_until_f
     assert s.health()["status"] == "degraded" and "file system full" in s.health()["problem"]
     free["bytes"] = 100 << 20
     assert "file system" not in s.health().get("problem", "")   # max_bytes may still be near
+
+
+def test_vacuum_free_gives_every_free_page_back_not_just_one(tmp_path):
+    s = Store(str(tmp_path / "a.db"), [V1])
+    for _ in range(200):
+        s.write(insert, "x" * 2000)
+    s.write(lambda c: c.execute("DELETE FROM t WHERE id > 10"))
+    assert s.query("PRAGMA freelist_count")[0][0] > 50
+    s.vacuum_free(100000)
+    assert s.query("PRAGMA freelist_count")[0][0] == 0
+    assert len(s.query("SELECT id FROM t")) == 10
