@@ -524,7 +524,11 @@ def emergency_stop_all(ctx: Ctx) -> list[str]:
     sd = ctx.sd
     patterns = ["unified.target", "unified-profile-*.target", "unified-agent@*.socket", "unified-agent@*.service"]
     sd.kill(["unified-agent@*.service"], "SIGTERM")
-    sd.stop(patterns)
+    # Stop by name, and only units systemd has loaded: a glob that also matches a unit it can
+    # no longer load (an agent removed from the catalog while its unit was in memory) makes
+    # `systemctl stop` refuse the whole call ("Unit ... not loaded"). What still runs of such
+    # a unit is killed below like anything else that lingers.
+    sd.stop([r["unit"] for r in sd.list_units(patterns) if r["load"] == "loaded"])
     left = [r["unit"] for r in sd.list_units(patterns[2:]) if r["active"] not in ("inactive", "failed")]
     if left:
         sd.kill(left, "SIGKILL")

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import paths
-from .errors import UnifiedError
+from .errors import NeedsRoot, UnifiedError
 
 DEFAULT_TIMEOUT = 300.0  # longer than a profile's start_timeout: a waiting switch outlasts one
 
@@ -89,9 +89,11 @@ def _open() -> int:
     try:
         os.makedirs(paths.run_dir(), mode=0o755, exist_ok=True)
         return os.open(lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError as e:
+        # as any other root-only write: one line, exit 77 (cli.main names the command)
+        raise NeedsRoot(f"{e.strerror}: {lock_file()}") from None
     except OSError as e:
-        raise UnifiedError(f"cannot open the fleet lock {lock_file()}: {e.strerror} "
-                           "(changing the fleet needs root)") from None
+        raise UnifiedError(f"cannot open the fleet lock {lock_file()}: {e.strerror}") from None
 
 
 def _try(fd: int) -> bool:

@@ -165,8 +165,11 @@ def test_a_hung_worker_thread_makes_the_agent_unhealthy_and_the_watchdog_restart
         assert "Watchdog timeout" in journal
         assert "hung: POST /task" in journal and "self.held.acquire()" in journal  # the stack
     finally:
-        core.run(["rm", "-f", dropin, module])
+        # leave the profile while the agent is still in the catalog, then remove it: removed
+        # first, its socket would stay in systemd's memory as a unit it can no longer load
         switch(core, "core")
+        core.systemctl("stop", "unified-agent@HangAgent.socket", unit, check=False)
+        core.run(["rm", "-f", dropin, module])
         core.run(["unified-ctl", "apply"])
         core.systemctl("reset-failed", check=False)
 
@@ -361,7 +364,9 @@ def restart_journald_and_log(c, agent="StreamingTTSAgent", how="restart"):
     hub = main_pid(c, "ObservabilityHub")
     before = log_count(c, agent)
     if how == "kill":
-        c.run(["systemctl", "kill", "-s", "KILL", "systemd-journald.service"])
+        # the main process only: a cgroup-wide kill can fail in the container with EIO
+        # ("Failed to send signal SIGKILL to auxiliary processes"), and journald is one process
+        c.run(["systemctl", "kill", "--kill-who=main", "-s", "KILL", "systemd-journald.service"])
         c.wait_until(["systemctl", "is-active", "systemd-journald.service"], timeout=30)
     else:
         c.systemctl("restart", "systemd-journald.service")

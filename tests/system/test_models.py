@@ -151,7 +151,8 @@ def test_vram_limit_mb_given_to_a_profile_switch_reaches_the_budget(core):
         core.wait_until(["sh", "-c", "curl -s http://127.0.0.1:6572/metrics | grep -q "
                          f"'^unified_vram_budget_bytes {2000 * MB}$'"], timeout=30)
     finally:
-        switch(core, "core")
-        core.run(["unified-ctl", "agent", "restart", "ModelManagerSuite"], timeout=60)
+        # a switch's variables stay in force until cleared (RUNBOOK; `overrides clear`
+        # restarts the running agents, ModelManagerSuite among them)
+        core.run(["unified-ctl", "overrides", "clear"], timeout=120)
     core.wait_until(["sh", "-c", "curl -sf -m 2 http://127.0.0.1:7211/vram | "
                      "grep -q '\"budget_mb\":4000'"], timeout=30)

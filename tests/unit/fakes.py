@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from unified_ctl.errors import SystemdError
+
 
 def _matches(unit: str, pattern: str) -> bool:
     prefix, star, suffix = pattern.partition("*")
@@ -21,6 +23,7 @@ class FakeSystemd:
         self.journal: dict[str, list[str]] = {}
         self.entered: dict[str, int] = {}  # unit -> ActiveEnterTimestampMonotonic (µs)
         self.jobs: list[tuple[str, str]] = []  # (unit, type) queued, not run yet (run_jobs runs them)
+        self.load: dict[str, str] = {}  # unit -> LoadState when not "loaded" (e.g. "not-found")
 
     def _log(self, *call):
         self.calls.append(call)
@@ -56,6 +59,11 @@ class FakeSystemd:
     def stop(self, units, no_block=False):
         units = list(units)
         self._log("stop", tuple(units))
+        # systemctl refuses the whole call when a name or glob matches a unit it cannot load
+        bad = [u for u, ls in self.load.items() if ls != "loaded" and any(_matches(u, p) for p in units)]
+        if bad:
+            raise SystemdError(f"`systemctl stop` failed (exit 5): Failed to stop {bad[0]}: "
+                               f"Unit {bad[0]} not loaded.")
         # a stop job replaces a unit's queued start job, as systemd's does
         self.jobs = [(u, k) for u, k in self.jobs if not any(_matches(u, p) for p in units)]
         for u in units:
@@ -102,7 +110,7 @@ class FakeSystemd:
             for p in patterns:
                 prefix, _, suffix = p.partition("*")
                 if (u == p) or ("*" in p and u.startswith(prefix) and u.endswith(suffix)):
-                    rows.append({"unit": u, "load": "loaded", "active": act,
+                    rows.append({"unit": u, "load": self.load.get(u, "loaded"), "active": act,
                                  "sub": "running" if act == "active" else "dead", "description": ""})
                     break
         return rows

@@ -175,6 +175,18 @@ def test_emergency_stop_requires_confirmation_and_stops_all_our_units(cat, env, 
     assert not any(fake.is_active(u) for u in fake.state)
 
 
+def test_emergency_stop_is_not_defeated_by_a_unit_systemd_can_no_longer_load(cat, env, monkeypatch):
+    fake = FakeSystemd(cat)
+    running_after(cat, fake, "core")
+    # an agent removed from the catalog while its socket was in systemd's memory
+    fake.state["unified-agent@GoneAgent.socket"] = "inactive"
+    fake.load["unified-agent@GoneAgent.socket"] = "not-found"
+    monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
+    res = CliRunner().invoke(cli_mod.cli, ["emergency-stop", "--yes"])
+    assert res.exit_code == 0, res.output
+    assert not any(fake.is_active(u) for u in fake.state)
+
+
 def test_status_json_classifies_dormant_agents(cat, env, monkeypatch):
     import json
 
