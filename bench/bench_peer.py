@@ -471,5 +471,5 @@ def _import_lines(imports):
             if r.get(f"{lib}_via"):
                 lines.append(f"{name} imports {lib} through: `{r[f'{lib}_via']}`.")
     lines += ["", "-X importtime inflates the sums; cold activation of one dormant agent (sandbox on and off) is "
-              "in \"One agent under systemd (SDK)\" above.", ""]
+              "in the section \"One agent under systemd (SDK)\".", ""]
     return lines
