@@ -466,10 +466,11 @@ def _import_lines(imports):
         lines.append(f"| {name} | {r['total_us'] / 1000:.0f} ms | {len(mods)} | "
                      f"{'click' if 'click' in mods else 'no click'} / {'rich' if 'rich' in mods else 'no rich'} | "
                      f"{heavy} |")
+    lines.append("")
     for name, r in imports.items():
         for lib in ("click", "rich"):
             if r.get(f"{lib}_via"):
-                lines.append(f"{name} imports {lib} through: `{r[f'{lib}_via']}`.")
+                lines.append(f"{name} imports {lib} through: `{r[f'{lib}_via']}`.  ")
     lines += ["", "-X importtime inflates the sums; cold activation of one dormant agent (sandbox on and off) is "
               "in the section \"One agent under systemd (SDK)\".", ""]
     return lines
