@@ -381,7 +381,14 @@ def _section(res, bare_start, alone_start, phases, imports, n_agents, runs, load
     cmd_o = [r["start"]["cmd_s"] for r in o]
     mem = lambda rs: _med([r["mem"]["pss"] / 2**20 for r in rs])
     pids = lambda rs: rs[-1]["mem"]["pids"]
-    lost = lambda rs, k: (sum(r[k]["failed"] for r in rs), sum(r[k]["sent"] for r in rs))
+    def lost(rs, k):
+        """'F of N' and, when some failed, how (the load generator's error kinds, all rounds)."""
+        kinds: dict[str, int] = {}
+        for r in rs:
+            for kind, n in r[k].get("errors", {}).items():
+                kinds[kind] = kinds.get(kind, 0) + n
+        how = f" ({', '.join(f'{n} {kind}' for kind, n in sorted(kinds.items()))})" if kinds else ""
+        return f"{sum(r[k]['failed'] for r in rs)} of {sum(r[k]['sent'] for r in rs)}{how}"
     slow = lambda rs, k: max(r[k]["max_ms"] or 0 for r in rs) / 1000
     ko, ks = lost(o, "kill_load"), lost(s, "kill_load")
     co, cs = lost(o, "config_load"), lost(s, "config_load")
@@ -409,12 +416,11 @@ def _section(res, bare_start, alone_start, phases, imports, n_agents, runs, load
         "| same, systemd alone | failed in this run | — | — |",
         f"| memory once ready (PSS summed; ours: unified-agents.slice, {pids(o)} PIDs; supervisord: its tree, "
         f"{pids(s)} PIDs incl. supervisord) | {mem(o):.0f} MB | {mem(s):.0f} MB | {mem(o) / mem(s):.2f}× |",
-        f"| kill -9 of {AGENT} under 100 req/s for 3 s: requests lost (all rounds) | {ko[0]} of {ko[1]} | "
-        f"{ks[0]} of {ks[1]} | — |",
+        f"| kill -9 of {AGENT} under 100 req/s for 3 s: requests lost (all rounds) | {ko} | {ks} | — |",
         f"| same: kill → new process healthy | {_fmt_range(rec(o, 'kill'))} | {_fmt_range(rec(s, 'kill'))} | "
         f"{_med(rec(o, 'kill')) / _med(rec(s, 'kill')):.2f}× |",
         f"| config change (LOG_LEVEL of {AGENT}) under 100 req/s for 6 s: requests lost (all rounds) | "
-        f"{co[0]} of {co[1]} | {cs[0]} of {cs[1]} | — |",
+        f"{co} | {cs} | — |",
         f"| same: command → new process with the change healthy | {_fmt_range(rec(o, 'config'))} | "
         f"{_fmt_range(rec(s, 'config'))} | {_med(rec(o, 'config')) / _med(rec(s, 'config')):.2f}× |",
         f"| slowest answered request during kill / config change | {slow(o, 'kill_load'):.2f} s / "
