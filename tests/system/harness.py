@@ -456,8 +456,8 @@ apt-get -y -o Dpkg::Use-Pty=0 upgrade
 apt-get clean
 # Nothing on a console: the container is driven through nsenter.
 systemctl mask console-getty.service getty@tty1.service serial-getty@.service
-# Installed for test_observability.py only: not running unless a test starts them.
-systemctl disable prometheus.service prometheus-alertmanager.service 2>/dev/null || true
+# Installed for test_observability.py and bench_peer.py only: not running unless they start them.
+systemctl disable prometheus.service prometheus-alertmanager.service supervisor.service 2>/dev/null || true
 rm -f /var/lib/dbus/machine-id
 # The hostname is the container's machine name (debootstrap copied the host's).
 rm -f /etc/hostname
