@@ -333,4 +333,4 @@ def _check_catalog(v: Verified, main: dict) -> None:
         load_catalog(v.staged(main), env={})
     except UnifiedError as e:
         raise BackupError("the archive's catalog is not valid for this version of unified-ctl; nothing was "
-                          f"changed:\n{e.format_message()}") from None
+                          f"changed:\n{e}") from None

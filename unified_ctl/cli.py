@@ -1,7 +1,8 @@
 """unified-ctl: one CLI for the unified-system agent fleet.
 
 Commands are thin: they parse options, call library code and print. Library code raises
-UnifiedError (a ClickException) for anything the operator can fix; it is printed once here.
+UnifiedError (a plain exception with an exit code) for anything the operator can fix; the root
+group turns it into a ClickException here, once, and main() prints it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import click
 
 from . import __version__
 from .catalog import catalog_path, load_catalog
+from .errors import UnifiedError
 
 
 class Ctx:
@@ -108,7 +110,33 @@ def console():
     return Console(highlight=False, width=width)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CliError(click.ClickException):
+    """A UnifiedError at the CLI edge: printed by Click ("Error: ..."), exits with its code."""
+
+    def __init__(self, error: UnifiedError):
+        super().__init__(str(error))
+        self.error = error
+        self.exit_code = error.exit_code
+
+
+class UnifiedGroup(click.Group):
+    """The root group: every command runs inside its invoke(), so this is the one place where
+    library errors become Click's (under main() and under click.testing alike)."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except UnifiedError as e:
+            raise CliError(e) from e
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UnifiedError as e:
+            raise CliError(e) from e
+
+
+@click.group(cls=UnifiedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "-c", metavar="FILE",
               help="Catalog to read (default /etc/unified/unified.yaml, or the one on trial). To try "
                    "a catalog on the running fleet: CONFIG=FILE unified-ctl profile switch NAME.")
@@ -256,7 +284,7 @@ def _needs_root(argv: list[str], why: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: Click's own handling of usage errors and ClickExceptions, never a traceback.
+    """Entry point: Click's own handling of usage errors, our errors (CliError), never a traceback.
     Exit statuses: errors.EXIT_STATUS (and the man page's EXIT STATUS section)."""
     from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, NeedsRoot
 
@@ -268,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
-    except NeedsRoot as e:
-        return _needs_root(argv, e.message)
+    except CliError as e:
+        if isinstance(e.error, NeedsRoot):
+            return _needs_root(argv, e.error.message)
+        e.show()
+        return e.exit_code
     except PermissionError as e:  # writing /etc, /run/systemd, /var/backups... as a user
         return _needs_root(argv, f"{e.strerror}: {e.filename}" if e.filename else str(e))
     except click.ClickException as e:

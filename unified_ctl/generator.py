@@ -98,12 +98,12 @@ def load_good(catalog_file: str):
     try:
         return load_catalog(catalog_file, env={}), False, ""
     except UnifiedError as e:
-        reason = str(e.format_message())
+        reason = str(e)
     last = os.path.join(paths.last_good_dir(), "unified.yaml")
     try:
         return load_catalog(last, env={}), True, reason
     except UnifiedError as e:
-        return None, True, reason + "\nlast good catalog unusable too: " + e.format_message()
+        return None, True, reason + "\nlast good catalog unusable too: " + str(e)
 
 
 def write_files(outdir: str, files: dict) -> None:

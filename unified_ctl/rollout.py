@@ -253,7 +253,7 @@ def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = 
     except CatalogInvalid as e:  # e.g. a catalog format this version no longer accepts
         history.install(history.entry_files(last))
         raise UnifiedError(f"history entry {target.id} is not valid for this version of unified-ctl; "
-                           f"nothing changed:\n{e.format_message()}") from None
+                           f"nothing changed:\n{e}") from None
     from .generator import save_last_good
 
     save_last_good(new, reason=f"rollback to {target.id}")

@@ -170,7 +170,7 @@ class FleetView:
             cat = load_catalog(self.path, env={})
             problem = ""
         except UnifiedError as e:
-            problem = e.format_message() if hasattr(e, "format_message") else str(e)
+            problem = str(e)
             if getattr(self, "snap", None) is not None:
                 raise _ReloadFailed(problem) from None
             from unified_ctl import paths
@@ -180,7 +180,7 @@ class FleetView:
                 cat = load_catalog(last, env={})  # the generator's own fallback
             except UnifiedError as e2:
                 raise RuntimeError(f"no usable catalog: {problem} -- and the last good one "
-                                   f"{last}: {e2.format_message()}") from None
+                                   f"{last}: {e2}") from None
             problem = f"{self.path} is invalid, using the last good catalog: {problem}"
         return Snapshot(cat, current_profile(cat), version, problem)
 
