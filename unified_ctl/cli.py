@@ -13,8 +13,8 @@ import sys
 import click
 
 from . import __version__
-from .catalog import catalog_path, load_catalog
-from .errors import UnifiedError
+from unified_core.catalog import catalog_path, load_catalog
+from unified_core.errors import UnifiedError
 
 
 class Ctx:
@@ -54,7 +54,7 @@ class Ctx:
     @property
     def sd(self):
         if self._sd is None:
-            from .systemd import Systemd
+            from unified_core.systemd import Systemd
 
             self._sd = Systemd()
         return self._sd
@@ -157,7 +157,7 @@ def cli(ctx: click.Context, config: str | None, lock_timeout: float | None) -> N
 @pass_ctx
 def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> None:
     """Check a catalog: syntax, keys, types, ports, dependencies and profiles."""
-    from .errors import CatalogInvalid
+    from unified_core.errors import CatalogInvalid
 
     path = file or ctx.config
     try:
@@ -242,7 +242,7 @@ def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:
 
 
 def _selected(ctx: Ctx) -> str:
-    from .profiles import current_profile
+    from unified_core.profiles import current_profile
 
     return current_profile(ctx.catalog)
 
@@ -273,7 +273,7 @@ def command_path(argv: list[str]) -> str:
 
 def _needs_root(argv: list[str], why: str) -> int:
     """One line for a command that only root may run (EXIT STATUS 77 in the man page)."""
-    from .errors import EXIT_NOPERM
+    from unified_core.errors import EXIT_NOPERM
 
     what = command_path(argv)
     if os.geteuid() == 0:  # root refused too: a read-only mount, an immutable file, a LSM
@@ -286,7 +286,7 @@ def _needs_root(argv: list[str], why: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Click's own handling of usage errors, our errors (CliError), never a traceback.
     Exit statuses: errors.EXIT_STATUS (and the man page's EXIT STATUS section)."""
-    from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, NeedsRoot
+    from unified_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, NeedsRoot
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

@@ -7,9 +7,10 @@ import sys
 
 import click
 
-from . import fleet, ports, profiles, runtime
+from . import ports
+from unified_core import fleet, profiles, runtime
 from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, fleet_change, pass_ctx, profile
-from .errors import UnifiedError
+from unified_core.errors import UnifiedError
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -69,8 +70,9 @@ def _restart_running(ctx: Ctx, cat, agents) -> int:
 def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
     """Validate the catalog and make it live (systemctl daemon-reload)."""
     from .generator import save_last_good
-    from . import changes, paths
-    from .catalog import load_catalog
+    from . import changes
+    from unified_core import paths
+    from unified_core.catalog import load_catalog
     import json as _json
 
     cat = ctx.catalog  # raises CatalogInvalid: nothing is touched
@@ -204,7 +206,7 @@ def _refuse_other_catalog(ctx: Ctx, name: str) -> None:
 
 
 def _is_live(path: str) -> bool:
-    from . import paths
+    from unified_core import paths
     from .config_history import trial_catalog
 
     return any(p and os.path.realpath(path) == os.path.realpath(p) for p in (paths.catalog_file(), trial_catalog()))
@@ -381,7 +383,7 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
 
 def _probe_all(cat, rows) -> None:
     from concurrent.futures import ThreadPoolExecutor
-    from .health import probe
+    from unified_core.health import probe
 
     active = [r for r in rows if r.state == "active"]
     if not active:
@@ -449,8 +451,8 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
 def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> None:
     """Activate an agent now with its dependencies and wait until it is healthy."""
     import time
-    from .catalog import dependency_closure, dependency_order
-    from .health import probe
+    from unified_core.catalog import dependency_closure, dependency_order
+    from unified_core.health import probe
 
     cat = ctx.catalog
     a = cat.agent(name)
@@ -569,7 +571,7 @@ def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:
     (an override until `unified-ctl overrides clear` or reboot)."""
     import shutil
 
-    from . import paths
+    from unified_core import paths
 
     state_dir = paths.state_dir()
     if not yes:

@@ -9,7 +9,7 @@ import time
 import click
 
 from .cli import Ctx, cli, console, emit_json, pass_ctx
-from .errors import NeedsRoot
+from unified_core.errors import NeedsRoot
 
 EXIT = {"healthy": 0, "degraded": 1, "critical": 2}
 _sleep = time.sleep   # the --watch pause (tests replace it)

@@ -10,7 +10,7 @@ import sys
 import click
 
 from .cli import Ctx, cli, emit_json, fleet_change, pass_ctx
-from .errors import NeedsRoot, UnifiedError
+from unified_core.errors import NeedsRoot, UnifiedError
 
 
 def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
@@ -49,7 +49,8 @@ def config_history_cmd(as_json: bool) -> None:
     import time
 
     from . import config_history as h
-    from . import paths, rollout
+    from . import rollout
+    from unified_core import paths
 
     entries = h.entries()
     trial = h.trial_catalog()
@@ -103,7 +104,8 @@ def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, 
 @fleet_change
 def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
     """Make the catalog on trial permanent: copy it to /etc/unified (kept in history)."""
-    from . import paths, rollout
+    from . import rollout
+    from unified_core import paths
 
     result, info = rollout.promote(ctx.sd, force=force, wait=not no_wait)
     head = f"promoted {info['source']} to {paths.catalog_file()} (history entry {info['history']['id']})"
@@ -119,7 +121,8 @@ def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
 @fleet_change
 def config_abort(ctx: Ctx, no_wait: bool, as_json: bool) -> None:
     """Drop the catalog on trial and return to the permanent one (as a reboot would)."""
-    from . import paths, rollout
+    from . import rollout
+    from unified_core import paths
 
     result = rollout.abort(ctx.sd, wait=not no_wait)
     _print_follow(result, as_json, {"catalog": paths.catalog_file()},
@@ -173,7 +176,7 @@ def backup_verify(path: str, other_host: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def backup_list(as_json: bool) -> None:
     """List the archives in /var/backups/unified."""
-    from . import paths
+    from unified_core import paths
 
     d = paths.backup_dir()
     rows = []
@@ -203,7 +206,7 @@ def backup_list(as_json: bool) -> None:
 def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bool, as_json: bool) -> None:
     """Verify an archive, then restore its configuration and state (agents holding state restart)."""
     from . import backup as b
-    from . import paths
+    from unified_core import paths
     from . import restore as r
 
     if not yes:
@@ -343,7 +346,8 @@ def report() -> None:
 def _write_report(kind: str, data: dict, out_dir: str | None, plot: bool, stem: str) -> dict:
     import json
 
-    from . import paths, report_render
+    from . import report_render
+    from unified_core import paths
 
     out_dir = out_dir or paths.reports_dir()
     os.makedirs(out_dir, mode=0o750, exist_ok=True)

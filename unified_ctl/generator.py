@@ -13,8 +13,8 @@ import socket
 import sys
 import time
 
-from . import paths
-from .errors import CatalogInvalid, UnifiedError
+from unified_core import paths
+from unified_core.errors import CatalogInvalid, UnifiedError
 from .render import Symlink, render
 
 IDENT = "unified-system-generator"
@@ -93,7 +93,7 @@ def _private(top: str) -> None:
 
 def load_good(catalog_file: str):
     """(catalog, used_last_good, problems text). catalog None if neither loads."""
-    from .catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     try:
         return load_catalog(catalog_file, env={}), False, ""

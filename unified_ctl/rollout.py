@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import changes, fleet, paths, profiles
+from . import changes
+from unified_core import fleet, paths, profiles
 from . import config_history as history
-from .catalog import load_catalog
-from .errors import CatalogInvalid, UnifiedError
-from .model import Catalog
+from unified_core.catalog import load_catalog
+from unified_core.errors import CatalogInvalid, UnifiedError
+from unified_core.model import Catalog
 
 
 def _same(a: str, b: str) -> bool:

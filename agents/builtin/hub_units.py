@@ -2,7 +2,7 @@
 
 SystemdCollector: `systemctl list-units` of our units + `systemctl show` of the loaded ones
 whose state changed (naming unloaded instances would make systemd load them; see the class
-for why not all of them every time) through the unified_ctl.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
+for why not all of them every time) through the unified_core.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
 PID, NRestarts, result, control group and the start timestamps, from which the startup
 duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
 
@@ -40,8 +40,8 @@ def _int(v) -> int | None:
 
 
 def classify(svc: dict, sock: dict) -> str:
-    """The agent's state from its service and socket (as unified_ctl.fleet.classify)."""
-    from unified_ctl.fleet import classify as fleet_classify
+    """The agent's state from its service and socket (as unified_core.fleet.classify)."""
+    from unified_core.fleet import classify as fleet_classify
 
     return fleet_classify(svc, sock)
 

@@ -69,7 +69,7 @@ class ObservabilityHub(Agent):
         targets_path = env.string("HUB_TARGETS_FILE", DEFAULT_PATH)
         follow = env.boolean("HUB_JOURNAL", True)
 
-        from unified_ctl.systemd import Systemd
+        from unified_core.systemd import Systemd
 
         from .service_registry import FleetView
 

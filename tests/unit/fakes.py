@@ -1,4 +1,4 @@
-"""A recording fake of the systemd seam (unified_ctl.systemd.Systemd) for unit tests only.
+"""A recording fake of the systemd seam (unified_core.systemd.Systemd) for unit tests only.
 
 It models just enough of systemd for the control plane's logic: units have ActiveState;
 start of a profile target activates what it wants; stop deactivates.
