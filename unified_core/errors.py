@@ -2,7 +2,7 @@
 
 They are plain exceptions with an exit code: the agents raise and catch them too, and must not
 load click for it (a cold start's budget is 100 ms; click costs ~20 ms). The CLI maps them to
-click once, at its edge (cli.UnifiedGroup).
+click once, at its edge (unified_ctl.cli.context.UnifiedGroup).
 
 The exit statuses of unified-ctl are EXIT_STATUS below; its man page's EXIT STATUS section
 lists the same (tests/unit/test_exit_status.py keeps them equal)."""
@@ -75,6 +75,6 @@ class SystemdError(UnifiedError):
 
 class NeedsRoot(UnifiedError):
     """Only root may do this: a file we must write, or systemd refusing ("Access denied").
-    The CLI names the command and says to use sudo (cli.main)."""
+    The CLI names the command and says to use sudo (unified_ctl.cli.main)."""
 
     exit_code = EXIT_NOPERM
