@@ -14,7 +14,7 @@ import sys
 import time
 
 from unified_core import paths
-from unified_core.errors import CatalogInvalid, UnifiedError
+from unified_core.errors import UnifiedError
 from .render import Symlink, render
 
 IDENT = "unified-system-generator"

@@ -456,9 +456,8 @@ def systemd_summary(cat, sd, all_agents: bool = False) -> dict:
     """The same shape as the hub's summary, from systemd and the cgroups directly (the hub
     is not running): no journal (last errors), no GPU, no breakers, no alert history (the
     conditions that hold now are listed as pending, except those without a `for:`)."""
-    from unified_agents.builtin.hub_alerts import (AlertState, conditions, health_score,
-                                                    overall)
-    from unified_agents.builtin.hub_units import ResourceCollector, read_units
+    from unified_core.alerts import AlertState, conditions, health_score, overall
+    from unified_core.units import ResourceCollector, read_units
 
     from unified_core.profiles import current_profile
 

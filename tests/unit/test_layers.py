@@ -27,14 +27,7 @@ FORBIDDEN = {
 }
 # Imports that cross a layer today, each named with the reason it is still there. Empty is the
 # goal; an entry here is a known gap (README "Known gaps"), never a silent exception.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("unified_ctl/monitoring.py", "unified_agents.builtin.hub_alerts"):
-        "`health` without a running hub evaluates the hub's alert rules itself; the rules "
-        "belong in unified_core",
-    ("unified_ctl/monitoring.py", "unified_agents.builtin.hub_units"):
-        "`health` without a running hub collects units like the hub; the collector belongs "
-        "in unified_core",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def shipped_files():

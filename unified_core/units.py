@@ -1,4 +1,4 @@
-"""The hub's systemd and resource collectors.
+"""The systemd and resource collectors of the hub (and of `unified-ctl health` without it).
 
 SystemdCollector: `systemctl list-units` of our units + `systemctl show` of the loaded ones
 whose state changed (naming unloaded instances would make systemd load them; see the class
@@ -20,7 +20,7 @@ import os
 import threading
 import time
 
-from .hub_poller import Poller
+from .poller import Poller
 
 UNIT_PATTERNS = ("unified-agent@*.service", "unified-agent@*.socket", "unified-backend@*.service")
 PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts", "ControlGroup",
@@ -41,7 +41,7 @@ def _int(v) -> int | None:
 
 def classify(svc: dict, sock: dict) -> str:
     """The agent's state from its service and socket (as unified_core.fleet.classify)."""
-    from unified_core.fleet import classify as fleet_classify
+    from .fleet import classify as fleet_classify
 
     return fleet_classify(svc, sock)
 
