@@ -126,3 +126,15 @@ def test_every_shipped_module_imports_alone_and_only_the_cli_loads_click():
     p = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), *modules],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_setup_cfg_ships_every_package_of_the_tree():
+    """A package missing from setup.cfg's `packages` is missing from the .deb (setuptools does
+    not recurse): the source tree would import, the installed one would not."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    tree = {m for _, m, is_package in shipped_files() if is_package}
+    assert tree == listed
