@@ -84,7 +84,7 @@ def catalog_env(name: str, path: str) -> dict:
     from .config import ConfigError
 
     try:
-        from unified_ctl.catalog import load_catalog
+        from unified_core.catalog import load_catalog
     except ImportError as e:
         raise ConfigError(
             f"UNIFIED_HEALTH_PORT is not set and the catalog reader is not available ({e}); "

@@ -2,14 +2,14 @@
 
 Every bad value becomes one `ConfigError` whose message names the variable, the bad value and
 what is allowed; the CLI prints it as one line and exits 2. The converters are the catalog's
-own (unified_ctl.types: same rules as `unified-ctl validate`); this module adds the variable
+own (unified_core.types: same rules as `unified-ctl validate`); this module adds the variable
 name, defaults for unset variables, and no dataclasses (cold-start path).
 """
 from __future__ import annotations
 
 import os
 
-from unified_ctl import types as _t
+from unified_core import types as _t
 
 LOG_LEVELS = _t.LOG_LEVELS
 

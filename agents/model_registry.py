@@ -78,7 +78,7 @@ class Entry:
 class ModelRegistry:
     def __init__(self, models, *, limit_mb: int | None, backend_for, gpu_total_mb=None,
                  clock=time.monotonic, check_timeout: float = 5.0, log=None):
-        """models: unified_ctl.model.Models. backend_for(model) → Backend. gpu_total_mb:
+        """models: unified_core.model.Models. backend_for(model) → Backend. gpu_total_mb:
         callable → total VRAM in MB, or None when there is no GPU."""
         self.cfg = models
         self.idle_timeout_s = float(models.idle_timeout_s)

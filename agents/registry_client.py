@@ -102,7 +102,7 @@ class RegistryClient:
 
     def _from_catalog(self, name: str) -> None:
         """The registry is unreachable: ports come from the catalog file itself."""
-        from unified_ctl.catalog import load_catalog
+        from unified_core.catalog import load_catalog
 
         cat = load_catalog(self.catalog, env={})
         a = cat.agents.get(name)

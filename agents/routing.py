@@ -86,7 +86,7 @@ class RoutingError(ValueError):
 
 class Router:
     def __init__(self, routing):
-        """`routing`: unified_ctl.model.Routing (complexity_threshold, rules,
+        """`routing`: unified_core.model.Routing (complexity_threshold, rules,
         cloud_unreachable, vram_exhausted)."""
         self.threshold = float(routing.complexity_threshold)
         self.on_cloud_unreachable = routing.cloud_unreachable   # local | fail

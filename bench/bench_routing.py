@@ -77,7 +77,7 @@ def in_process(tasks, runs: int):
         spec.loader.exec_module(mod)
     from unified_agents.model_registry import ModelRegistry
     from unified_agents.routing import Live, Router, estimate_complexity
-    from unified_ctl.catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     cat = load_catalog(str(REPO / "etc/unified/unified.yaml"), env={})
     router = Router(cat.routing)

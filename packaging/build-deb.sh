@@ -38,7 +38,7 @@ die() { echo "build-deb: error: $*" >&2; exit 1; }
 scripts/dev/install_deps.sh build
 
 # --- the tree has what the package installs -------------------------------------------
-for f in setup.cfg setup.py unified_ctl/__init__.py agents/__init__.py \
+for f in setup.cfg setup.py unified_core/__init__.py unified_ctl/__init__.py agents/__init__.py \
          units/unified.target units/unified-agents.slice etc/unified/unified.yaml; do
     [ -e "$f" ] || die "$f is missing; the package cannot be built without it"
 done

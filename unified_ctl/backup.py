@@ -37,8 +37,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from . import __version__, paths
-from .errors import UnifiedError
+from . import __version__
+from unified_core import paths
+from unified_core.errors import UnifiedError
 
 FORMAT = "unified-backup"
 FORMAT_VERSION = 1
@@ -150,7 +151,7 @@ def default_path(now: float | None = None) -> str:
 
 def create(dest: str | None = None) -> dict:
     """Write the archive; return its manifest (plus "path" and "bytes")."""
-    from .profiles import read_selected
+    from unified_core.profiles import read_selected
 
     dest = os.path.abspath(dest or default_path())
     if os.path.isdir(dest):
@@ -327,10 +328,10 @@ def _verify(archive: str, allow_other_host: bool, staging: str) -> Verified:
 
 
 def _check_catalog(v: Verified, main: dict) -> None:
-    from .catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     try:
         load_catalog(v.staged(main), env={})
     except UnifiedError as e:
         raise BackupError("the archive's catalog is not valid for this version of unified-ctl; nothing was "
-                          f"changed:\n{e.format_message()}") from None
+                          f"changed:\n{e}") from None

@@ -15,7 +15,8 @@ import os
 import socket
 import time
 
-from . import __version__, paths
+from . import __version__
+from unified_core import paths
 
 UNIT_PATTERNS = ["unified.target", "unified-profile-*.target", "unified-agent@*.service",
                  "unified-agent@*.socket", "unified-backend@*.service", "unified-agents.slice"]
@@ -93,7 +94,8 @@ def _read_json(path: str):
 
 
 def capture(cat, sd, lines: int = 300, hub_timeout: float = 3.0) -> dict:
-    from . import config_history, fleet, profiles, runtime
+    from . import config_history
+    from unified_core import fleet, profiles, runtime
 
     t0 = time.monotonic()
     data = {"captured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(),

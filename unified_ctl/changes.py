@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 
-from . import paths
-from .model import Catalog
+from unified_core import paths
+from unified_core.model import Catalog
 
 SETTINGS = "unified-agent@.service.d"
 PORTS_CHANGED = "its ports changed"  # the socket must be re-bound, not only the process restarted
@@ -59,7 +59,7 @@ def snapshot(root: str | None = None) -> dict[str, bytes]:
 
 def rendered(cat: Catalog, ncpu: int | None = None) -> dict[str, bytes]:
     """What snapshot() would read after the generator rendered `cat` (pure, no I/O)."""
-    from .profiles import current_profile
+    from unified_core.profiles import current_profile
     from .render import render
 
     files = render(cat, current_profile(cat), ncpu or os.cpu_count() or 1)

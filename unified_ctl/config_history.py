@@ -19,8 +19,8 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from . import paths
-from .errors import UnifiedError
+from unified_core import paths
+from unified_core.errors import UnifiedError
 
 KEEP = 30
 MAIN = "unified.yaml"
@@ -48,7 +48,7 @@ class Entry:
 def catalog_files(main: str) -> dict[str, str]:
     """{relative name: absolute path} of a catalog as load_catalog reads it: the main file
     and the conf.d/*.yaml drop-ins beside it."""
-    from .yamlsrc import dropin_paths
+    from unified_core.yamlsrc import dropin_paths
 
     out = {MAIN: main}
     for p in dropin_paths(os.path.join(os.path.dirname(os.path.abspath(main)), "conf.d")):

@@ -23,8 +23,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import paths
-from .errors import NeedsRoot, UnifiedError
+from unified_core import paths
+from unified_core.errors import NeedsRoot, UnifiedError
 
 DEFAULT_TIMEOUT = 300.0  # longer than a profile's start_timeout: a waiting switch outlasts one
 

@@ -13,8 +13,8 @@ import socket
 import sys
 import time
 
-from . import paths
-from .errors import CatalogInvalid, UnifiedError
+from unified_core import paths
+from unified_core.errors import UnifiedError
 from .render import Symlink, render
 
 IDENT = "unified-system-generator"
@@ -93,17 +93,17 @@ def _private(top: str) -> None:
 
 def load_good(catalog_file: str):
     """(catalog, used_last_good, problems text). catalog None if neither loads."""
-    from .catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     try:
         return load_catalog(catalog_file, env={}), False, ""
     except UnifiedError as e:
-        reason = str(e.format_message())
+        reason = str(e)
     last = os.path.join(paths.last_good_dir(), "unified.yaml")
     try:
         return load_catalog(last, env={}), True, reason
     except UnifiedError as e:
-        return None, True, reason + "\nlast good catalog unusable too: " + e.format_message()
+        return None, True, reason + "\nlast good catalog unusable too: " + str(e)
 
 
 def write_files(outdir: str, files: dict) -> None:

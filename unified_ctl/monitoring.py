@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .errors import UnifiedError
+from unified_core.errors import UnifiedError
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml"
@@ -424,7 +424,7 @@ def hub_summary(cat, all_agents: bool = False, timeout: float = 3.0) -> dict | N
     import http.client
     import json
 
-    from .health import probe
+    from unified_core.health import probe
 
     hub = cat.agents.get(HUB)
     if hub is None:
@@ -456,11 +456,10 @@ def systemd_summary(cat, sd, all_agents: bool = False) -> dict:
     """The same shape as the hub's summary, from systemd and the cgroups directly (the hub
     is not running): no journal (last errors), no GPU, no breakers, no alert history (the
     conditions that hold now are listed as pending, except those without a `for:`)."""
-    from unified_agents.builtin.hub_alerts import (AlertState, conditions, health_score,
-                                                    overall)
-    from unified_agents.builtin.hub_units import ResourceCollector, read_units
+    from unified_core.alerts import AlertState, conditions, health_score, overall
+    from unified_core.units import ResourceCollector, read_units
 
-    from .profiles import current_profile
+    from unified_core.profiles import current_profile
 
     profile = current_profile(cat)
     members = set(cat.profiles[profile].agents)

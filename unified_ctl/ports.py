@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnifiedError
-from .model import Catalog
+from unified_core.errors import UnifiedError
+from unified_core.model import Catalog
 
 WILDCARDS = ("0.0.0.0", "::", "")
 

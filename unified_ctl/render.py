@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import Agent, Catalog, Profile
+from unified_core.model import Agent, Catalog, Profile
 
 TEMPLATE = "unified-agent@"
 SLICE = "unified-agents.slice"

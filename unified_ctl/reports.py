@@ -19,8 +19,9 @@ import os
 import socket
 import time
 
-from . import __version__, fleet, paths, profiles
-from .errors import UnifiedError
+from . import __version__
+from unified_core import fleet, paths, profiles
+from unified_core.errors import UnifiedError
 from .report_journal import FIELDS, analyse
 
 WEEK = 7 * 86400

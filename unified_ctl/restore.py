@@ -15,9 +15,10 @@ import re
 import shutil
 import time
 
-from . import backup, paths, profiles, rollout
-from .catalog import load_catalog
-from .errors import UnifiedError
+from . import backup, rollout
+from unified_core import paths, profiles
+from unified_core.catalog import load_catalog
+from unified_core.errors import UnifiedError
 
 UNIT_RE = re.compile(r"(unified-(?:agent|backend)@([^/]+)\.service)")
 

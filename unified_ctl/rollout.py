@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from . import changes, fleet, paths, profiles
+from . import changes
+from unified_core import fleet, paths, profiles
 from . import config_history as history
-from .catalog import load_catalog
-from .errors import CatalogInvalid, UnifiedError
-from .model import Catalog
+from unified_core.catalog import load_catalog
+from unified_core.errors import CatalogInvalid, UnifiedError
+from unified_core.model import Catalog
 
 
 def _same(a: str, b: str) -> bool:
@@ -253,7 +254,7 @@ def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = 
     except CatalogInvalid as e:  # e.g. a catalog format this version no longer accepts
         history.install(history.entry_files(last))
         raise UnifiedError(f"history entry {target.id} is not valid for this version of unified-ctl; "
-                           f"nothing changed:\n{e.format_message()}") from None
+                           f"nothing changed:\n{e}") from None
     from .generator import save_last_good
 
     save_last_good(new, reason=f"rollback to {target.id}")

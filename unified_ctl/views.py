@@ -1,7 +1,7 @@
 """Plain data views of the catalog for the CLI's tables and --json output."""
 from __future__ import annotations
 
-from .model import Catalog, Profile
+from unified_core.model import Catalog, Profile
 
 
 def profile_rows(cat: Catalog, selected: str) -> list[dict]:

@@ -17,12 +17,12 @@ Times are accepted as unix seconds, ISO 8601 (2024-05-01T12:00:00Z) or an age ("
 "30m", "90s": that long ago); they are returned as `ts` (unix seconds) and `at` (ISO UTC).
 
 Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd (one list-units of
-our units + one `systemctl show` of the loaded ones, through unified_ctl.systemd) and re-reads
+our units + one `systemctl show` of the loaded ones, through unified_core.systemd) and re-reads
 the selected profile; every difference from the last recorded state is a row. The last state
 is read back from the database at start, so changes that happened while the twin was down
 (its own kill -9 included) are recorded too, stamped with systemd's state-change time.
 Resource snapshots (TWIN_SNAPSHOT_S, 120 s) record memory/CPU per running agent (cgroup,
-else psutil over the unit's PIDs, as unified_ctl.fleet does), VRAM per agent and GPU totals
+else psutil over the unit's PIDs, as unified_core.fleet does), VRAM per agent and GPU totals
 from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
 hourly. Schema and retention: docs/STATE.md.
 """
@@ -328,7 +328,7 @@ class Observer:
     """Polls systemd and the selected profile; turns every difference into rows.
 
     `view` is a service_registry.FleetView (catalog + selected profile, reloaded when their
-    files change); `sd` the unified_ctl.systemd seam."""
+    files change); `sd` the unified_core.systemd seam."""
 
     def __init__(self, db: TwinDB, view, sd, log=None, gpu=None):
         self.db = db
@@ -376,7 +376,7 @@ class Observer:
             self.error = msg
             raise
         self.error = ""
-        from unified_ctl.fleet import classify
+        from unified_core.fleet import classify
 
         now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
         events, current = [], {}
@@ -418,7 +418,7 @@ class Observer:
         with self.lock:
             if self.polled_at is None or time.time() - self.polled_at > 2.0:
                 self._poll()
-            from unified_ctl.fleet import cgroup_memory
+            from unified_core.fleet import cgroup_memory
 
             cat = self.view.snap.catalog
             gpu, vram = self._gpu()
@@ -519,7 +519,7 @@ class SystemDigitalTwin(Agent):
         }
         from unified_agents import gpu  # imports NVML only when reading: no GPU is no error
         from unified_agents.builtin.service_registry import FleetView
-        from unified_ctl.systemd import Systemd
+        from unified_core.systemd import Systemd
 
         sd = Systemd()
         view = FleetView(self.config.catalog, systemd=sd, log=self.log)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 
-from .hub_poller import describe
+from unified_core.poller import describe
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 SLICE = "unified-agents.slice"

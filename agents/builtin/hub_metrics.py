@@ -18,7 +18,7 @@ Fleet metrics (labels: agent, and what each names):
   unified_gpu_*                                          unified_agents.gpu (absent: no GPU)
   unified_vram_limit_bytes, unified_slow_load_threshold_seconds   catalog settings (rules)
   unified_profile_info{profile}                          the selected profile
-  system_health_score                                    0-100 (hub_alerts docstring)
+  system_health_score                                    0-100 (unified_core/alerts.py)
   unified_hub_alerts{alertname,severity,state}           the hub's own alert evaluation
 The hub's own collection: unified_hub_collector_{duration_seconds,age_seconds,up,runs_total,
 errors_total}{collector}, unified_hub_journal_*, unified_hub_targets, and process_* of the
@@ -26,7 +26,7 @@ hub process itself. Never a metric named `up` or process_* for another process.
 """
 from __future__ import annotations
 
-from .hub_alerts import MIB
+from unified_core.alerts import MIB
 from .hub_journal import PRIORITIES
 
 STATES = ("active", "starting", "dormant", "failed", "stopping", "stopped", "unknown")

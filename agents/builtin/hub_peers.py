@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import time
 
-from .hub_poller import Poller, describe
-from .hub_units import process_running
+from unified_core.poller import Poller, describe
+from unified_core.units import process_running
 
 
 class PeerPoller(Poller):

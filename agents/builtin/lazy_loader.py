@@ -80,7 +80,7 @@ class Loader:
         self.view = view
         self.log = log
         if probe is None:
-            from unified_ctl.health import probe
+            from unified_core.health import probe
         self.probe = probe
         self.clock = clock
         self.auto_restart = auto_restart
@@ -150,7 +150,7 @@ class Loader:
 
     # ------------------------------------------------------------ one load
     def _load(self, name: str, limit: float) -> dict:
-        from unified_ctl.catalog import dependency_closure, dependency_order
+        from unified_core.catalog import dependency_closure, dependency_order
 
         from unified_agents.builtin.service_registry import UNKNOWN
 
@@ -365,7 +365,7 @@ class LazyLoader(Agent):
         def auto_restart() -> bool:
             if disabled_env:
                 return False
-            from unified_ctl.runtime import auto_restart_disabled
+            from unified_core.runtime import auto_restart_disabled
 
             return not auto_restart_disabled()
 

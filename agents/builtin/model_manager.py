@@ -147,7 +147,7 @@ def _body(request) -> dict:
 
 class ModelManagerSuite(Agent):
     def on_start(self) -> None:
-        from unified_ctl.catalog import load_catalog
+        from unified_core.catalog import load_catalog
 
         env = self.config.env
         cat = load_catalog(self.config.catalog, env={})

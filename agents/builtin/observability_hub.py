@@ -10,15 +10,15 @@
     GET /dashboard/data      what the page shows, as JSON
     POST /task               {"type": "observability", "data": "summary" | "alerts" | "state"}
 
-Sources, each on its own timer with its result cached (hub_poller.py): systemd unit state
-(hub_units.SystemdCollector), memory/CPU per agent from cgroups or psutil
+Sources, each on its own timer with its result cached (unified_core/poller.py): systemd unit state
+(unified_core.units.SystemdCollector), memory/CPU per agent from cgroups or psutil
 (ResourceCollector), the GPU (unified_agents.gpu.GpuPoller), journald (hub_journal: `journalctl
 -o json -f` of the agents' slice, position kept across restarts), and the JSON of two peers
 (hub_peers: breakers, LLM routing). A failing source degrades its part of the view and the
 hub's /health, never a request. The hub never connects to an agent port of an agent that is
 not running (that would socket-activate it).
 
-After each systemd or resource refresh the hub evaluates the five alerts (hub_alerts: the
+After each systemd or resource refresh the hub evaluates the five alerts (unified_core.alerts: the
 same rules as etc/prometheus/unified-rules.yml), the health score, and rewrites the
 Prometheus file_sd targets when they changed (hub_targets).
 
@@ -37,11 +37,11 @@ import time
 
 from unified_agents import Agent, HTTPError, Response, route
 
-from .hub_alerts import AlertState, conditions, health_score, overall
+from unified_core.alerts import AlertState, conditions, health_score, overall
 from .hub_journal import PRIORITIES, STATE_FILE, JournalFollower
 from .hub_peers import PeerPoller, open_breakers, routing_split
 from .hub_targets import DEFAULT_PATH, TargetsWriter, target_groups
-from .hub_units import ResourceCollector, SystemdCollector
+from unified_core.units import ResourceCollector, SystemdCollector
 
 COORDINATOR = "RequestCoordinator"
 MODEL_MANAGER = "ModelManagerSuite"
@@ -69,7 +69,7 @@ class ObservabilityHub(Agent):
         targets_path = env.string("HUB_TARGETS_FILE", DEFAULT_PATH)
         follow = env.boolean("HUB_JOURNAL", True)
 
-        from unified_ctl.systemd import Systemd
+        from unified_core.systemd import Systemd
 
         from .service_registry import FleetView
 

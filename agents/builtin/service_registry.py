@@ -7,7 +7,7 @@
                             {"task_type": T}}
 
 Fed from the catalog (reloaded when one of its files changes) and from systemd (unit states
-through unified_ctl.systemd, cached for a second so a burst of requests runs systemctl once),
+through unified_core.systemd, cached for a second so a burst of requests runs systemctl once),
 never by agents phoning home: a crashed agent cannot claim to be up. Health is probed on the
 HEALTH port of active agents only; a dormant agent's agent port would wake it (and its health
 port is not even bound).
@@ -147,7 +147,7 @@ class FleetView:
     @property
     def sd(self):
         if self._sd is None:
-            from unified_ctl.systemd import Systemd
+            from unified_core.systemd import Systemd
 
             self._sd = Systemd()
         return self._sd
@@ -155,37 +155,37 @@ class FleetView:
     @property
     def probe(self):
         if self._probe is None:
-            from unified_ctl.health import probe
+            from unified_core.health import probe
 
             self._probe = probe
         return self._probe
 
     # ------------------------------------------------------------ catalog
     def _load(self, version: int) -> Snapshot:
-        from unified_ctl.catalog import load_catalog
-        from unified_ctl.errors import UnifiedError
-        from unified_ctl.profiles import current_profile
+        from unified_core.catalog import load_catalog
+        from unified_core.errors import UnifiedError
+        from unified_core.profiles import current_profile
 
         try:
             cat = load_catalog(self.path, env={})
             problem = ""
         except UnifiedError as e:
-            problem = e.format_message() if hasattr(e, "format_message") else str(e)
+            problem = str(e)
             if getattr(self, "snap", None) is not None:
                 raise _ReloadFailed(problem) from None
-            from unified_ctl import paths
+            from unified_core import paths
 
             last = os.path.join(paths.last_good_dir(), "unified.yaml")
             try:
                 cat = load_catalog(last, env={})  # the generator's own fallback
             except UnifiedError as e2:
                 raise RuntimeError(f"no usable catalog: {problem} -- and the last good one "
-                                   f"{last}: {e2.format_message()}") from None
+                                   f"{last}: {e2}") from None
             problem = f"{self.path} is invalid, using the last good catalog: {problem}"
         return Snapshot(cat, current_profile(cat), version, problem)
 
     def _files_stamp(self):
-        from unified_ctl import paths
+        from unified_core import paths
 
         files = list(self.snap.catalog.sources) + [paths.selected_profile_file()]
         confd = os.path.join(os.path.dirname(os.path.abspath(self.path)), "conf.d")
@@ -296,7 +296,7 @@ class FleetView:
         return self._states, self.clock() - at, self._states_error
 
     def _query(self, snap: Snapshot) -> dict:
-        from unified_ctl.fleet import classify
+        from unified_core.fleet import classify
 
         cat = snap.catalog
         self.counters["systemd_queries"] += 1

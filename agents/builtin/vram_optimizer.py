@@ -49,7 +49,7 @@ class VRAMOptimizerAgent(Agent):
     def on_start(self) -> None:
         from unified_agents.gpu import GpuPoller
         from unified_agents.registry_client import RegistryClient
-        from unified_ctl.catalog import load_catalog
+        from unified_core.catalog import load_catalog
 
         env = self.config.env
         cat = load_catalog(self.config.catalog, env={})

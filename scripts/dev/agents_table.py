@@ -31,7 +31,7 @@ def _runs(run) -> str:
 def table(catalog_path: str = CATALOG) -> str:
     """The Markdown block (without the markers): one row per group, in catalog order."""
     sys.path.insert(0, ROOT)
-    from unified_ctl.catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     cat = load_catalog(catalog_path, env={}, dropins=False)
     real = [a for a in cat.agents.values() if a.run.kind != "reference"]

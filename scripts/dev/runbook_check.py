@@ -144,7 +144,7 @@ class InContainer:
         self.c.write_file(path, text)
 
 
-CATALOG_QUERY = ("import json; from unified_ctl.catalog import load_catalog; c = load_catalog(env={}); "
+CATALOG_QUERY = ("import json; from unified_core.catalog import load_catalog; c = load_catalog(env={}); "
                  "print(json.dumps({n: [a.port, a.health_port, a.run.kind] for n, a in c.agents.items()}))")
 
 

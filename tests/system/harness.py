@@ -225,7 +225,7 @@ def newest_deb(dist: Path | None = None) -> Path | None:
 
 
 # What goes into the package: a change here makes dist/*.deb stale.
-PACKAGE_SOURCES = ("unified_ctl", "agents", "units", "etc", "packaging", "scripts",
+PACKAGE_SOURCES = ("unified_core", "unified_ctl", "agents", "units", "etc", "packaging", "scripts",
                    "setup.cfg", "setup.py", "pyproject.toml", "README.md")
 
 

@@ -17,6 +17,7 @@ def _unified_processes(c) -> list[str]:
     for line in out.splitlines():
         pid, user, args = (line.split(None, 2) + ["", ""])[:3]
         if user == "unified" or "unified_agents" in args or "unified_ctl" in args \
+                or "unified_core" in args \
                 or "unified-ctl" in args:
             if "ps -eo" not in args:
                 left.append(line.strip())

@@ -49,7 +49,7 @@ def catalog():
     import sys
 
     sys.path.insert(0, str(ROOT))
-    from unified_ctl.catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     return load_catalog(str(ROOT / "etc" / "unified" / "unified.yaml"), env={}, dropins=False)
 

@@ -1,4 +1,4 @@
-"""A recording fake of the systemd seam (unified_ctl.systemd.Systemd) for unit tests only.
+"""A recording fake of the systemd seam (unified_core.systemd.Systemd) for unit tests only.
 
 It models just enough of systemd for the control plane's logic: units have ActiveState;
 start of a profile target activates what it wants; stop deactivates.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from unified_ctl.errors import SystemdError
+from unified_core.errors import SystemdError
 
 
 def _matches(unit: str, pattern: str) -> bool:

@@ -7,10 +7,10 @@ import pathlib
 
 import pytest
 
-from unified_ctl import catalog as catalog_mod
-from unified_ctl.catalog import (DEFAULT_PATH, ENV_OVERRIDES, catalog_path, dependency_order, find_cycle,
+from unified_core import catalog as catalog_mod
+from unified_core.catalog import (DEFAULT_PATH, ENV_OVERRIDES, catalog_path, dependency_order, find_cycle,
                                  load_catalog)
-from unified_ctl.errors import CatalogInvalid
+from unified_core.errors import CatalogInvalid
 
 HERE = pathlib.Path(__file__).resolve().parent
 MINI_PATH = HERE / "catalogs" / "mini.yaml"
@@ -329,8 +329,8 @@ def test_find_cycle_returns_the_cycle_closed_on_its_first_agent():
 def test_unknown_systemd_directive_is_refused_with_the_allowlist(tmp_path):
     import pytest as _pytest
 
-    from unified_ctl.catalog import load_catalog
-    from unified_ctl.errors import CatalogInvalid
+    from unified_core.catalog import load_catalog
+    from unified_core.errors import CatalogInvalid
 
     src = (pathlib.Path(__file__).parent / "golden" / "catalog.yaml").read_text()
     p = tmp_path / "c.yaml"

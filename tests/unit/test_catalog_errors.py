@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from unified_ctl.catalog import load_catalog
-from unified_ctl.errors import CatalogInvalid
+from unified_core.catalog import load_catalog
+from unified_core.errors import CatalogInvalid
 
 HERE = pathlib.Path(__file__).resolve().parent
 MINI = (HERE / "catalogs" / "mini.yaml").read_text()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from unified_ctl import cli as cli_mod
-from unified_ctl.errors import EXIT_INTERNAL, EXIT_NOPERM, EXIT_STATUS, NeedsRoot, SystemdError
-from unified_ctl.systemd import Systemd
+from unified_core.errors import EXIT_INTERNAL, EXIT_NOPERM, EXIT_STATUS, NeedsRoot, SystemdError
+from unified_core.systemd import Systemd
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = str(ROOT / "etc" / "unified" / "unified.yaml")
@@ -74,7 +74,7 @@ def test_a_command_path_skips_options_and_stops_at_arguments():
 
 
 def test_permission_denied_as_root_does_not_tell_root_to_use_sudo(monkeypatch, capsys):
-    from unified_ctl import runtime
+    from unified_core import runtime
 
     def refuse(enabled):
         raise PermissionError(13, "Permission denied", "/run/systemd/system/x.d")
@@ -116,7 +116,7 @@ def test_other_systemctl_failures_stay_systemd_errors(tmp_path):
 
 
 def test_a_bug_is_still_one_line_and_70(monkeypatch, capsys):
-    from unified_ctl import runtime
+    from unified_core import runtime
 
     monkeypatch.setattr(runtime, "auto_restart_disabled", lambda: {}["boom"])
     monkeypatch.delenv("UNIFIED_DEBUG", raising=False)

@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
-from unified_ctl import fleetlock, ports, profiles, runtime
-from unified_ctl.catalog import load_catalog
-from unified_ctl.errors import UnifiedError
+from unified_ctl import fleetlock, ports
+from unified_core import profiles, runtime
+from unified_core.catalog import load_catalog
+from unified_core.errors import UnifiedError
 
 from .fakes import FakeSystemd
 
@@ -89,7 +90,7 @@ def holder(env):
 @pytest.fixture()
 def healthy(monkeypatch):
     """Every agent answers /health (the readiness wait of a switch ends at once)."""
-    from unified_ctl.health import HealthResult
+    from unified_core.health import HealthResult
 
     monkeypatch.setattr(profiles, "probe", lambda host, port, timeout=1.0: HealthResult(True, "healthy", {}))
 

@@ -7,9 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
-from unified_ctl import ports, profiles
-from unified_ctl.catalog import load_catalog
-from unified_ctl.errors import UnifiedError
+from unified_ctl import ports
+from unified_core import profiles
+from unified_core.catalog import load_catalog
+from unified_core.errors import UnifiedError
 
 from .fakes import FakeSystemd
 
@@ -122,7 +123,7 @@ def test_switch_to_unknown_profile_names_the_allowed_ones(cat, env, monkeypatch)
 
 
 def test_disable_auto_restart_env_writes_runtime_dropin_and_says_how_to_undo(cat, env, monkeypatch):
-    from unified_ctl import runtime
+    from unified_core import runtime
 
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
@@ -136,7 +137,7 @@ def test_disable_auto_restart_env_writes_runtime_dropin_and_says_how_to_undo(cat
 
 
 def test_launch_environment_is_validated_and_written_for_all_agents(cat, env, monkeypatch):
-    from unified_ctl import runtime
+    from unified_core import runtime
 
     fake = FakeSystemd(cat)
     monkeypatch.setattr(cli_mod.Ctx, "sd", property(lambda self: fake))
@@ -315,7 +316,7 @@ def test_live_listeners_reads_this_hosts_sockets():
 # ------------------------------------------------------------------ waiting for readiness
 def _probes(monkeypatch, healthy_after: dict):
     """probe() answering healthy for an agent's health port once it was asked N times."""
-    from unified_ctl.health import HealthResult
+    from unified_core.health import HealthResult
 
     asked: dict[int, int] = {}
 

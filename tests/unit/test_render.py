@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from unified_ctl.catalog import load_catalog
+from unified_core.catalog import load_catalog
 from unified_ctl.render import Symlink, render
 
 HERE = pathlib.Path(__file__).parent / "golden"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unified_ctl import types as t
+from unified_core import types as t
 
 
 def refusal(conv, value) -> str:

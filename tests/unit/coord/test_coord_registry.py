@@ -8,8 +8,8 @@ import pytest
 from unified_agents.builtin.service_registry import FleetView
 from unified_agents.client import AgentCallError
 from unified_agents.registry_client import RegistryClient, UnknownAgent
-from unified_ctl.errors import SystemdError
-from unified_ctl.health import HealthResult
+from unified_core.errors import SystemdError
+from unified_core.health import HealthResult
 
 from .conftest import Fleet
 

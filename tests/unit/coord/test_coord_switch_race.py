@@ -13,7 +13,7 @@ from unified_agents.builtin.request_coordinator import RequestCoordinator
 from unified_agents.builtin.service_registry import FleetView
 from unified_agents.config import load as load_config
 from unified_agents.log import Logger
-from unified_ctl.health import HealthResult
+from unified_core.health import HealthResult
 
 from .conftest import Fleet
 from .test_coord_registry import Seam, svc

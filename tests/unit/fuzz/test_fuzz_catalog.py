@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unified_ctl.catalog import ENV_OVERRIDES, load_catalog
-from unified_ctl.errors import CatalogInvalid
-from unified_ctl.model import Catalog
+from unified_core.catalog import ENV_OVERRIDES, load_catalog
+from unified_core.errors import CatalogInvalid
+from unified_core.model import Catalog
 
 from .conftest import examples
 

@@ -179,7 +179,7 @@ def hubenv(sdk_path, tmp_path):  # noqa: F811
 @pytest.fixture
 def catalog(tmp_path):
     """The test catalog loaded in-process (for tests of the pure parts)."""
-    from unified_ctl.catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     env = HubEnv(tmp_path)
     return load_catalog(str(env.catalog), env={})

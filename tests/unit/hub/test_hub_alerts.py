@@ -7,8 +7,8 @@ import re
 
 import yaml
 
-from unified_agents.builtin import hub_alerts as ha
-from unified_agents.builtin.hub_units import AgentUnit, Sample
+from unified_core import alerts as ha
+from unified_core.units import AgentUnit, Sample
 from unified_agents.gpu import GpuInfo, GpuSnapshot
 
 from .conftest import RULES

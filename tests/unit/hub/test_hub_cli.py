@@ -92,7 +92,7 @@ def test_status_adds_the_hubs_view_when_the_hub_runs(hubenv):
 
 def test_health_watch_refreshes_until_interrupted(hubenv, monkeypatch, capsys):
     from unified_ctl import cli as cli_mod
-    from unified_ctl import cli_monitoring
+    from unified_ctl.cli import monitoring as cli_monitoring
 
     for k, v in hubenv.env().items():
         if k in ("PATH", "HUB_FAKE_SYSTEMD", "UNIFIED_ETC"):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from prometheus_client.parser import text_string_to_metric_families
 
 from unified_agents.builtin import hub_metrics
-from unified_agents.builtin.hub_alerts import AlertState, conditions
+from unified_core.alerts import AlertState, conditions
 from unified_agents.builtin.hub_journal import JournalFollower
 from unified_agents.builtin.hub_targets import TargetsWriter
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from unified_ctl import monitoring as mon
-from unified_ctl.errors import UnifiedError
+from unified_core.errors import UnifiedError
 
 from tests.host_tools import require_tool
 
@@ -67,7 +67,7 @@ def shipped(monkeypatch):
 
 @pytest.fixture
 def real_catalog():
-    from unified_ctl.catalog import load_catalog
+    from unified_core.catalog import load_catalog
 
     return load_catalog(str(ROOT / "etc" / "unified" / "unified.yaml"), env={})
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from unified_agents.builtin.hub_poller import Poller
-from unified_agents.builtin.hub_units import (PROPS, ResourceCollector, SystemdCollector,
+from unified_core.poller import Poller
+from unified_core.units import (PROPS, ResourceCollector, SystemdCollector,
                                               read_cgroup, read_units, unit_facts)
 
 NOW = 1000.0           # monotonic seconds
@@ -286,7 +286,7 @@ def test_units_no_longer_loaded_are_forgotten(catalog):
 
 
 def test_a_process_is_running_while_its_cgroup_lists_it(tmp_path):
-    from unified_agents.builtin.hub_units import process_running
+    from unified_core.units import process_running
 
     write_cgroup(tmp_path, "/w.service", pids=(4242, 4243))
     u = running("Worker", 4242, "/w.service")

@@ -9,7 +9,7 @@ import pytest
 
 from unified_agents.llm_backends import (BackendError, InProcessBackend, OpenAIBackend,
                                          load_inprocess)
-from unified_ctl.model import Model
+from unified_core.model import Model
 from .openai_test_server import OpenAITestServer
 
 

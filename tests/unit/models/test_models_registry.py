@@ -10,7 +10,7 @@ import pytest
 from unified_agents.llm_backends import Backend, BackendError
 from unified_agents.model_registry import (LimitStore, LoadFailed, ModelRegistry, Refused,
                                            UnknownModel)
-from unified_ctl.model import Model, Models
+from unified_core.model import Model, Models
 
 
 class Clock:

@@ -7,8 +7,8 @@ import pytest
 
 from unified_agents.routing import (Live, Router, RoutingError, RoutingStats, check_complexity,
                                     estimate_complexity)
-from unified_ctl.catalog import load_catalog
-from unified_ctl.model import Routing, RoutingRule
+from unified_core.catalog import load_catalog
+from unified_core.model import Routing, RoutingRule
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ALL_OK = Live(cloud_ok=True, local_ok=True, small_ok=True)

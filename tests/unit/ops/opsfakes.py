@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 
-from unified_ctl.systemd import Systemd
+from unified_core.systemd import Systemd
 
 from ..fakes import FakeSystemd
 

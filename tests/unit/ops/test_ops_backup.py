@@ -12,8 +12,9 @@ import threading
 
 import pytest
 
-from unified_ctl import backup, paths, restore
-from unified_ctl.catalog import load_catalog
+from unified_ctl import backup, restore
+from unified_core import paths
+from unified_core.catalog import load_catalog
 
 from ..fakes import FakeSystemd
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
-from unified_ctl import paths
-from unified_ctl.catalog import load_catalog
+from unified_core import paths
+from unified_core.catalog import load_catalog
 
 from .opsfakes import JournalFakeSystemd
 

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
 from unified_ctl import config_history as history
-from unified_ctl import changes, generator, paths, profiles
-from unified_ctl.catalog import load_catalog
+from unified_ctl import changes, generator
+from unified_core import paths, profiles
+from unified_core.catalog import load_catalog
 
 from ..fakes import FakeSystemd
 

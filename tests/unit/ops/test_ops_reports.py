@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from unified_ctl import cli as cli_mod
-from unified_ctl import paths, report_render, reports
+from unified_ctl import report_render, reports
+from unified_core import paths
 from unified_ctl import report_journal as rj
-from unified_ctl.catalog import load_catalog
+from unified_core.catalog import load_catalog
 
 from tests.host_tools import require_module
 

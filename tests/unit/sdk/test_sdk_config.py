@@ -90,7 +90,7 @@ def test_parse_args():
 
 
 def test_catalog_fills_environment_by_hand(monkeypatch):
-    """Outside systemd, no ports in env: the catalog (unified_ctl.catalog) is read."""
+    """Outside systemd, no ports in env: the catalog (unified_core.catalog) is read."""
     import sys
     import types
 
@@ -109,9 +109,9 @@ def test_catalog_fills_environment_by_hand(monkeypatch):
         agents = {"STTService": A}
 
     seen = []
-    fake = types.ModuleType("unified_ctl.catalog")
+    fake = types.ModuleType("unified_core.catalog")
     fake.load_catalog = lambda path: seen.append(path) or Cat
-    monkeypatch.setitem(sys.modules, "unified_ctl.catalog", fake)
+    monkeypatch.setitem(sys.modules, "unified_core.catalog", fake)
     env = cli.build_environment("STTService", {}, {"UNIFIED_CATALOG": "/x.yaml"}, False)
     assert seen == ["/x.yaml"]
     assert env["UNIFIED_PORT"] == "5800" and env["UNIFIED_HEALTH_PORT"] == "6800"

@@ -10,8 +10,8 @@ from unified_agents.builtin.digital_twin import MIGRATIONS, Observer, TwinDB, pa
 from unified_agents.builtin.service_registry import FleetView
 from unified_agents.server import HTTPError
 from unified_agents.store import Store
-from unified_ctl.errors import SystemdError
-from unified_ctl.health import HealthResult
+from unified_core.errors import SystemdError
+from unified_core.health import HealthResult
 
 from ..sdk.harness import listening_socket, raw_exchange
 

@@ -8,14 +8,15 @@ import time
 
 import click
 
-from .cli import Ctx, cli, console, emit_json, pass_ctx
-from .errors import NeedsRoot
+from unified_core.errors import NeedsRoot
+
+from .context import Ctx, console, emit_json, pass_ctx
 
 EXIT = {"healthy": 0, "degraded": 1, "critical": 2}
 _sleep = time.sleep   # the --watch pause (tests replace it)
 
 
-@cli.group()
+@click.group()
 def monitoring() -> None:
     """Wire Prometheus and Alertmanager to unified-system."""
 
@@ -35,7 +36,7 @@ def monitoring_setup(ctx: Ctx, dry_run: bool, no_start: bool, prometheus_config:
     """Add unified-system's scrape jobs, alert rules and Alertmanager route to Debian's
     prometheus (9090) and prometheus-alertmanager (9093); idempotent. Changed files are
     validated (promtool, amtool) and backed up first; other jobs and routes are kept."""
-    from . import monitoring as mon
+    from .. import monitoring as mon
 
     if not dry_run and os.geteuid() != 0:
         raise NeedsRoot("it changes /etc/prometheus and services; --dry-run shows what it "
@@ -113,7 +114,7 @@ def _print_health(data: dict, show_all: bool) -> None:
                   "(--all lists them)[/]")
 
 
-@cli.command()
+@click.command()
 @click.option("--watch", "-w", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option("--interval", "-n", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="Seconds between refreshes with --watch.")
@@ -124,7 +125,7 @@ def _print_health(data: dict, show_all: bool) -> None:
 def health(ctx: Ctx, watch: bool, interval: float, show_all: bool, as_json: bool) -> None:
     """Health score, alerts and agents needing attention: from the ObservabilityHub when it
     runs, from systemd directly when it does not. Exit 0 healthy, 1 degraded, 2 critical."""
-    from .monitoring import fleet_health
+    from ..monitoring import fleet_health
 
     try:
         while True:
@@ -143,3 +144,6 @@ def health(ctx: Ctx, watch: bool, interval: float, show_all: bool, as_json: bool
             _sleep(interval)
     except KeyboardInterrupt:   # the way to leave --watch: not an error
         sys.exit(0)
+
+
+COMMANDS = (monitoring, health,)

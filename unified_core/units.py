@@ -1,8 +1,8 @@
-"""The hub's systemd and resource collectors.
+"""The systemd and resource collectors of the hub (and of `unified-ctl health` without it).
 
 SystemdCollector: `systemctl list-units` of our units + `systemctl show` of the loaded ones
 whose state changed (naming unloaded instances would make systemd load them; see the class
-for why not all of them every time) through the unified_ctl.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
+for why not all of them every time) through the unified_core.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
 PID, NRestarts, result, control group and the start timestamps, from which the startup
 duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
 
@@ -20,7 +20,7 @@ import os
 import threading
 import time
 
-from .hub_poller import Poller
+from .poller import Poller
 
 UNIT_PATTERNS = ("unified-agent@*.service", "unified-agent@*.socket", "unified-backend@*.service")
 PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts", "ControlGroup",
@@ -40,8 +40,8 @@ def _int(v) -> int | None:
 
 
 def classify(svc: dict, sock: dict) -> str:
-    """The agent's state from its service and socket (as unified_ctl.fleet.classify)."""
-    from unified_ctl.fleet import classify as fleet_classify
+    """The agent's state from its service and socket (as unified_core.fleet.classify)."""
+    from .fleet import classify as fleet_classify
 
     return fleet_classify(svc, sock)
 

@@ -1,4 +1,4 @@
-"""A collector of the ObservabilityHub: one source, its own timer and thread, cached result.
+"""A collector (of the ObservabilityHub, or anyone polling the fleet): one source, its own timer and thread, cached result.
 
 Every source the hub reads (systemd, cgroups, peers' JSON, ...) is a Poller: `collect()`
 runs every `interval_s` on a daemon thread and stores its result on the instance; readers

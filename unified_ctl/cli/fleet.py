@@ -7,9 +7,12 @@ import sys
 
 import click
 
-from . import fleet, ports, profiles, runtime
-from .cli import Ctx, cli, complete_agents, complete_profiles, console, emit_json, fleet_change, pass_ctx, profile
-from .errors import UnifiedError
+from unified_core import fleet, profiles, runtime
+from unified_core.errors import UnifiedError
+
+from .. import ports
+from .catalog import profile
+from .context import Ctx, complete_agents, complete_profiles, console, emit_json, fleet_change, pass_ctx
 
 
 def _fmt_bytes(n: int | None) -> str:
@@ -60,7 +63,7 @@ def _restart_running(ctx: Ctx, cat, agents) -> int:
 
 
 # -- apply ------------------------------------------------------------------------------
-@cli.command()
+@click.command()
 @click.option("--restart", "restart", is_flag=True,
               help="Also restart the running agents whose settings changed (sockets keep queueing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -68,9 +71,10 @@ def _restart_running(ctx: Ctx, cat, agents) -> int:
 @fleet_change
 def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
     """Validate the catalog and make it live (systemctl daemon-reload)."""
-    from .generator import save_last_good
-    from . import changes, paths
-    from .catalog import load_catalog
+    from ..generator import save_last_good
+    from .. import changes
+    from unified_core import paths
+    from unified_core.catalog import load_catalog
     import json as _json
 
     cat = ctx.catalog  # raises CatalogInvalid: nothing is touched
@@ -111,7 +115,7 @@ def apply(ctx: Ctx, restart: bool, as_json: bool) -> None:
     if stale and not restart:
         click.echo("restart them to use the new settings: `unified-ctl apply --restart` "
                    "(or `unified-ctl agent restart NAME`)")
-    from .config_history import trial_catalog
+    from ..config_history import trial_catalog
 
     if trial_catalog():
         click.echo(f"note: a catalog is on trial ({trial_catalog()}): it stays live until `unified-ctl config abort` "
@@ -124,7 +128,7 @@ def _running_stale(ctx: Ctx, cat, fresh: dict) -> dict:
     dormant agent takes any change at its next start by itself."""
     import time
 
-    from . import changes
+    from .. import changes
 
     now = time.monotonic()
     pending = changes.load_pending()
@@ -186,7 +190,7 @@ def profile_switch(ctx: Ctx, name: str, dry_run: bool, no_wait: bool, timeout: f
 def switch(ctx: Ctx, name: str, dry_run: bool = False, wait: bool = True, timeout: float | None = None,
            as_json: bool = False, env=None, config: str | None = None):
     """env: the runbook variables of this launch ({}: none); config: its $CONFIG."""
-    from . import rollout
+    from .. import rollout
 
     _refuse_other_catalog(ctx, name)
     if dry_run:
@@ -204,8 +208,8 @@ def _refuse_other_catalog(ctx: Ctx, name: str) -> None:
 
 
 def _is_live(path: str) -> bool:
-    from . import paths
-    from .config_history import trial_catalog
+    from unified_core import paths
+    from ..config_history import trial_catalog
 
     return any(p and os.path.realpath(path) == os.path.realpath(p) for p in (paths.catalog_file(), trial_catalog()))
 
@@ -308,7 +312,7 @@ def console_err():
 
 
 # -- status -------------------------------------------------------------------------------
-@cli.command()
+@click.command()
 @click.argument("agents", nargs=-1, shell_complete=complete_agents)
 @click.option("--all", "show_all", is_flag=True, help="All catalog agents, not only the profile's and running ones.")
 @click.option("--no-health", is_flag=True, help="Skip probing health ports.")
@@ -334,13 +338,13 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
         counts[r.state] = counts.get(r.state, 0) + 1
     target_active = ctx.sd.is_active(cat.profiles[current].target)
     # The ObservabilityHub, when it runs, adds what systemd does not know (never started by this).
-    from .monitoring import hub_summary
+    from ..monitoring import hub_summary
 
     hub = hub_summary(cat, all_agents=True)
     seen = {a["name"]: a for a in (hub or {}).get("agents", [])}
     extra = {r.agent: {k: seen.get(r.agent, {}).get(k) for k in ("cpu_percent", "vram_bytes", "last_error")}
              for r in rows} if hub else {}
-    from .fleetlock import current_holder
+    from ..fleetlock import current_holder
 
     busy = current_holder()
     if as_json:
@@ -381,7 +385,7 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
 
 def _probe_all(cat, rows) -> None:
     from concurrent.futures import ThreadPoolExecutor
-    from .health import probe
+    from unified_core.health import probe
 
     active = [r for r in rows if r.state == "active"]
     if not active:
@@ -393,7 +397,7 @@ def _probe_all(cat, rows) -> None:
 
 
 # -- agents -------------------------------------------------------------------------------
-@cli.group()
+@click.group()
 def agent() -> None:
     """Start, stop, restart or load one agent."""
 
@@ -449,8 +453,8 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...]) -> None:
 def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> None:
     """Activate an agent now with its dependencies and wait until it is healthy."""
     import time
-    from .catalog import dependency_closure, dependency_order
-    from .health import probe
+    from unified_core.catalog import dependency_closure, dependency_order
+    from unified_core.health import probe
 
     cat = ctx.catalog
     a = cat.agent(name)
@@ -478,7 +482,7 @@ def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> Non
 
 # -- logs ---------------------------------------------------------------------------------
 class LogsGroup(click.Group):
-    """`logs [AGENT]... [options]` shows logs; `logs vacuum|rotate|usage` (cli_ops) maintain
+    """`logs [AGENT]... [options]` shows logs; `logs vacuum|rotate|usage` (cli/ops.py) maintain
     the journal. Anything but a subcommand name goes to `logs show`, so agent names (never
     lower-case verbs) and the maintenance verbs share one command."""
 
@@ -488,7 +492,7 @@ class LogsGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@cli.group(cls=LogsGroup)
+@click.group(cls=LogsGroup)
 def logs() -> None:
     """Show agents' logs from journald, or maintain the journal.
 
@@ -537,7 +541,7 @@ def emergency_stop_all(ctx: Ctx) -> list[str]:
     return left
 
 
-@cli.command("emergency-stop")
+@click.command("emergency-stop")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_ctx
 def emergency_stop(ctx: Ctx, yes: bool) -> None:
@@ -549,7 +553,7 @@ def emergency_stop(ctx: Ctx, yes: bool) -> None:
         click.confirm("Stop ALL unified-system agents and sockets now?", abort=True)
     import time
 
-    from . import fleetlock
+    from .. import fleetlock
 
     t0 = time.monotonic()
     with fleetlock.preempt() as ended:
@@ -562,7 +566,7 @@ def emergency_stop(ctx: Ctx, yes: bool) -> None:
                "start again with `unified-ctl profile switch core`")
 
 
-@cli.command()
+@click.command()
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--profile", "profile_name", default="core", show_default=True, shell_complete=complete_profiles,
               help="Profile to start afterwards.")
@@ -573,7 +577,7 @@ def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:
     (an override until `unified-ctl overrides clear` or reboot)."""
     import shutil
 
-    from . import paths
+    from unified_core import paths
 
     state_dir = paths.state_dir()
     if not yes:
@@ -597,7 +601,7 @@ def recover(ctx: Ctx, yes: bool, profile_name: str, keep_state: bool) -> None:
 
 
 # -- overrides (the runbook's variables given to a launch) --------------------------------
-@cli.group()
+@click.group()
 def overrides() -> None:
     """Show or clear the overrides a launch left for every agent (LOG_LEVEL=DEBUG ...)."""
 
@@ -646,7 +650,7 @@ def overrides_clear(ctx: Ctx, as_json: bool) -> None:
         click.echo("no overrides were in force")
 
 
-@cli.group("auto-restart")
+@click.group("auto-restart")
 def auto_restart() -> None:
     """Turn systemd's automatic restart of crashed agents off or on (until reboot)."""
 
@@ -673,3 +677,6 @@ def auto_restart_enable(ctx: Ctx) -> None:
 def auto_restart_status() -> None:
     """Say whether auto-restart is on."""
     click.echo("disabled (until reboot)" if runtime.auto_restart_disabled() else "enabled")
+
+
+COMMANDS = (apply, status, agent, logs, emergency_stop, recover, overrides, auto_restart,)

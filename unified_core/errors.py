@@ -1,12 +1,14 @@
-"""User-facing errors: raised by library code, printed once by the CLI (Click's family).
+"""User-facing errors: raised by library code, printed once by the CLI.
+
+They are plain exceptions with an exit code: the agents raise and catch them too, and must not
+load click for it (a cold start's budget is 100 ms; click costs ~20 ms). The CLI maps them to
+click once, at its edge (unified_ctl.cli.context.UnifiedGroup).
 
 The exit statuses of unified-ctl are EXIT_STATUS below; its man page's EXIT STATUS section
 lists the same (tests/unit/test_exit_status.py keeps them equal)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import click
 
 EXIT_OK = 0
 EXIT_ERROR = 1          # UnifiedError: something the operator can fix, said in one line
@@ -28,10 +30,17 @@ EXIT_STATUS = {
 }
 
 
-class UnifiedError(click.ClickException):
-    """An error the operator can fix; exit code 1, no traceback."""
+class UnifiedError(Exception):
+    """An error the operator can fix; exit code 1, no traceback. str(e) is the whole message."""
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,6 @@ class SystemdError(UnifiedError):
 
 class NeedsRoot(UnifiedError):
     """Only root may do this: a file we must write, or systemd refusing ("Access denied").
-    The CLI names the command and says to use sudo (cli.main)."""
+    The CLI names the command and says to use sudo (unified_ctl.cli.main)."""
 
     exit_code = EXIT_NOPERM

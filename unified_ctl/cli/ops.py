@@ -9,8 +9,10 @@ import sys
 
 import click
 
-from .cli import Ctx, cli, emit_json, fleet_change, pass_ctx
-from .errors import NeedsRoot, UnifiedError
+from unified_core.errors import NeedsRoot, UnifiedError
+
+from .context import Ctx, emit_json, fleet_change, pass_ctx
+from .fleet import logs  # the logs group (`logs [AGENT]...`): vacuum, rotate and usage join it here
 
 
 def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
@@ -37,7 +39,7 @@ def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
 
 
 # -- config history, rollback, staged rollout ----------------------------------------------
-@cli.group()
+@click.group()
 def config() -> None:
     """Catalog history, rollback and staged rollout (trial → promote)."""
 
@@ -48,8 +50,9 @@ def config_history_cmd(as_json: bool) -> None:
     """List the catalogs that were live, newest last, and the catalog on trial."""
     import time
 
-    from . import config_history as h
-    from . import paths, rollout
+    from .. import config_history as h
+    from .. import rollout
+    from unified_core import paths
 
     entries = h.entries()
     trial = h.trial_catalog()
@@ -85,7 +88,7 @@ def config_history_cmd(as_json: bool) -> None:
 @fleet_change
 def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, as_json: bool) -> None:
     """Restore the previous catalog (kept at every apply) and make the running profile follow it."""
-    from . import rollout
+    from .. import rollout
 
     result, info = rollout.rollback(ctx.sd, entry_id, force=force, wait=not no_wait)
     to = info["to"]
@@ -103,7 +106,8 @@ def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, 
 @fleet_change
 def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
     """Make the catalog on trial permanent: copy it to /etc/unified (kept in history)."""
-    from . import paths, rollout
+    from .. import rollout
+    from unified_core import paths
 
     result, info = rollout.promote(ctx.sd, force=force, wait=not no_wait)
     head = f"promoted {info['source']} to {paths.catalog_file()} (history entry {info['history']['id']})"
@@ -119,7 +123,8 @@ def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
 @fleet_change
 def config_abort(ctx: Ctx, no_wait: bool, as_json: bool) -> None:
     """Drop the catalog on trial and return to the permanent one (as a reboot would)."""
-    from . import paths, rollout
+    from .. import rollout
+    from unified_core import paths
 
     result = rollout.abort(ctx.sd, wait=not no_wait)
     _print_follow(result, as_json, {"catalog": paths.catalog_file()},
@@ -127,7 +132,7 @@ def config_abort(ctx: Ctx, no_wait: bool, as_json: bool) -> None:
 
 
 # -- backup and restore ---------------------------------------------------------------------
-@cli.group()
+@click.group()
 def backup() -> None:
     """Back up and restore configuration and state (SQLite copied live, with checksums)."""
 
@@ -137,7 +142,7 @@ def backup() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def backup_create(path: str | None, as_json: bool) -> None:
     """Write one archive of /etc/unified and /var/lib/unified (default: /var/backups/unified/)."""
-    from . import backup as b
+    from .. import backup as b
 
     m = b.create(path)
     if as_json:
@@ -156,7 +161,7 @@ def backup_create(path: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def backup_verify(path: str, other_host: bool, as_json: bool) -> None:
     """Check an archive completely (checksums, catalog, databases) without restoring it."""
-    from . import backup as b
+    from .. import backup as b
 
     v = b.verify(path, allow_other_host=other_host)
     v.cleanup()
@@ -173,7 +178,7 @@ def backup_verify(path: str, other_host: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def backup_list(as_json: bool) -> None:
     """List the archives in /var/backups/unified."""
-    from . import paths
+    from unified_core import paths
 
     d = paths.backup_dir()
     rows = []
@@ -202,9 +207,9 @@ def backup_list(as_json: bool) -> None:
 @pass_ctx
 def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bool, as_json: bool) -> None:
     """Verify an archive, then restore its configuration and state (agents holding state restart)."""
-    from . import backup as b
-    from . import paths
-    from . import restore as r
+    from .. import backup as b
+    from unified_core import paths
+    from .. import restore as r
 
     if not yes:
         v = b.verify(path, allow_other_host=other_host)  # refuse a bad archive before asking
@@ -231,7 +236,6 @@ def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bo
 
 
 # -- journal maintenance (logs vacuum|rotate|usage) -------------------------------------------
-from .cli_fleet import logs  # noqa: E402  (the logs group: `logs [AGENT]...` shows logs)
 
 _SPAN = re.compile(r"^\d+(s|sec|m|min|h|d|days?|w|weeks?|M|months?|y|years?)$")
 _SIZE = re.compile(r"^\d+[KMGT]?$")
@@ -297,7 +301,7 @@ def logs_usage(ctx: Ctx) -> None:
 
 
 # -- emergency: capture state ------------------------------------------------------------------
-@cli.group()
+@click.group()
 def debug() -> None:
     """Diagnostics for emergencies."""
 
@@ -312,7 +316,7 @@ def debug_capture(ctx: Ctx, out: str | None, lines: int) -> None:
     """Capture hub /debug/state, systemd state and the journal into one JSON file.
 
     Works with the hub down (then systemd and the journal only) and with a broken catalog."""
-    from . import capture, rollout
+    from .. import capture, rollout
 
     try:
         cat = ctx.catalog
@@ -335,7 +339,7 @@ def debug_capture(ctx: Ctx, out: str | None, lines: int) -> None:
 
 
 # -- reports ----------------------------------------------------------------------------------
-@cli.group()
+@click.group()
 def report() -> None:
     """Weekly performance review and capacity planning (Markdown + JSON + PNG)."""
 
@@ -343,7 +347,8 @@ def report() -> None:
 def _write_report(kind: str, data: dict, out_dir: str | None, plot: bool, stem: str) -> dict:
     import json
 
-    from . import paths, report_render
+    from .. import report_render
+    from unified_core import paths
 
     out_dir = out_dir or paths.reports_dir()
     os.makedirs(out_dir, mode=0o750, exist_ok=True)
@@ -387,7 +392,7 @@ def report_weekly(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, sho
     import socket
     import time
 
-    from . import reports
+    from .. import reports
 
     data = reports.weekly(ctx.catalog, ctx.sd, days=days)
     try:
@@ -410,8 +415,11 @@ def report_capacity(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, s
     import socket
     import time
 
-    from . import reports
+    from .. import reports
 
     data = reports.capacity(ctx.catalog, ctx.sd, days=days)
     stem = f"capacity-{socket.gethostname()}-{time.strftime('%Y-%m-%d', time.localtime(data['until']))}"
     _report_out(_write_report("capacity", data, out_dir, not no_plot, stem), as_json, show, data)
+
+
+COMMANDS = (config, backup, debug, report,)

@@ -1,5 +1,5 @@
-"""The five alerts, evaluated by the hub itself (for users without Prometheus), and the
-system health score.
+"""The five alerts, evaluated by the hub itself (for users without Prometheus) and by
+`unified-ctl health` when the hub is not running, and the system health score.
 
 The same conditions, thresholds and `for:` durations are shipped as Prometheus rules in
 etc/prometheus/unified-rules.yml (unit tests check that both agree, and promtool tests the
