@@ -8,14 +8,15 @@ import pytest
 NEEDS_ROOT = 77
 USER = "nobody"
 
-# (command, its arguments, what the line says was refused); the first two are the issue's
+# (command, its arguments, what the line says was refused); the first two are the issue's.
+# Commands that change the fleet are refused at the fleet lock, before anything else.
 CHANGING = [
     ("auto-restart disable", [], "Permission denied: /run/systemd/system/unified-agent@.service.d"),
     ("backup create", [], "Permission denied: /var/backups/unified"),
-    ("profile switch", ["core"], "Permission denied: /etc/unified/"),
-    ("apply", [], "Permission denied: /etc/unified/"),
-    ("agent restart", ["ServiceRegistry"], "systemd refused `systemctl restart"),
-    ("emergency-stop", ["--yes"], "systemd refused `systemctl stop"),
+    ("profile switch", ["core"], "Permission denied: /run/unified/fleet.lock"),
+    ("apply", [], "Permission denied: /run/unified/fleet.lock"),
+    ("agent restart", ["ServiceRegistry"], "Permission denied: /run/unified/fleet.lock"),
+    ("emergency-stop", ["--yes"], "Permission denied: /run/unified/fleet.lock"),
     ("logs vacuum", ["--keep", "7d"], "journald refused `journalctl --rotate --vacuum-time=7d`"),
     ("logs rotate", [], "journald refused `journalctl --rotate`"),
     ("monitoring setup", ["--no-start"], "changes /etc/prometheus"),

@@ -71,6 +71,9 @@ def test_a_command_path_skips_options_and_stops_at_arguments():
     assert cli_mod.command_path(["profile", "switch", "--dry-run", "core"]) == \
         "unified-ctl profile switch"
     assert cli_mod.command_path(["no-such-command"]) == "unified-ctl"
+    assert cli_mod.command_path(["--lock-timeout", "0", "profile", "switch", "core"]) == \
+        "unified-ctl profile switch"
+    assert cli_mod.command_path(["--lock-timeout=0", "apply"]) == "unified-ctl apply"
 
 
 def test_permission_denied_as_root_does_not_tell_root_to_use_sudo(monkeypatch, capsys):

@@ -44,11 +44,12 @@ def command_path(argv: list[str]) -> str:
     words, cmd, i = ["unified-ctl"], cli, 0
     while i < len(argv) and isinstance(cmd, click.Group):
         word = argv[i]
-        if word in ("-c", "--config"):
-            i += 2
-            continue
         if word.startswith("-"):
-            i += 1
+            # a group's option that takes a value (-c FILE, --lock-timeout S) skips it too,
+            # unless given as --opt=value
+            takes_value = {o for p in cmd.params if isinstance(p, click.Option) and not p.is_flag
+                           and not p.count for o in p.opts}
+            i += 2 if word in takes_value else 1
             continue
         sub = cmd.commands.get(word)
         if sub is None:
