@@ -59,7 +59,7 @@ class Env:
         if self.raw(var) is None:
             if required:
                 raise ConfigError(f"{var} is not set; allowed: "
-                                  f"{_range(lo, hi, 'an integer')}")
+                                  f"{_t._range_text(lo, hi, 'an integer')}")
             return default
         return self._convert(var, _t.integer, lo, hi)
 
@@ -71,11 +71,11 @@ class Env:
         try:
             f = float(v)
         except ValueError:
-            raise _bad(var, v, _range(lo, hi, "a number")) from None
+            raise _bad(var, v, _t._range_text(lo, hi, "a number")) from None
         if f != f or f in (float("inf"), float("-inf")):
-            raise _bad(var, v, _range(lo, hi, "a number"))
+            raise _bad(var, v, _t._range_text(lo, hi, "a number"))
         if (lo is not None and f < lo) or (hi is not None and f > hi):
-            raise _bad(var, v, _range(lo, hi, "a number"))
+            raise _bad(var, v, _t._range_text(lo, hi, "a number"))
         return f
 
     def boolean(self, var: str, default: bool = False) -> bool:
@@ -101,16 +101,6 @@ class Env:
         if v is None:
             return ()
         return tuple(p.strip() for p in v.split(",") if p.strip())
-
-
-def _range(lo, hi, what: str) -> str:
-    if lo is not None and hi is not None:
-        return f"{what} {lo}-{hi}"
-    if lo is not None:
-        return f"{what} >= {lo}"
-    if hi is not None:
-        return f"{what} <= {hi}"
-    return what
 
 
 def check_agent_name(var: str, value: str) -> str:
