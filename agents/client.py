@@ -60,6 +60,23 @@ def _connect(host: str, port: int, timeout: float):
     return conn
 
 
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+def _was_reset(e: BaseException) -> bool:
+    """The connection was closed or reset before the answer (not refused, not a timeout)."""
+    import http.client
+
+    return isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError,
+                          BrokenPipeError))
+
+
+def _repeatable(method: str, headers: dict) -> bool:
+    """Safe to send twice: an idempotent method, or a POST carrying an Idempotency-Key."""
+    return method.upper() in _IDEMPOTENT or any(
+        k.lower() == "idempotency-key" for k in headers)
+
+
 def _headers(request_id, headers, has_body: bool) -> dict:
     from .guard import current
 
@@ -118,16 +135,21 @@ def request_json(method: str, url: str, obj=None, *, timeout: float = DEFAULT_TI
     data = _encode(obj)
     h = _headers(request_id, headers, data is not None)
     h["Connection"] = "close"
-    conn = None
-    try:
-        conn = _connect(host, port, timeout)
-        resp, payload = _exchange(conn, method, path, data, h)
-    except Exception as e:  # refused, reset, timeout (OSError); http.client.HTTPException
-        raise AgentCallError(f"{method} {url} failed: {type(e).__name__}: {e}", url=url) from e
-    finally:
-        if conn is not None:
-            conn.close()
-    return _decode(url, resp.status, resp.getheader("Content-Type", ""), payload)
+    for attempt in (0, 1):
+        conn = None
+        try:
+            conn = _connect(host, port, timeout)
+            resp, payload = _exchange(conn, method, path, data, h)
+        except Exception as e:  # refused, reset, timeout (OSError); http.client.HTTPException
+            if attempt == 0 and _was_reset(e) and _repeatable(method, h):
+                continue  # see Client.request_json
+            raise AgentCallError(f"{method} {url} failed: {type(e).__name__}: {e}",
+                                 url=url) from e
+        finally:
+            if conn is not None:
+                conn.close()
+        return _decode(url, resp.status, resp.getheader("Content-Type", ""), payload)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def get_json(url: str, *, timeout: float = DEFAULT_TIMEOUT, request_id: str | None = None,
@@ -170,12 +192,13 @@ class Client:
                 resp, payload = _exchange(conn, method, self.prefix + path, data, h)
             except Exception as e:
                 self.close()
-                import http.client
-
-                stale = isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError,
-                                       BrokenPipeError))
-                if reused and stale and attempt == 0:
-                    continue  # the agent closed an idle keep-alive connection: retry once
+                stale = _was_reset(e)
+                # Retry once when the agent closed an idle keep-alive connection, or when a
+                # request that is safe to repeat (RFC 9110 9.2.2; a POST with an
+                # Idempotency-Key) was reset: a kill -9 cannot answer requests already in
+                # the process, while its socket queues the retry for the next instance.
+                if stale and attempt == 0 and (reused or _repeatable(method, h)):
+                    continue
                 raise AgentCallError(f"{method} {url} failed: {type(e).__name__}: {e}",
                                      url=url) from e
             if resp.will_close:

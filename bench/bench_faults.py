@@ -17,14 +17,15 @@ from test_faults import (CORE_PORTS, check_acknowledged_and_integrity,  # noqa: 
 
 def _kill9(c):
     urls = [f"http://127.0.0.1:{p}/health" for p in CORE_PORTS.values()]
-    load = start_load(c, urls, rate=160, duration=16)
+    load = start_load(c, urls, rate=160, duration=16, retries=1)
     time.sleep(2)
     for agent in CORE_PORTS:
         c.run(["kill", "-9", str(main_pid(c, agent))])
         time.sleep(0.5)
     r = finish_load(load)
-    return (f"kill -9 of each of the 16 core agents, 0.5 s apart, under 160 req/s to their agent ports",
-            "systemd restarts each (Restart=on-failure); the socket queues connections meanwhile",
+    return ("kill -9 of each of the 16 core agents, 0.5 s apart, under 160 req/s to their agent ports",
+            "systemd restarts each (Restart=on-failure); the socket queues connections meanwhile; "
+            f"{r['retried']} reset in flight and repeated once by the client",
             f"{r['failed']} of {r['sent']}", f"slowest request {r['max_ms'] / 1000:.2f} s")
 
 

@@ -6,6 +6,12 @@
 Requests are spread over the URLs at a fixed total rate, each on a fresh connection (the
 way a new client meets a restarting agent); prints one JSON line: sent, ok, failed, the
 failures by kind, latency p50/p99/max. Stops by itself after --duration or on SIGTERM.
+
+--retries N retries a request whose connection was reset or closed before the answer
+(RemoteDisconnected, ConnectionResetError, BrokenPipeError) up to N times, as an HTTP client
+may for an idempotent request (RFC 9110 9.2.2) and as unified_agents.client does: a kill -9
+cannot answer the requests already inside the killed process, so "no request lost" is
+only true with it. Retries are counted ("retried"); a refused connection is never retried.
 """
 import argparse
 import http.client
@@ -29,10 +35,12 @@ def main():
     ap.add_argument("--body", default=None)
     ap.add_argument("--url", action="append", required=True)
     ap.add_argument("--workers", type=int, default=32)
+    ap.add_argument("--retries", type=int, default=0)
     a = ap.parse_args()
     targets = [urllib.parse.urlsplit(u) for u in a.url]
     lock = threading.Lock()
-    res = {"sent": 0, "ok": 0, "failed": 0, "errors": {}}
+    res = {"sent": 0, "ok": 0, "failed": 0, "errors": {}, "retried": 0, "reset_kinds": {}}
+    reset = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
     lat = []
     tickets: queue.Queue = queue.Queue()
 
@@ -43,17 +51,26 @@ def main():
                 res["sent"] += 1
             u = targets[i % len(targets)]
             t0 = time.monotonic()
-            try:
-                c = http.client.HTTPConnection(u.hostname, u.port, timeout=a.timeout)
-                headers = {"Content-Type": "application/json"} if a.body else {}
-                c.request(a.method, u.path or "/", body=a.body, headers=headers)
-                r = c.getresponse()
-                r.read()
-                c.close()
-                ok = 200 <= r.status < 300
-                kind = None if ok else f"http {r.status}"
-            except Exception as e:  # every failure counts, by kind
-                ok, kind = False, type(e).__name__
+            for attempt in range(a.retries + 1):
+                try:
+                    c = http.client.HTTPConnection(u.hostname, u.port, timeout=a.timeout)
+                    headers = {"Content-Type": "application/json"} if a.body else {}
+                    c.request(a.method, u.path or "/", body=a.body, headers=headers)
+                    r = c.getresponse()
+                    r.read()
+                    c.close()
+                    ok = 200 <= r.status < 300
+                    kind = None if ok else f"http {r.status}"
+                except reset as e:
+                    ok, kind = False, type(e).__name__
+                    if attempt < a.retries:
+                        with lock:
+                            res["retried"] += 1
+                            res["reset_kinds"][kind] = res["reset_kinds"].get(kind, 0) + 1
+                        continue
+                except Exception as e:  # every failure counts, by kind
+                    ok, kind = False, type(e).__name__
+                break
             dt = time.monotonic() - t0
             with lock:
                 if ok:

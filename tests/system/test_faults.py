@@ -31,9 +31,10 @@ def main_pid(c, agent):
     return int(c.unit_property(f"unified-agent@{agent}.service", "MainPID"))
 
 
-def start_load(c, urls, rate, duration, body=None):
+def start_load(c, urls, rate, duration, body=None, retries=0):
     c.copy_in(LOADGEN, "/root/loadgen.py")
-    args = ["python3", "/root/loadgen.py", "--rate", str(rate), "--duration", str(duration)]
+    args = ["python3", "/root/loadgen.py", "--rate", str(rate), "--duration", str(duration),
+            "--retries", str(retries)]
     if body is not None:
         args += ["--method", "POST", "--body", body]
     for u in urls:
@@ -57,8 +58,12 @@ def core(container):
 
 
 def test_kill9_of_each_essential_agent_under_steady_load_loses_no_request(core):
+    # The socket systemd holds never closes: connections queue while the agent restarts.
+    # Only a request already inside the process at the instant of SIGKILL can go unanswered
+    # (the client sees a reset); a GET is idempotent, so the client retries it once, as
+    # unified_agents.client does. Refused connections and timeouts are never retried.
     urls = [f"http://127.0.0.1:{port}/health" for port in CORE_PORTS.values()]
-    load = start_load(core, urls, rate=160, duration=16)
+    load = start_load(core, urls, rate=160, duration=16, retries=1)
     time.sleep(2)
     killed = {}
     for agent in CORE_PORTS:
@@ -70,6 +75,8 @@ def test_kill9_of_each_essential_agent_under_steady_load_loses_no_request(core):
     print("kill -9 under load:", result)
     assert result["sent"] > 1000
     assert result["failed"] == 0, result
+    # resets happen only at the kills: a request or two in flight per kill, not a stream
+    assert result["retried"] <= 2 * len(killed), result
     for agent, pid in killed.items():  # every one was really killed and came back
         core.wait_until(["systemctl", "is-active", f"unified-agent@{agent}.service"], timeout=30)
         assert main_pid(core, agent) != pid

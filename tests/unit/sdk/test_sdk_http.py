@@ -354,3 +354,66 @@ def test_cache_release_is_served_only_by_agents_that_can_release(agent, referenc
 def test_a_route_declared_for_the_health_port_is_not_on_the_agent_port(agent):
     assert agent.request("GET", "/only-health", health=True)[:2] == (200, {"port": "health"})
     assert agent.request("GET", "/only-health")[0] == 404
+
+
+class _ResetFirst:
+    """A listener that resets its first `resets` connections once their request has
+    arrived (what a kill -9 does to a request in flight), then answers 200 {"n": i}."""
+
+    def __init__(self, resets=1):
+        import socket
+        import struct
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+
+        def serve():
+            i = 0
+            while True:
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                head = conn.recv(65536).decode("latin-1")
+                self.seen.append(head.split("\r\n", 1)[0])
+                i += 1
+                if i <= resets:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    body = b'{"n": %d}' % i
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                                 + body)
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def test_client_retries_a_get_reset_in_flight_once():
+    srv = _ResetFirst()
+    assert client.get_json(srv.url("/x"), timeout=5) == {"n": 2}
+    assert srv.seen == ["GET /x HTTP/1.1", "GET /x HTTP/1.1"]
+    srv.sock.close()
+
+
+def test_client_never_repeats_a_post_without_idempotency_key():
+    srv = _ResetFirst()
+    with pytest.raises(client.AgentCallError):
+        client.post_json(srv.url("/x"), {"a": 1}, timeout=5)
+    assert len(srv.seen) == 1
+    srv.sock.close()
+
+
+def test_client_repeats_a_post_with_idempotency_key_and_gives_up_after_one_retry():
+    srv = _ResetFirst(resets=2)
+    c = client.Client(srv.url(""), timeout=5)
+    with pytest.raises(client.AgentCallError):
+        c.post_json("/x", {"a": 1}, headers={"Idempotency-Key": "k1"})
+    assert srv.seen == ["POST /x HTTP/1.1", "POST /x HTTP/1.1"]
+    assert c.post_json("/x", {"a": 1}, headers={"Idempotency-Key": "k1"}) == {"n": 3}
+    srv.sock.close()
