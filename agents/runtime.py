@@ -19,7 +19,14 @@ import os
 import signal
 import socket
 import time
-from _queue import SimpleQueue
+
+# typing's TYPE_CHECKING without importing typing (the agents' cold path): mypy knows the
+# class by its public module; at run time the C module spares the import of queue.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from queue import SimpleQueue
+else:
+    from _queue import SimpleQueue
 
 from . import __version__, idempotency
 from .agent import Agent, Router, is_coroutine, is_coroutine_function
