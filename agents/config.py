@@ -11,6 +11,14 @@ import os
 
 from unified_core import types as _t
 
+# typing's constant without importing typing (cold-start path): Env's overloads (a default
+# or required=True means "never None") exist for the type checker only. (mypy 1.0 skips an
+# `if TYPE_CHECKING:` overload block that directly follows another overloaded method's
+# definition: keep a plain method between two of them.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, overload
+
 LOG_LEVELS = _t.LOG_LEVELS
 
 
@@ -20,7 +28,7 @@ class ConfigError(Exception):
     exit_code = 2
 
 
-def _bad(var: str, value: str, allowed: str) -> ConfigError:
+def _bad(var: str, value: str | None, allowed: str) -> ConfigError:
     return ConfigError(f"{var}={value!r} is invalid; allowed: {allowed}")
 
 
@@ -41,6 +49,12 @@ class Env:
         v = v.strip()
         return v or None
 
+    if TYPE_CHECKING:  # (see the top of this module)
+        @overload
+        def string(self, var: str, default: str) -> str: ...
+        @overload
+        def string(self, var: str, default: None = None) -> str | None: ...
+
     def string(self, var: str, default: str | None = None) -> str | None:
         v = self.raw(var)
         return default if v is None else v
@@ -54,6 +68,17 @@ class Env:
             raise (_bad(var, v, allowed) if sep else
                    ConfigError(f"{var}={v!r} is invalid: {e}")) from None
 
+    if TYPE_CHECKING:  # (see the top of this module)
+        @overload
+        def integer(self, var: str, default: int, lo: int | None = None,
+                    hi: int | None = None, required: bool = False) -> int: ...
+        @overload
+        def integer(self, var: str, default: None = None, lo: int | None = None,
+                    hi: int | None = None, *, required: Literal[True]) -> int: ...
+        @overload
+        def integer(self, var: str, default: None = None, lo: int | None = None,
+                    hi: int | None = None, required: bool = False) -> int | None: ...
+
     def integer(self, var: str, default: int | None = None, lo: int | None = None,
                 hi: int | None = None, required: bool = False) -> int | None:
         if self.raw(var) is None:
@@ -62,6 +87,19 @@ class Env:
                                   f"{_t._range_text(lo, hi, 'an integer')}")
             return default
         return self._convert(var, _t.integer, lo, hi)
+
+    def boolean(self, var: str, default: bool = False) -> bool:
+        if self.raw(var) is None:
+            return default
+        return self._convert(var, _t.boolean)
+
+    if TYPE_CHECKING:  # (see the top of this module)
+        @overload
+        def number(self, var: str, default: float, lo: float | None = None,
+                   hi: float | None = None) -> float: ...
+        @overload
+        def number(self, var: str, default: None = None, lo: float | None = None,
+                   hi: float | None = None) -> float | None: ...
 
     def number(self, var: str, default: float | None = None, lo: float | None = None,
                hi: float | None = None) -> float | None:
@@ -77,11 +115,6 @@ class Env:
         if (lo is not None and f < lo) or (hi is not None and f > hi):
             raise _bad(var, v, _t._range_text(lo, hi, "a number"))
         return f
-
-    def boolean(self, var: str, default: bool = False) -> bool:
-        if self.raw(var) is None:
-            return default
-        return self._convert(var, _t.boolean)
 
     def log_level(self, var: str, default: str = "INFO") -> str:
         if self.raw(var) is None:
@@ -153,6 +186,37 @@ class Config:
         "request_timeout_s", "keepalive_timeout_s", "stop_grace_s", "max_connections",
         "state_directory", "worker_hang_s", "env",
     )
+    # (annotations only: with __slots__ there are no class attributes; load() sets them all)
+    name: str
+    group: str
+    required: bool
+    port: int | None  # None: systemd passed the socket and UNIFIED_PORT is not set
+    health_port: int
+    bind: str
+    idle_timeout_s: float
+    run_kind: str
+    run_value: str
+    task_types: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    catalog: str
+    vram_mb: int
+    log_level: str
+    debug: bool
+    cpu_percent: int | None
+    memory_mb: int | None
+    max_threads: int
+    vram_limit_mb: int | None
+    enable_metrics: bool
+    enable_tracing: bool
+    enable_data_optimizer: bool
+    max_body_bytes: int
+    request_timeout_s: float
+    keepalive_timeout_s: float
+    stop_grace_s: float
+    max_connections: int
+    state_directory: str | None
+    worker_hang_s: float
+    env: Env
 
     def __repr__(self) -> str:
         return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__

@@ -38,7 +38,7 @@ def integer(value: object, lo: int | None = None, hi: int | None = None) -> int:
     return n
 
 
-def _range_text(lo: int | None, hi: int | None, what: str) -> str:
+def _range_text(lo: float | None, hi: float | None, what: str) -> str:
     if lo is not None and hi is not None:
         return f"{what} {lo}-{hi}"
     if lo is not None:
