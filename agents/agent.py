@@ -21,6 +21,11 @@ from __future__ import annotations
 from .request_context import current_request
 from .server import HTTPError
 
+TYPE_CHECKING = False  # typing's constant without importing typing (cold start)
+if TYPE_CHECKING:
+    from .config import Config
+    from .trace import Tracer
+
 CO_COROUTINE = 0x80
 CO_ITERABLE_COROUTINE = 0x100
 
@@ -89,13 +94,16 @@ class Agent:
     task_types: tuple | None = None
     routes: dict = {}
 
-    config = None
+    # The runtime sets config before on_start(), so every hook may read it; the class default
+    # None only exists before that.
+    config: Config = None  # type: ignore[assignment]
     log = None
+    _router: Router  # set by the runtime: the agent's routes, for add_route()
     # A Store (agents/store.py) holding this agent's durable effects: a POST /task with an
     # Idempotency-Key then runs as one transaction of it, key and answer included, so that a
     # repeat after a crash answers the first result and never writes twice (idempotency.py).
     idempotency_store = None
-    tracer = None
+    tracer: Tracer | None = None
 
     # ------------------------------------------------------------- lifecycle
     def on_start(self) -> None:
@@ -192,7 +200,7 @@ def _split_template(template: str):
         raise ValueError(f"route path {template!r} must start with '/'")
     if len(template) > 1:
         template = template.rstrip("/")
-    segs = []
+    segs: list[str | tuple[str, str]] = []  # a literal segment, or (parameter, kind)
     names = set()
     raw = template.split("/")[1:]
     for i, s in enumerate(raw):
@@ -241,10 +249,11 @@ class Router:
         if all(isinstance(s, str) for s in segs):
             table = self.static.setdefault(template, {})
         else:
-            table = self._dyn_index.get(template)
-            if table is None:
-                table = self._dyn_index[template] = {}
-                self.dynamic.append((segs, table))
+            dyn = self._dyn_index.get(template)
+            if dyn is None:
+                dyn = self._dyn_index[template] = {}
+                self.dynamic.append((segs, dyn))
+            table = dyn
         if method in table:
             raise ValueError(f"route {method} {template} is declared twice"
                              + (" (it is provided by the SDK)" if table[method].mode == "sdk"

@@ -280,6 +280,7 @@ def run(name: str | None, flags: dict, environ=None) -> int:
             os.environ.setdefault(var, str(config.max_threads))
     try:
         if sock is None:
+            assert config.port is not None  # load() requires it when systemd passed no socket
             sock = bind_listener(config.bind, config.port, "UNIFIED_PORT")
         health = bind_listener(config.bind, config.health_port, "UNIFIED_HEALTH_PORT")
         agent = load_agent(config)

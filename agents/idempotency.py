@@ -83,7 +83,9 @@ class _Claim:
     __slots__ = ("fp", "hit", "resp")
 
     def __init__(self, fp: str):
-        self.fp, self.hit, self.resp = fp, None, None
+        self.fp = fp
+        self.hit: Response | None = None
+        self.resp: Response | None = None
 
 
 class Keys:

@@ -70,8 +70,9 @@ class InProcessBackend(Backend):
         return {"vram_mb": self.vram_mb()}
 
 
-def load_inprocess(model) -> InProcessBackend:
-    """The InProcessBackend a catalog model's `path: "pkg.module:callable"` makes."""
+def load_inprocess(model) -> Backend:
+    """The InProcessBackend a catalog model's `path: "pkg.module:callable"` makes (any
+    Backend it returns is accepted)."""
     spec = (model.path or "").strip()
     mod, sep, attr = spec.partition(":")
     if not sep or not mod or not attr:
@@ -81,8 +82,9 @@ def load_inprocess(model) -> InProcessBackend:
     import importlib
 
     try:
-        fn = importlib.import_module(mod)
-        for part in attr.split("."):
+        first, *rest = attr.split(".")
+        fn = getattr(importlib.import_module(mod), first)
+        for part in rest:
             fn = getattr(fn, part)
         backend = fn(model)
     except BackendError:
@@ -127,7 +129,7 @@ class OpenAIBackend(Backend):
         if self.scheme == "https":
             import ssl
 
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
                                                context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)

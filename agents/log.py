@@ -123,9 +123,9 @@ def describe_exception(exc: BaseException, full: bool = False) -> str:
 def bridge_stdlib_logging(logger: Logger) -> bool:
     """If the agent imported `logging`, send its records through `logger` (same format,
     same priorities, request id when one is current). Returns True when installed."""
-    logging = sys.modules.get("logging")
-    if logging is None:
+    if sys.modules.get("logging") is None:
         return False
+    import logging  # (imported already: no cost)
     root = logging.getLogger()
     if any(getattr(h, "_unified", False) for h in root.handlers):
         return True

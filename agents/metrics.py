@@ -103,7 +103,7 @@ class Metrics:
 
     def render(self, rt) -> str:
         """rt: the Runtime (name, config, in-flight, startup...)."""
-        out = []
+        out: list[str] = []
         add = out.append
         try:
             st = process_stat()

@@ -192,9 +192,10 @@ class ModelRegistry:
                     return self.describe(name)
                 if e.state != LOADING:
                     victims = self._admit_locked(e)
-                    e.state, e.reserved_mb, e.event = LOADING, e.model.vram_mb, threading.Event()
-                    event = e.event
+                    event = threading.Event()
+                    e.state, e.reserved_mb, e.event = LOADING, e.model.vram_mb, event
                     break
+                assert e.event is not None  # LOADING: the loading thread set it
                 event = e.event
             event.wait(self.check_timeout + 5)  # another thread is loading it: share its outcome
             if e.state == FAILED:

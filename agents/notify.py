@@ -29,7 +29,7 @@ class Notifier:
 
     def notify(self, *lines: str) -> bool:
         """Send `READY=1`, `STATUS=...`, `WATCHDOG=1`, ... in one datagram."""
-        if self.sock is None:
+        if self.sock is None or self.address is None:  # (both set, or neither)
             return False
         try:
             self.sock.sendto("\n".join(lines).encode(), self.address)

@@ -25,6 +25,8 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from queue import SimpleQueue
+
+    from .trace import Tracer
 else:
     from _queue import SimpleQueue
 
@@ -115,7 +117,7 @@ class WorkerPool:
     def __init__(self, max_workers: int, name: str = "worker"):
         self.max = max_workers
         self.name = name
-        self.q = SimpleQueue()
+        self.q: SimpleQueue[tuple] = SimpleQueue()  # (fn, args) to run on a worker
         self.lock = _thread.allocate_lock()
         self.threads = 0
         self.idle = 0      # workers waiting in q.get() and not yet claimed
@@ -210,19 +212,19 @@ class Runtime:
         # mutating routes: local callers or the token (guard.py); installed for the SDK client
         self.guard = Guard(load_token(config.env.environ), (config.bind,))
         install_guard(self.guard)
-        self.lane = None   # one thread for overridden health/metrics hooks
+        self.lane: WorkerPool | None = None   # one thread for overridden health/metrics hooks
         self.aio = None
         self.routers = {"agent": Router(), "health": Router()}
         self.last_activity = time.monotonic()
         self.requests_served = 0
-        self.stop_reason = None
+        self.stop_reason: str | None = None
         self._reported_hung: set = set()
         self._signal = None
         self._force = False
         agent.name = config.name
         agent.config = config
         agent.log = log
-        self.tracer = None
+        self.tracer: Tracer | None = None
         if config.enable_tracing:
             from . import trace
 
@@ -405,7 +407,7 @@ class Runtime:
                 self.log.warning("second signal: exiting without waiting",
                                  in_flight=srv.busy)
                 return
-            if now >= next_wd:
+            if wd is not None and now >= next_wd:  # (wd None: next_wd is inf)
                 # a hung worker thread leaves this loop alive: no ping then, so that
                 # systemd's watchdog kills and restarts the agent as for a hung loop
                 if not self.hung_workers(now):
@@ -611,7 +613,7 @@ class Runtime:
         route = req.route or "unmatched"
         method = req.method if req.method in _KNOWN_METHODS else "other"
         self.metrics.observe(listener, route, method, status, seconds, req.task_type)
-        if req.trace is not None:
+        if req.trace is not None and self.tracer is not None:  # (a trace: tracing is on)
             self.tracer.finish(req, status, seconds)
         if self.log.threshold >= 7:
             self.log.debug(f"{req.method} {req.target} {status} {seconds * 1000:.2f}ms",

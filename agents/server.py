@@ -60,9 +60,10 @@ class HTTPError(Exception):
     """Raise from a handler to answer `status` with `{"error": message, ...}`."""
 
     def __init__(self, status: int, message: str | None = None, *, headers=None, **fields):
-        super().__init__(message or REASONS.get(status, "error"))
+        # (.get(status) or: with a default, mypy 1.0 types the reason Optional like `message`)
+        super().__init__(message or REASONS.get(status) or "error")
         self.status = status
-        self.message = message or REASONS.get(status, "error")
+        self.message = message or REASONS.get(status) or "error"
         self.headers = headers or {}
         self.fields = fields
 
@@ -232,14 +233,14 @@ class Conn:
         self.discarded = 0
 
 
-_date_cache = [0, b""]
+_date_cache: tuple[int, bytes] = (0, b"")  # (second, its Date header value)
 
 
 def _date() -> bytes:
+    global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode()
+        _date_cache = (now, time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now)).encode())
     return _date_cache[1]
 
 
@@ -554,6 +555,7 @@ class Server:
                 headers[k] = v
         te = headers.get("transfer-encoding")
         cl = headers.get("content-length")
+        body_kind: str | int | None  # "chunked", a Content-Length, or no body
         if te is not None:
             if cl is not None:
                 raise BadRequest(400, "both Transfer-Encoding and Content-Length")
@@ -613,7 +615,7 @@ class Server:
                 head.append(f"{k}: {v}\r\n".encode("latin-1", "replace"))
         if not keep:
             head.append(b"Connection: close\r\n")
-        elif req.version == "HTTP/1.0":
+        elif req is not None and req.version == "HTTP/1.0":  # (keep: req is not None)
             head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
         if req is None or req.method != "HEAD":

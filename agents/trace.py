@@ -61,7 +61,7 @@ class Tracer:
         self.sent = 0
         self.dropped = 0
         self.send_errors = 0
-        self._sock = None
+        self._sock: socket.socket | None = None
 
     def finish(self, req, status: int, seconds: float) -> dict:
         """On the I/O thread after the response was written: record and emit the trace."""
