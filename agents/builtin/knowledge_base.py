@@ -22,6 +22,12 @@ from __future__ import annotations
 
 import time
 
+# typing's constant without importing typing: the DB classes' method `list` hides the builtin
+# in their annotations, which name it builtins.list
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import builtins
+
 from unified_agents import Agent, HTTPError, route
 from unified_agents.store import (Store, StoreFull, agent_store, check_query, count, counter_sql,
                                   field_int, field_str, field_tags, fts_query, fts_search,
@@ -152,13 +158,13 @@ class KnowledgeDB:
             out["next_before_id"] = docs[-1]["id"]
         return out
 
-    def tags(self) -> list:
+    def tags(self) -> builtins.list:
         rows = self.store.query("SELECT tag, count(*) AS n FROM document_tags GROUP BY tag "
                                 "ORDER BY n DESC, tag LIMIT 1000")
         return [{"tag": r["tag"], "documents": r["n"]} for r in rows]
 
     def search(self, q: str, mode: str = "all", tag: str | None = None,
-               limit: int = 10) -> list:
+               limit: int = 10) -> builtins.list:
         match = fts_query(q, mode)
         sql = ("SELECT d.id, d.title, d.tags, d.source, d.updated, "
                "bm25(documents_fts, 10.0, 1.0, 5.0) AS score, "
@@ -252,7 +258,7 @@ class KnowledgeBase(Agent):
         d = task.get("data")
         if isinstance(d, str):
             d = {"query": d}
-        need_object(d, '"data"')
+        d = need_object(d, '"data"')
         hits = self.db.search(field_str(d, "query", max_len=1000),
                               field_str(d, "mode", required=False, default="all"),
                               field_str(d, "tag", required=False, max_len=64),

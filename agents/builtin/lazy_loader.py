@@ -125,7 +125,7 @@ class Loader:
         with self.lock:
             flight = self.flights.get(name)
             joined = flight is not None
-            if not joined:
+            if flight is None:
                 flight = self.flights[name] = _Flight()
         if joined:
             if not flight.done.wait(limit):
@@ -233,6 +233,7 @@ class Loader:
                 conns[n] = s
             for n, s in conns.items():
                 left = deadline - self.clock()
+                err: OSError | None = None  # why it did not answer
                 try:
                     if left <= 0:
                         raise socket.timeout()

@@ -27,6 +27,12 @@ import json
 import os
 import time
 
+# typing's constant without importing typing: the DB classes' method `list` hides the builtin
+# in their annotations, which name it builtins.list
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import builtins
+
 from unified_agents import Agent, HTTPError, route
 from unified_agents.store import (Store, StoreFull, agent_store, check_query, count, counter_sql,
                                   field_int, field_str, field_tags, fts_query, fts_search,
@@ -173,7 +179,7 @@ class MemoryDB:
             out["next_after"] = items[-1]["key"]
         return out
 
-    def namespaces(self) -> list:
+    def namespaces(self) -> builtins.list:
         rows = self.store.query(
             "SELECT namespace, count(*) AS n, sum(length(value)) AS bytes, max(updated) AS u "
             "FROM items GROUP BY namespace ORDER BY namespace")
@@ -181,7 +187,7 @@ class MemoryDB:
                  "updated": r["u"]} for r in rows]
 
     def search(self, q: str, mode: str = "all", ns: str | None = None, tag: str | None = None,
-               limit: int = 20) -> list:
+               limit: int = 20) -> builtins.list:
         match = fts_query(q, mode)
         sql = ("SELECT items.*, bm25(items_fts, 3.0, 1.0, 3.0) AS score, "
                "snippet(items_fts, 1, '[', ']', '…', 16) AS snippet "

@@ -105,7 +105,7 @@ class CloudProbe:
         self.log = log
         self.reachable: bool | None = None   # None: not probed yet (optimistic)
         self.error = ""
-        self.checked_at = None
+        self.checked_at: float | None = None
         self._stop = threading.Event()
 
     def probe(self) -> None:
@@ -323,7 +323,7 @@ class ModelManagerSuite(Agent):
         if not isinstance(body.get("messages"), list) and not isinstance(body.get("prompt"), str):
             raise HTTPError(400, 'generate needs "prompt": "..." or "messages": [...]')
         d = self.decide(body)
-        tried = []
+        tried: list[str] = []  # "model: why" of each failed backend
         while True:
             model = self._model_for(d.backend)
             if d.backend == "none" or model is None:
@@ -431,7 +431,9 @@ class ModelManagerSuite(Agent):
 
     # ------------------------------------------------------------ tasks
     def handle_task(self, task: dict):
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = task.get("data")
+        if not isinstance(data, dict):
+            data = {}
         if task["type"] == "llm_generate":
             return self._generate(data)
         action = data.get("action", "list")

@@ -68,8 +68,9 @@ class VRAMOptimizerAgent(Agent):
         self.gpu.poll_once()
         self.gpu.start()
         self.counters = {"cleanups": 0, "freed_bytes": 0, "enforcements": 0}
-        self.view = {"used_bytes": None, "budget_bytes": None, "limit_mb": self.config.vram_limit_mb,
-                     "exhausted": False, "source": "not read yet", "model_manager": None}
+        self.view: dict = {  # what refresh() last read (values of several types)
+            "used_bytes": None, "budget_bytes": None, "limit_mb": self.config.vram_limit_mb,
+            "exhausted": False, "source": "not read yet", "model_manager": None}
         self._lock = threading.Lock()   # one cleanup/enforcement at a time
         self._stop = threading.Event()
         # The first read happens on the watcher thread: ModelManagerSuite may still be
@@ -249,7 +250,9 @@ class VRAMOptimizerAgent(Agent):
         return out
 
     def handle_task(self, task: dict):
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        data = task.get("data")
+        if not isinstance(data, dict):
+            data = {}
         action = data.get("action", "status")
         if action == "status":
             return self.refresh()
