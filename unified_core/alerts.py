@@ -134,7 +134,7 @@ class AlertState:
     def evaluate(self, conds: list[Condition]) -> list[dict]:
         now = self.clock()
         seen = set()
-        out = []
+        out: list[dict] = []
         for c in conds:
             k = (c.rule, c.key)
             if k in seen:

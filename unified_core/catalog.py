@@ -15,6 +15,7 @@ from . import known_ports
 from . import model as m
 from . import types as t
 from .errors import CatalogInvalid, Problem
+from .types import _show  # a bad value as the error messages show it (one definition)
 from .yamlsrc import Path, dotted, dropin_paths, load_file, merge
 
 DEFAULT_PATH = "/etc/unified/unified.yaml"
@@ -493,7 +494,7 @@ class _Validator:
                 self.err(at + (name,), str(e))
                 continue
             specs[name] = self.mapping(spec, at + (name,), self.PROFILE_KEYS, f"profile {name}")
-        groups = {}
+        groups: dict[str, list[str]] = {}
         for a in agents.values():
             groups.setdefault(a.group, []).append(a.name)
         parents = {n: s.get("extends") for n, s in specs.items()}
@@ -511,7 +512,8 @@ class _Validator:
             if n in declared:
                 return declared[n]
             s, pat = specs[n], at + (n,)
-            out = set(members(parents[n])) if parents[n] else set()
+            parent = parents[n]
+            out = set(members(parent)) if parent else set()
             if self.field(s, "all", pat, t.boolean, False):
                 out |= set(agents)
             for i, g in enumerate(self.name_list(s.get("groups"), pat + ("groups",), str, "groups")):
@@ -529,15 +531,16 @@ class _Validator:
             declared[n] = out
             return out
 
-        out = {}
+        out: dict[str, m.Profile] = {}
         order = list(agents)
         for n, s in specs.items():
             pat = at + (n,)
             decl = members(n)
             closed = dependency_closure(decl, agents)
             auto = set(self.name_list(s.get("autoload"), pat + ("autoload",), str, "agents"))
-            if parents[n]:
-                auto |= set(out[parents[n]].autoload) if parents[n] in out else set()
+            parent = parents[n]
+            if parent:
+                auto |= set(out[parent].autoload) if parent in out else set()
             for i, a in enumerate(s["autoload"] if isinstance(s.get("autoload"), list) else []):
                 if not isinstance(a, str):
                     continue
@@ -620,10 +623,6 @@ class _Validator:
             vram_budget_percentage=self.field(d, "vram_budget_percentage", at, t.percent, 80),
             idle_timeout_s=self.field(d, "idle_timeout", at, t.duration, 300.0),
             declared=tuple(declared))
-
-
-def _show(value: object) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _unknown_agent(name: str, agents: Mapping[str, m.Agent]) -> str:

@@ -57,7 +57,7 @@ def write_selected(name: str) -> None:
 
 def current_profile(cat: Catalog) -> str:
     sel = read_selected()
-    return sel if sel in cat.profiles else cat.settings.profile
+    return sel if sel is not None and sel in cat.profiles else cat.settings.profile
 
 
 def plan_switch(cat: Catalog, old: str | None, new: str, running: set[str]) -> SwitchPlan:

@@ -171,7 +171,7 @@ class SystemdCollector(Poller):
     def collect(self) -> None:
         snap = self.view.snap
         cat = snap.catalog
-        states = {r["unit"]: (r["active"], r["sub"])
+        states: dict[str, tuple] = {r["unit"]: (r["active"], r["sub"])
                   for r in self.sd.list_units(list(UNIT_PATTERNS))}
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, set()
