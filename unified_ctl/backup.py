@@ -174,7 +174,8 @@ def create(dest: str | None = None) -> dict:
                 st = os.stat(src)
             except FileNotFoundError:
                 continue  # removed since we listed it (an agent's temp file)
-            entry = {"name": name, "path": src, "kind": kind, "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
+            entry: dict = {"name": name, "path": src, "kind": kind,
+                           "mode": f"{stat.S_IMODE(st.st_mode):04o}"}
             entry["owner"], entry["group"] = _owner(st)
             if kind == "state" and is_sqlite(src):
                 check = sqlite_snapshot(src, staged)
@@ -281,8 +282,12 @@ def _verify(archive: str, allow_other_host: bool, staging: str) -> Verified:
                 if info.name == MANIFEST:
                     if manifest is not None:
                         raise BackupError("two MANIFEST.json members: not an archive unified-ctl wrote")
+                    member = tar.extractfile(info)
+                    if member is None:  # a link or directory by that name: json would never see it
+                        raise BackupError("MANIFEST.json is not a regular file: not an archive "
+                                          "unified-ctl wrote")
                     try:
-                        manifest = json.loads(tar.extractfile(info).read())
+                        manifest = json.loads(member.read())
                     except ValueError as e:
                         raise BackupError(f"MANIFEST.json is damaged ({e})") from None
                     _check_manifest(manifest, allow_other_host)
@@ -298,7 +303,9 @@ def _verify(archive: str, allow_other_host: bool, staging: str) -> Verified:
                 dest = os.path.join(staging, info.name)
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 h, size = hashlib.sha256(), 0
-                with tar.extractfile(info) as src, open(dest, "wb") as out:
+                src_f = tar.extractfile(info)
+                assert src_f is not None  # info.isfile() above
+                with src_f as src, open(dest, "wb") as out:
                     for chunk in iter(lambda: src.read(1 << 20), b""):
                         h.update(chunk)
                         size += len(chunk)
@@ -317,13 +324,13 @@ def _verify(archive: str, allow_other_host: bool, staging: str) -> Verified:
         raise BackupError(f"the archive is truncated: {len(missing)} file(s) of the manifest are missing "
                           f"({', '.join(missing[:3])}{'…' if len(missing) > 3 else ''})")
     v = Verified(manifest, staging)
-    for e in manifest["files"]:
-        if e.get("sqlite"):
-            check = sqlite_check(v.staged(e))
+    for item in manifest["files"]:
+        if item.get("sqlite"):
+            check = sqlite_check(v.staged(item))
             if check != "ok":
-                raise BackupError(f"{e['name']}: database fails integrity_check ({check})")
-        if e["kind"] == "config" and e["path"] == os.path.join(manifest["etc"], "unified.yaml"):
-            _check_catalog(v, e)
+                raise BackupError(f"{item['name']}: database fails integrity_check ({check})")
+        if item["kind"] == "config" and item["path"] == os.path.join(manifest["etc"], "unified.yaml"):
+            _check_catalog(v, item)
     return v
 
 

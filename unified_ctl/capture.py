@@ -79,12 +79,13 @@ def host_state() -> dict:
     import psutil
 
     vm = psutil.virtual_memory()
+    disk: dict[str, dict] = {}
     out = {"loadavg": os.getloadavg(), "cpus": os.cpu_count(), "memory_total": vm.total,
-           "memory_available": vm.available, "swap_used": psutil.swap_memory().used, "disk": {}}
+           "memory_available": vm.available, "swap_used": psutil.swap_memory().used, "disk": disk}
     for p in (paths.state_dir(), "/var/log/journal", "/"):
         if os.path.exists(p):
             d = psutil.disk_usage(p)
-            out["disk"][p] = {"total": d.total, "used": d.used, "free": d.free}
+            disk[p] = {"total": d.total, "used": d.used, "free": d.free}
     return out
 
 

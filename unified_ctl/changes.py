@@ -40,7 +40,7 @@ def _what_systemd_reads(data: bytes) -> bytes:
 def snapshot(root: str | None = None) -> dict[str, bytes]:
     """Relative path -> content of our files in the generator's output."""
     root = root or paths.generator_dir()
-    out = {}
+    out: dict[str, bytes] = {}
     try:
         tops = [t for t in os.listdir(root) if t.startswith(PREFIXES)]
     except OSError:
@@ -91,7 +91,7 @@ def stale(before: dict, after: dict, old: Catalog | None, new: Catalog) -> dict[
         if rel.startswith(SETTINGS + "/"):
             for name in new.agents:
                 out.setdefault(name, "the global settings changed")
-        elif agent in new.agents:
+        elif agent is not None and agent in new.agents:
             if ".socket.d/" in rel:
                 socket_changed.add(agent)
             out[agent] = PORTS_CHANGED if agent in socket_changed else "its unit changed"

@@ -123,12 +123,13 @@ def record(files: dict[str, str], reason: str, keep: int = KEEP) -> Entry | None
     os.makedirs(os.path.join(tmp, "conf.d"))
     for rel, src in files.items():
         shutil.copy2(src, os.path.join(tmp, rel))
-    meta = {"time": time.time(), "reason": reason, "digest": d, "files": sorted(files)}
+    now, names = time.time(), sorted(files)
+    meta = {"time": now, "reason": reason, "digest": d, "files": names}
     with open(os.path.join(tmp, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     os.rename(tmp, final)  # an entry appears whole or not at all
     prune(keep)
-    return Entry(new_id, meta["time"], reason, d, tuple(meta["files"]), final)
+    return Entry(new_id, now, reason, d, tuple(names), final)
 
 
 def prune(keep: int = KEEP) -> None:

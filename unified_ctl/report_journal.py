@@ -81,9 +81,9 @@ class _Machine:
 
     def __init__(self, week: AgentWeek, since: float):
         self.w, self.since = week, since
-        self.state = None  # None (unknown yet) | up | down | stopped
+        self.state: str | None = None  # None (unknown yet) | up | down | stopped
         self.at = since
-        self.starting_at = None
+        self.starting_at: float | None = None
         self.stopping = False
 
     def _close(self, t: float) -> None:
@@ -169,8 +169,8 @@ def analyse(lifecycle: list[dict], messages: list[dict], since: float, until: fl
         if up and name not in machines:
             weeks[name] = AgentWeek(name)
             machines[name] = _Machine(weeks[name], since)
-    for name, m in machines.items():
-        m.finish(until, active_now.get(name))
+    for name, machine in machines.items():
+        machine.finish(until, active_now.get(name))
     breakers = []
     for e in messages:
         name = agent_of(e)

@@ -208,6 +208,17 @@ def test_an_archive_that_is_not_ours_is_refused(ops_env):
         backup.verify(str(ops_env / "plain.txt"))
 
 
+def test_a_manifest_that_is_not_a_regular_file_is_refused_in_one_line(ops_env):
+    # (found by mypy: tar.extractfile() is None for a directory, read() then crashed)
+    p = ops_env / "dir-manifest.tar.gz"
+    with tarfile.open(p, "w:gz") as t:
+        info = tarfile.TarInfo("MANIFEST.json")
+        info.type = tarfile.DIRTYPE
+        t.addfile(info)
+    with pytest.raises(backup.BackupError, match="MANIFEST.json is not a regular file"):
+        backup.verify(str(p))
+
+
 def test_a_member_outside_the_manifest_is_refused(state, ops_env):
     m = backup.create()
     evil = repack(m["path"], str(ops_env / "evil.tar.gz"), extra={"state/../../etc/cron.d/x": b"* * * * * root sh"})
