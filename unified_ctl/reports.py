@@ -84,8 +84,10 @@ def http_json(cat, sd, agent: str, path: str, timeout: float = 5.0):
 
 def _flatten(snap: dict) -> list[dict]:
     """A twin snapshot → one row per agent (VRAM from the snapshot's GPU view, if any)."""
-    gpu = snap.get("gpu") if isinstance(snap.get("gpu"), dict) else {}
-    by_agent = gpu.get("by_agent") if isinstance(gpu.get("by_agent"), dict) else {}
+    gpu = snap.get("gpu")
+    gpu = gpu if isinstance(gpu, dict) else {}
+    by_agent = gpu.get("by_agent")
+    by_agent = by_agent if isinstance(by_agent, dict) else {}
     out = []
     for a in snap.get("agents") or []:
         if not isinstance(a, dict) or not a.get("agent"):
@@ -97,7 +99,8 @@ def _flatten(snap: dict) -> list[dict]:
 
 
 def _twin_http(cat, sd, since: float, until: float, page: int = 1000, max_pages: int = 100):
-    rows, after = [], 0
+    rows: list[dict] = []
+    after = 0
     for _ in range(max_pages):
         data, why = http_json(cat, sd, "SystemDigitalTwin", f"/history/snapshots?since={since:.0f}"
                               f"&until={until:.0f}&limit={page}&after_id={after}", timeout=30)
@@ -205,10 +208,11 @@ def weekly(cat, sd, until: float | None = None, days: float = 7) -> dict:
                "memory_peak_bytes": (pk.get(n) or {}).get("memory_peak_bytes") or w["memory_peak_bytes"],
                "vram_peak_mb": (pk.get(n) or {}).get("vram_peak_mb")}
         rows.append(row)
-    alerts = {
+    slow = [{"agent": r["agent"], "seconds": s} for r in rows for s in r["slow_loads"]]
+    alerts: dict[str, list[dict] | None] = {
         "EssentialAgentDown": [{"agent": r["agent"], "time": t, "seconds": round(s, 1)}
                                for r in rows if r["required"] for t, s in r["failure_episodes"]],
-        "SlowAgentLoading": [{"agent": r["agent"], "seconds": s} for r in rows for s in r["slow_loads"]],
+        "SlowAgentLoading": slow,
         "CircuitBreakerOpen": breakers,
     }
     summary, why = http_json(cat, sd, "ObservabilityHub", "/health/summary")
@@ -228,7 +232,7 @@ def weekly(cat, sd, until: float | None = None, days: float = 7) -> dict:
         "totals": {"agents_seen": len(rows), "starts": sum(r["starts"] for r in rows),
                    "failures": sum(r["failures"] for r in rows), "restarts": sum(r["restarts"] for r in rows),
                    "oom_kills": sum(r["oom_kills"] for r in rows), "idle_exits": sum(r["idle_exits"] for r in rows),
-                   "slow_loads": len(alerts["SlowAgentLoading"]), "errors": sum(r["errors"] for r in rows),
+                   "slow_loads": len(slow), "errors": sum(r["errors"] for r in rows),
                    "essential_availability_min": min(ess) if ess else None},
         "agents": rows, "alerts": alerts, "routing": routing, "slow_load_threshold_s": threshold,
         "timeline": {n: weeks[n].timeline for n in weeks if weeks[n].timeline},
@@ -340,7 +344,7 @@ def capacity(cat, sd, days: float = 90, until: float | None = None, record: bool
                        "used_now_mb": now["agents_memory_bytes"] // 2**20 if p.name == now["profile"] else None,
                        "host_mb": now["host_memory_bytes"] // 2**20}
     advice = []
-    if days_left is not None and days_left < 90:
+    if days_left is not None and mem_trend and days_left < 90:  # (days_left: mem_trend > 0)
         advice.append(f"agent memory grows {mem_trend / 2**20:.1f} MB/day: the {now['profile']} profile's limit "
                       f"({limit_bytes // 2**20} MB) is reached in about {days_left:.0f} days")
     if disk_days is not None and disk_days < 180:

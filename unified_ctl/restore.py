@@ -143,7 +143,7 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
         live_cat = None
     stopped = sorted(a for a in holders if live_cat and a in live_cat.agents)
     was: dict = {}
-    if stopped:
+    if stopped and live_cat is not None:  # (stopped: live_cat is not None)
         units = profiles.units_of(live_cat, stopped)
         was = sd.show([live_cat.agents[a].service for a in stopped], ("Id", "ActiveState"))
         sd.stop(units)
@@ -191,7 +191,7 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
     save_last_good(new, reason="backup restore")
     target = m.get("profile") if m.get("profile") in new.profiles else None
     result = rollout.follow(sd, old or new, new, profile=target, wait=False)
-    back = [a for a in stopped if a in new.agents
+    back = [a for a in stopped if a in new.agents and live_cat is not None
             and was.get(live_cat.agents[a].service, {}).get("ActiveState") in ("active", "activating")]
     if back:  # holders outside the profile (started by hand) come back too
         units = profiles.units_of(new, back)
