@@ -46,6 +46,15 @@ def test_every_tool_the_tests_benchmarks_and_dev_scripts_look_up_is_listed():
     assert missing == {}, f"add these to {LIST.relative_to(ROOT)}"
 
 
+def test_every_python_module_the_makefile_runs_is_listed():
+    # `make lint` / `make unit` run checkers as `$(PYTHON) -m MODULE`: a fresh machine
+    # gets them from the list like every other tool
+    used = set(re.findall(r"\$\(PYTHON\) -m (\w+)", (ROOT / "Makefile").read_text()))
+    assert {"pyflakes", "mypy", "pytest"} <= used, used
+    provided = {p for _, _, p in entries()}
+    assert {f"python3:{m}" for m in used} - provided == set(), f"add to {LIST.relative_to(ROOT)}"
+
+
 def test_no_test_skips_because_a_tool_or_module_is_missing():
     # A skipped test passes on the machine that lacks the tool: it must fail instead
     # (tests.host_tools.require_tool / require_module).
