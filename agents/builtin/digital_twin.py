@@ -40,9 +40,6 @@ DB_FILE = "twin.db"
 ROLES_HINT = "user, assistant, system, tool (or another short name)"
 NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"
 RUNNING = ("active", "starting", "stopping")
-PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts",
-         "StateChangeTimestampMonotonic", "MemoryCurrent", "CPUUsageNSec", "ControlGroup")
-
 MIGRATIONS = [
     """
     CREATE TABLE profile_history(
@@ -316,29 +313,21 @@ def _turn(r) -> dict:
 
 
 # ---------------------------------------------------------------------- the observer
-def _int(v):
-    try:
-        n = int(v or "")
-    except ValueError:
-        return None
-    return None if n < 0 or n >= 2**63 - 1 else n  # [not set] / UINT64_MAX
-
-
 class Observer:
     """Polls systemd and the selected profile; turns every difference into rows.
 
-    `view` is a service_registry.FleetView (catalog + selected profile, reloaded when their
-    files change); `sd` the unified_core.systemd seam."""
+    `view` is a unified_core.fleetview.FleetView: the catalog + selected profile (reloaded
+    when their files change) and systemd's state of every agent (`view.read()`, the same
+    reader as the registry's and the hub's)."""
 
-    def __init__(self, db: TwinDB, view, sd, log=None, gpu=None):
+    def __init__(self, db: TwinDB, view, log=None, gpu=None):
         self.db = db
         self.view = view
-        self.sd = sd
         self.log = log
         self.gpu = gpu
         self.lock = threading.Lock()       # one poll at a time (timer vs POST /snapshots)
         self.current: dict = {}            # agent -> last known state (for GET /state)
-        self.props: dict = {}              # unit -> systemd properties of the last poll
+        self.units: dict = {}              # agent -> AgentUnit (unified_core.units) of the last poll
         self.polled_at: float | None = None
         self.error = ""
         self.profile, self.profile_since = db.last_profile()
@@ -362,13 +351,8 @@ class Observer:
             if self.log:
                 self.log.info("profile recorded", profile=snap.profile, previous=self.profile)
             self.profile, self.profile_since = snap.profile, now
-        cat = snap.catalog
         try:
-            loaded = {r["unit"] for r in self.sd.list_units(["unified-agent@*.service",
-                                                             "unified-agent@*.socket"])}
-            units = [u for a in cat.agents.values() for u in (a.service, a.socket)
-                     if u in loaded]
-            props = self.sd.show(units, PROPS) if units else {}
+            snap, units = self.view.read()
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             if self.log and msg != self.error:
@@ -376,21 +360,12 @@ class Observer:
             self.error = msg
             raise
         self.error = ""
-        from unified_core.fleet import classify
-
-        now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
         events, current = [], {}
-        for a in cat.agents.values():
-            svc, sock = props.get(a.service, {}), props.get(a.socket, {})
-            state = classify(svc, sock)
-            pid = (_int(svc.get("MainPID")) or None) if state in RUNNING else None
-            restarts = _int(svc.get("NRestarts")) or 0
-            changed = max(_int(svc.get("StateChangeTimestampMonotonic")) or 0,
-                          _int(sock.get("StateChangeTimestampMonotonic")) or 0)
-            since = now - (now_mono - changed / 1e6) if changed else None
-            row = {"agent": a.name, "state": state, "pid": pid, "restarts": restarts,
-                   "result": svc.get("Result") or None, "service": _sub(svc),
-                   "socket": _sub(sock)}
+        for a in snap.catalog.agents.values():
+            u = units[a.name]
+            state, pid, since = u.state, u.pid, u.since_wall
+            row = {"agent": a.name, "state": state, "pid": pid, "restarts": u.restarts,
+                   "result": u.result or None, "service": u.service, "socket": u.socket}
             current[a.name] = dict(row, since=since)
             old = self.known.get(a.name)
             if old is None:
@@ -408,7 +383,7 @@ class Observer:
         self.db.record_events(events)
         for e in events:
             self.known[e["agent"]] = (e["state"], e["pid"], e["restarts"], e["ts"])
-        self.current, self.props, self.polled_at = current, props, now
+        self.current, self.units, self.polled_at = current, units, now
         self.polls += 1
         self.events += len(events)
         return events
@@ -420,7 +395,6 @@ class Observer:
                 self._poll()
             from unified_core.fleet import cgroup_memory
 
-            cat = self.view.snap.catalog
             gpu, vram = self._gpu()
             now_mono = time.monotonic()
             agents, counts = [], {"active": 0, "dormant": 0, "failed": 0}
@@ -431,16 +405,15 @@ class Observer:
                     counts[st] += 1
                 if st not in RUNNING:
                     continue
-                a = cat.agents.get(name)
-                svc = self.props.get(a.service, {}) if a else {}
-                mem = _int(svc.get("MemoryCurrent"))
-                if mem is None:
+                u = self.units.get(name)
+                mem = u.memory_current if u else None
+                if mem is None and u is not None:
                     try:
-                        mem = cgroup_memory(svc.get("ControlGroup", ""))
+                        mem = cgroup_memory(u.cgroup)
                     except Exception:  # psutil missing or a PID gone: no number, no crash
                         mem = None
-                cpu = _int(svc.get("CPUUsageNSec"))
-                cpu_s = cpu / 1e9 if cpu is not None else _process_cpu(cur["pid"])
+                cpu_s = u.cpu_ns / 1e9 if u and u.cpu_ns is not None \
+                    else _process_cpu(cur["pid"])
                 cpu_pct = None
                 prev = self._cpu_prev.get(name)
                 if cpu_s is not None:
@@ -496,10 +469,6 @@ def _process_cpu(pid):
         return None
 
 
-def _sub(props: dict) -> str:
-    return f"{props.get('ActiveState', 'inactive')}/{props.get('SubState', 'dead')}"
-
-
 # ---------------------------------------------------------------------- the agent
 class SystemDigitalTwin(Agent):
     def on_start(self) -> None:
@@ -518,12 +487,10 @@ class SystemDigitalTwin(Agent):
             "memory_max_turns": env.integer("TWIN_MEMORY_MAX_TURNS", 100_000, 0),
         }
         from unified_agents import gpu  # imports NVML only when reading: no GPU is no error
-        from unified_agents.builtin.service_registry import FleetView
-        from unified_core.systemd import Systemd
+        from unified_core.fleetview import FleetView
 
-        sd = Systemd()
-        view = FleetView(self.config.catalog, systemd=sd, log=self.log)
-        self.observer = Observer(self.db, view, sd, self.log, gpu)
+        view = FleetView(self.config.catalog, log=self.log)
+        self.observer = Observer(self.db, view, self.log, gpu)
         try:
             self.observer.poll()  # the state at start, before READY
         except Exception as e:  # systemd unreachable: serve history anyway, retry on the timer

@@ -152,7 +152,7 @@ class Loader:
     def _load(self, name: str, limit: float) -> dict:
         from unified_core.catalog import dependency_closure, dependency_order
 
-        from unified_agents.builtin.service_registry import UNKNOWN
+        from unified_core.units import UNKNOWN
 
         t0 = self.clock()
         deadline = t0 + limit
@@ -356,7 +356,7 @@ class Loader:
 
 class LazyLoader(Agent):
     def on_start(self) -> None:
-        from unified_agents.builtin.service_registry import FleetView
+        from unified_core.fleetview import FleetView
 
         self.view = FleetView(self.config.catalog, log=self.log)
         self.view.start_watching()

@@ -172,7 +172,7 @@ class Target:
 
 class RequestCoordinator(Agent):
     def on_start(self) -> None:
-        from unified_agents.builtin.service_registry import FleetView
+        from unified_core.fleetview import FleetView
 
         env = self.config.env
         self.view = FleetView(self.config.catalog, log=self.log)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from unified_agents.builtin.service_registry import FleetView
+from unified_core.fleetview import FleetView
 from unified_agents.client import AgentCallError
 from unified_agents.registry_client import RegistryClient, UnknownAgent
 from unified_core.errors import SystemdError

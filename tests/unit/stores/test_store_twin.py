@@ -7,7 +7,7 @@ import types
 import pytest
 
 from unified_agents.builtin.digital_twin import MIGRATIONS, Observer, TwinDB, parse_time
-from unified_agents.builtin.service_registry import FleetView
+from unified_core.fleetview import FleetView
 from unified_agents.server import HTTPError
 from unified_agents.store import Store
 from unified_core.errors import SystemdError
@@ -54,7 +54,7 @@ def twin(tmp_path, units):
     def make(gpu=None):
         view = FleetView(str(units.catalog), systemd=seam,
                          probe=lambda h, p, t: HealthResult(True, "healthy", {}))
-        return Observer(TwinDB(store), view, seam, gpu=gpu)
+        return Observer(TwinDB(store), view, gpu=gpu)
     return types.SimpleNamespace(seam=seam, db=TwinDB(store), make=make, units=units)
 
 
