@@ -36,6 +36,8 @@ CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/syst
 
 def _int(v) -> int | None:
     """systemd's numbers; None for '', '[not set]', 'infinity' and UINT64_MAX."""
+    if not v:  # most properties of an inactive unit: no exception for them (a read does ~600)
+        return None
     try:
         n = int(v)
     except (TypeError, ValueError):
@@ -44,10 +46,19 @@ def _int(v) -> int | None:
 
 
 def classify(svc: dict, sock: dict) -> str:
-    """The agent's state from its service and socket (as unified_core.fleet.classify)."""
-    from .fleet import classify as fleet_classify
-
-    return fleet_classify(svc, sock)
+    """The agent's state from its service's and socket's ActiveState."""
+    s_act, k_act = svc.get("ActiveState", ""), sock.get("ActiveState", "")
+    if s_act in ("active", "reloading"):
+        return "active"
+    if s_act == "activating":
+        return "starting"
+    if s_act == "deactivating":
+        return "stopping"
+    if s_act == "failed" or k_act == "failed":
+        return "failed"
+    if k_act == "active":
+        return "dormant"  # listening, process not running: starts on the first connection
+    return "stopped"
 
 
 class AgentUnit:
