@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from unified_core.timefmt import boot_time
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -18,7 +20,6 @@ try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
 except (ValueError, OSError, AttributeError):  # pragma: no cover
     _TICKS, _PAGE = 100, 4096
-_btime = None
 
 
 def _esc(v) -> str:
@@ -29,19 +30,6 @@ def _fmt(v: float) -> str:
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
     return repr(float(v))
-
-
-def _boot_time() -> float:
-    global _btime
-    if _btime is None:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    _btime = float(line.split()[1])
-                    break
-            else:  # pragma: no cover
-                _btime = 0.0
-    return _btime
 
 
 def _stat_fields() -> list:
@@ -56,7 +44,7 @@ def process_stat() -> dict:
     fields = _stat_fields()
     return {
         "cpu": (float(fields[11]) + float(fields[12])) / _TICKS,
-        "start": _boot_time() + float(fields[19]) / _TICKS,
+        "start": boot_time() + float(fields[19]) / _TICKS,
         "vsize": float(fields[20]),
         "rss": float(fields[21]) * _PAGE,
         "threads": float(fields[17]),

@@ -33,8 +33,10 @@ import threading
 import time
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Periodic, Store, agent_store, check_query, field_str, json_body,
-                                  need_object, query_int)
+from unified_agents.periodic import Periodic
+from unified_agents.store import Store, agent_store
+from unified_agents.validate import check_query, field_str, json_body, need_object, query_int
+from unified_core.timefmt import iso
 
 DB_FILE = "twin.db"
 ROLES_HINT = "user, assistant, system, tool (or another short name)"
@@ -73,10 +75,6 @@ MIGRATIONS = [
 
 
 # ---------------------------------------------------------------------- time values
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
