@@ -97,6 +97,24 @@ def json_body(request, *, optional: bool = False):
     return request.json()
 
 
+def object_body(request) -> dict:
+    """The body as a JSON object; an empty body (curl -X POST with no data) is {}."""
+    body = json_body(request, optional=True)
+    return {} if body is None else need_object(body)
+
+
+def vram_limit_mb(body: dict) -> int | None:
+    """POST /vram/limit's {"mb": N | null} (ModelManagerSuite owns the limit; VRAMOptimizer
+    forwards it and refuses a bad one before the call)."""
+    if "mb" not in body:
+        raise HTTPError(400, 'POST /vram/limit needs {"mb": N} (MB, >= 0), or {"mb": null} '
+                             "to return to VRAM_LIMIT_MB")
+    mb = body["mb"]
+    if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb < 0):
+        raise HTTPError(400, f"mb {mb!r} is invalid; allowed: an integer >= 0, or null")
+    return mb
+
+
 def _jtype(v) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null"}.get(type(v), type(v).__name__)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from functools import cached_property
 
 from .units import UNKNOWN
 
@@ -82,11 +83,12 @@ class FleetView:
         self.health_ttl = health_ttl
         self.watch_every = watch_every
         self.clock = clock
-        self._sd = systemd        # built on first use: the coordinator never asks systemd
-        self._reader = None
+        if systemd is not None:
+            self.sd = systemd
+        if probe is not None:
+            self.probe = probe
         self._reader_args = {"events_ok": events_ok, "full_every_s": full_every_s,
                              "clock": clock}
-        self._probe = probe
         self._lock = threading.Lock()          # catalog reloads
         self._state_lock = threading.Lock()    # single-flight systemctl refresh
         self._health_lock = threading.Lock()
@@ -101,29 +103,25 @@ class FleetView:
         self.snap: Snapshot = self._load(version=1)  # raises when no catalog can be read
         self._stamp = self._files_stamp()
 
-    @property
+    # Built on first use (a test passes its own): the coordinator never asks systemd, and
+    # most of these agents never probe.
+    @cached_property
     def sd(self):
-        if self._sd is None:
-            from .systemd import Systemd
+        from .systemd import Systemd
 
-            self._sd = Systemd()
-        return self._sd
+        return Systemd()
 
-    @property
+    @cached_property
     def reader(self):
-        if self._reader is None:
-            from .units import UnitReader
+        from .units import UnitReader
 
-            self._reader = UnitReader(self.sd, **self._reader_args)
-        return self._reader
+        return UnitReader(self.sd, **self._reader_args)
 
-    @property
+    @cached_property
     def probe(self):
-        if self._probe is None:
-            from .health import probe
+        from .health import probe
 
-            self._probe = probe
-        return self._probe
+        return probe
 
     # ------------------------------------------------------------ catalog
     def _load(self, version: int) -> Snapshot:

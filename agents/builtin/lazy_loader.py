@@ -43,6 +43,7 @@ import time
 from collections import deque
 
 from unified_agents import Agent, HTTPError, route
+from unified_agents.metrics import hist_add, hist_lines
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 _PROBE = (b"GET /health HTTP/1.1\r\nHost: lazyloader\r\nUser-Agent: unified-lazyloader\r\n"
@@ -281,15 +282,7 @@ class Loader:
             self.last[name] = entry
             if slow:
                 self.slow[name] = self.slow.get(name, 0) + 1
-            h = self.hist.get(source)
-            if h is None:
-                h = self.hist[source] = [0] * (len(BUCKETS) + 2)
-            for i, b in enumerate(BUCKETS):
-                if seconds <= b:
-                    h[i] += 1
-                    break
-            h[-2] += seconds
-            h[-1] += 1
+            hist_add(self.hist, source, seconds, BUCKETS)
         if slow and self.log:
             self.log.warning(f"slow load: {name} took {seconds:.2f} s", agent=name,
                              source=source,
@@ -434,14 +427,8 @@ class LazyLoader(Agent):
         out += ["# HELP unified_lazyloader_load_seconds Activation to healthy (requested) or "
                 "start job to READY=1 (observed).",
                 "# TYPE unified_lazyloader_load_seconds histogram"]
-        for src, h in hist.items():
-            acc = 0
-            for i, b in enumerate(BUCKETS):
-                acc += h[i]
-                out.append(f'unified_lazyloader_load_seconds_bucket{{source="{src}",le="{b}"}} {acc}')
-            out.append(f'unified_lazyloader_load_seconds_bucket{{source="{src}",le="+Inf"}} {h[-1]}')
-            out.append(f'unified_lazyloader_load_seconds_sum{{source="{src}"}} {h[-2]!r}')
-            out.append(f'unified_lazyloader_load_seconds_count{{source="{src}"}} {h[-1]}')
+        out += hist_lines("unified_lazyloader_load_seconds",
+                          ((f'source="{src}"', h) for src, h in hist.items()), BUCKETS)
         return "\n".join(out) + "\n"
 
 
