@@ -38,9 +38,9 @@ from unified_agents.store import Store, agent_store
 from unified_agents.validate import check_query, field_str, json_body, need_object, query_int
 from unified_core.timefmt import iso
 
+from .twin_memory import NAME_CHARS, ConversationMemory
+
 DB_FILE = "twin.db"
-ROLES_HINT = "user, assistant, system, tool (or another short name)"
-NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"
 RUNNING = ("active", "starting", "stopping")
 MIGRATIONS = [
     """
@@ -116,6 +116,7 @@ class TwinDB:
 
     def __init__(self, store: Store):
         self.store = store
+        self.memory = ConversationMemory(store)
 
     # -- profile history
     def last_profile(self):
@@ -218,43 +219,6 @@ class TwinDB:
                  "pid": r["pid"], "restarts": r["restarts"], "result": r["result"],
                  "service": r["service"], "socket": r["socket"]} for r in rows]
 
-    # -- conversation memory
-    def memory_add(self, ts, session, role, content, meta) -> int:
-        return self.store.write(lambda c: c.execute(
-            "INSERT INTO conversation_turns(ts, session, role, content, meta) VALUES (?,?,?,?,?)",
-            (ts, session, role, content, meta)).lastrowid)
-
-    def memory_get(self, session, limit, after_id=None) -> list:
-        if after_id is not None:
-            rows = self.store.query(
-                "SELECT * FROM conversation_turns WHERE session = ? AND id > ? "
-                "ORDER BY id LIMIT ?", (session, after_id, limit))
-        else:  # the last `limit` turns, oldest first
-            rows = self.store.query(
-                "SELECT * FROM (SELECT * FROM conversation_turns WHERE session = ? "
-                "ORDER BY id DESC LIMIT ?) ORDER BY id", (session, limit))
-        return [_turn(r) for r in rows]
-
-    def memory_sessions(self, limit) -> list:
-        rows = self.store.query(
-            "SELECT session, count(*) AS turns, min(ts) AS first, max(ts) AS last "
-            "FROM conversation_turns GROUP BY session ORDER BY last DESC LIMIT ?", (limit,))
-        return [{"session": r["session"], "turns": r["turns"], "first": iso(r["first"]),
-                 "last": iso(r["last"])} for r in rows]
-
-    def memory_clear(self, session=None) -> dict:
-        def tx(c):
-            if session is None:
-                n_s = c.execute("SELECT count(DISTINCT session) FROM conversation_turns"
-                                ).fetchone()[0]
-                n = c.execute("DELETE FROM conversation_turns").rowcount
-            else:
-                n = c.execute("DELETE FROM conversation_turns WHERE session = ?",
-                              (session,)).rowcount
-                n_s = 1 if n else 0
-            return {"cleared_turns": n, "cleared_sessions": n_s}
-        return self.store.write(tx)
-
     # -- retention
     def prune(self, now: float, snapshot_days: float, event_days: float, profile_days: float,
               memory_days: float, memory_max_turns: int) -> dict:
@@ -265,16 +229,12 @@ class TwinDB:
                     ("lifecycle_events", "DELETE FROM lifecycle_events WHERE ts < ? AND id NOT "
                      "IN (SELECT max(id) FROM lifecycle_events GROUP BY agent)", event_days),
                     ("profile_history", "DELETE FROM profile_history WHERE ts < ? AND id < "
-                     "(SELECT max(id) FROM profile_history)", profile_days),
-                    ("conversation_turns", "DELETE FROM conversation_turns WHERE ts < ?",
-                     memory_days)):
+                     "(SELECT max(id) FROM profile_history)", profile_days)):
                 if days > 0:  # 0 = keep forever; the last state of each kind always stays
                     out[key] = c.execute(sql, (now - days * 86400,)).rowcount
-            if memory_max_turns > 0:
-                out["conversation_turns"] = out.get("conversation_turns", 0) + c.execute(
-                    "DELETE FROM conversation_turns WHERE id <= (SELECT id FROM "
-                    "conversation_turns ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (memory_max_turns,)).rowcount
+            if memory_days > 0 or memory_max_turns > 0:
+                out["conversation_turns"] = self.memory.prune(c, now, memory_days,
+                                                              memory_max_turns)
             return out
         removed = self.store.write(tx)
         if sum(removed.values()):
@@ -302,12 +262,6 @@ def _resource(r, ts=None) -> dict:
     if ts is not None:
         d = {"ts": ts, "at": iso(ts), "snapshot_id": r["snapshot_id"], **d}
     return d
-
-
-def _turn(r) -> dict:
-    return {"id": r["id"], "ts": r["ts"], "at": iso(r["ts"]), "session": r["session"],
-            "role": r["role"], "content": r["content"],
-            "meta": json.loads(r["meta"]) if r["meta"] else None}
 
 
 # ---------------------------------------------------------------------- the observer
@@ -581,35 +535,16 @@ class SystemDigitalTwin(Agent):
     # ------------------------------------------------------------ conversation memory
     @route("POST", "/memory")
     def memory_add(self, request):
-        return 201, self.add_turn(need_object(request.json()))
-
-    def add_turn(self, d: dict) -> dict:
-        session = field_str(d, "session", max_len=128, allowed=NAME_CHARS)
-        role = field_str(d, "role", max_len=32, allowed=NAME_CHARS)
-        content = field_str(d, "content", max_len=self.max_content, min_len=0)
-        meta = d.get("meta")
-        if meta is not None:
-            if not isinstance(meta, dict):
-                raise HTTPError(400, '"meta" must be a JSON object')
-            meta = json.dumps(meta, separators=(",", ":"))
-            if len(meta) > 4096:
-                raise HTTPError(413, f'"meta" is {len(meta)} bytes as JSON; allowed: 4096')
-        unknown = set(d) - {"session", "role", "content", "meta"}
-        if unknown:
-            raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: "
-                                 "session, role, content, meta")
-        ts = time.time()
-        tid = self.db.memory_add(ts, session, role, content, meta)
-        return {"id": tid, "session": session, "role": role, "ts": ts, "at": iso(ts)}
+        return 201, self.db.memory.add_turn(need_object(request.json()), self.max_content)
 
     @route("GET", "/memory")
     def memory_get(self, request):
         q = check_query(request, ("session", "limit", "after_id"))
         limit = query_int(request, "limit", 100, 1, 10000)
         if not q.get("session"):
-            return {"sessions": self.db.memory_sessions(limit)}
+            return {"sessions": self.db.memory.sessions(limit)}
         after = query_int(request, "after_id", -1, 0, 2**62) if "after_id" in q else None
-        turns = self.db.memory_get(q["session"], limit, after)
+        turns = self.db.memory.get(q["session"], limit, after)
         return {"session": q["session"], "count": len(turns), "turns": turns}
 
     @route("POST", "/memory/clear", mutating=True)
@@ -620,7 +555,7 @@ class SystemDigitalTwin(Agent):
         if body is not None:
             session = field_str(need_object(body), "session", required=False, max_len=128,
                                 allowed=NAME_CHARS) or session
-        out = self.db.memory_clear(session)
+        out = self.db.memory.clear(session)
         self.log.info("conversation memory cleared", scope=session or "all", **out)
         return dict(out, scope=session or "all")
 
@@ -633,13 +568,14 @@ class SystemDigitalTwin(Agent):
         if op == "state":
             return self.state_doc()
         if op == "memory_add":
-            return self.add_turn({k: v for k, v in data.items() if k != "op"})
+            return self.db.memory.add_turn({k: v for k, v in data.items() if k != "op"},
+                                           self.max_content)
         if op == "memory_get":
             session = field_str(data, "session", max_len=128, allowed=NAME_CHARS)
-            return {"session": session, "turns": self.db.memory_get(session, 100)}
+            return {"session": session, "turns": self.db.memory.get(session, 100)}
         if op == "memory_clear":
             self.authorize()  # the same rule as POST /memory/clear
-            return self.db.memory_clear(field_str(data, "session", required=False,
+            return self.db.memory.clear(field_str(data, "session", required=False,
                                                   max_len=128, allowed=NAME_CHARS))
         raise HTTPError(400, f"unknown op {op!r}; allowed: state, memory_add, memory_get, "
                              "memory_clear")
