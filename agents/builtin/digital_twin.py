@@ -16,14 +16,14 @@
 Times are accepted as unix seconds, ISO 8601 (2024-05-01T12:00:00Z) or an age ("7d", "24h",
 "30m", "90s": that long ago); they are returned as `ts` (unix seconds) and `at` (ISO UTC).
 
-Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd (one list-units of
-our units + one `systemctl show` of the loaded ones, through unified_core.systemd) and re-reads
-the selected profile; every difference from the last recorded state is a row. The last state
-is read back from the database at start, so changes that happened while the twin was down
-(its own kill -9 included) are recorded too, stamped with systemd's state-change time.
-Resource snapshots (TWIN_SNAPSHOT_S, 120 s) record memory/CPU per running agent (cgroup,
-else psutil over the unit's PIDs, as unified_core.fleet does), VRAM per agent and GPU totals
-from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
+Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd through the FleetView
+the registry and the hub use too (unified_core/fleetview.py: one list-units of our units +
+one `systemctl show` of the loaded ones) and re-reads the selected profile; every difference
+from the last recorded state is a row. The last state is read back from the database at
+start, so changes that happened while the twin was down (its own kill -9 included) are
+recorded too, stamped with systemd's state-change time. Resource snapshots (TWIN_SNAPSHOT_S,
+120 s) record memory/CPU per running agent (cgroup, else psutil over the unit's PIDs:
+unified_core.fleet.cgroup_memory), VRAM per agent and GPU totals from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
 hourly. Schema and retention: docs/STATE.md.
 """
 from __future__ import annotations
