@@ -36,6 +36,7 @@ from unified_agents import Agent, HTTPError, route
 from unified_agents.periodic import Periodic
 from unified_agents.store import Store, agent_store
 from unified_agents.validate import check_query, field_str, json_body, need_object, query_int
+from unified_core.poller import Poller
 from unified_core.timefmt import iso
 
 from .twin_memory import NAME_CHARS, ConversationMemory
@@ -265,14 +266,19 @@ def _resource(r, ts=None) -> dict:
 
 
 # ---------------------------------------------------------------------- the observer
-class Observer:
-    """Polls systemd and the selected profile; turns every difference into rows.
+class Observer(Poller):
+    """Polls systemd and the selected profile; turns every difference into rows. A Poller
+    (unified_core/poller.py), like the hub's systemd collector: the same timer, error count
+    and staleness rule; `poll()` is one run that returns the events it recorded.
 
     `view` is a unified_core.fleetview.FleetView: the catalog + selected profile (reloaded
     when their files change) and systemd's state of every agent (`view.read()`, the same
     reader as the registry's and the hub's)."""
 
-    def __init__(self, db: TwinDB, view, log=None, gpu=None):
+    name = "systemd"
+
+    def __init__(self, db: TwinDB, view, log=None, gpu=None, interval_s: float = 5.0):
+        super().__init__(interval_s, log=log)
         self.db = db
         self.view = view
         self.log = log
@@ -288,6 +294,9 @@ class Observer:
         self.gpu_reason = ""
         self.gpu_available: bool | None = None   # None: no snapshot yet (GET /health shows it)
         self._cpu_prev: dict = {}          # agent -> (pid, cpu seconds, monotonic) of last snapshot
+
+    def collect(self) -> None:
+        self.poll()
 
     def poll(self) -> list:
         with self.lock:
@@ -305,11 +314,8 @@ class Observer:
             self.profile, self.profile_since = snap.profile, now
         try:
             snap, units = self.view.read()
-        except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if self.log and msg != self.error:
-                self.log.warning("cannot read unit states from systemd", error=msg)
-            self.error = msg
+        except Exception as e:  # logged by the Poller (once per distinct error)
+            self.error = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise
         self.error = ""
         events, current = [], {}
@@ -442,20 +448,20 @@ class SystemDigitalTwin(Agent):
         from unified_core.fleetview import FleetView
 
         view = FleetView(self.config.catalog, log=self.log)
-        self.observer = Observer(self.db, view, self.log, gpu)
-        try:
-            self.observer.poll()  # the state at start, before READY
-        except Exception as e:  # systemd unreachable: serve history anyway, retry on the timer
-            self.log.warning(f"first poll failed: {e}")
+        self.observer = Observer(self.db, view, self.log, gpu,
+                                 interval_s=env.number("TWIN_POLL_S", 5.0, 0.5, 3600))
+        # The state at start, before READY; systemd unreachable: serve history anyway, the
+        # timer retries.
+        self.observer.run_once()
+        self.observer.start()
         self.timers = [
-            Periodic("twin-poll", env.number("TWIN_POLL_S", 5.0, 0.5, 3600),
-                     self.observer.poll, self.log).start(),
             Periodic("twin-snapshot", env.number("TWIN_SNAPSHOT_S", 120.0, 1.0, 86400),
                      self.observer.snapshot, self.log, first_delay=5.0).start(),
             Periodic("twin-retention", 3600.0, self.prune, self.log, first_delay=60.0).start(),
         ]
 
     def on_stop(self) -> None:
+        self.observer.stop(5.0)
         for t in self.timers:
             t.stop()
         self.store.close()
@@ -585,7 +591,7 @@ class SystemDigitalTwin(Agent):
         checks = {"database": self.store.health()}
         o = self.observer
         age = None if o.polled_at is None else time.time() - o.polled_at
-        poll_s = self.timers[0].interval
+        poll_s = self.observer.interval_s
         if o.error or age is None or age > 3 * poll_s + 5:
             checks["systemd"] = {"status": "degraded", "error": o.error or "no recent poll",
                                  "last_poll_age_s": None if age is None else round(age, 1)}
