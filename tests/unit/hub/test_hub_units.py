@@ -30,6 +30,13 @@ def test_active_agent_startup_is_exec_to_ready():
     assert u.service == "active/running"
 
 
+def test_since_is_the_last_state_change_of_the_service_or_the_socket():
+    u = facts({"ActiveState": "inactive", "StateChangeTimestampMonotonic": str(int(900e6))},
+              {"ActiveState": "active", "StateChangeTimestampMonotonic": str(int(970e6))})
+    assert u.state == "dormant" and u.since_wall == WALL - 30
+    assert facts({}, {}).since_wall is None                 # never changed since boot
+
+
 def test_starting_agent_reports_the_time_so_far():
     u = facts({"ActiveState": "activating", "SubState": "start", "MainPID": "5",
                "InactiveExitTimestampMonotonic": str(int(988e6)),
