@@ -29,6 +29,8 @@ from __future__ import annotations
 import threading
 import time
 
+from unified_core.timefmt import iso
+
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}  # unified_circuit_breaker_state
 
@@ -169,19 +171,13 @@ class Breaker:
                 "failures": self._consecutive,
                 "failure_threshold": self.failure_threshold,
                 "reset_timeout_s": self.reset_timeout,
-                "opened_at": _iso(self._opened_wall),
+                "opened_at": iso(self._opened_wall),
                 "retry_in_s": round(left, 3),
                 "probe_in_flight": self._probing,
                 "last_failure": self.last_failure or None,
-                "last_failure_at": _iso(self.last_failure_wall),
+                "last_failure_at": iso(self.last_failure_wall),
                 "failures_total": self.failures_total,
                 "successes_total": self.successes_total,
                 "rejected_total": self.rejected_total,
                 "opens_total": self.opens_total,
             }
-
-
-def _iso(t) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

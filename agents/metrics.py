@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from unified_core.timefmt import boot_time
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -18,7 +20,6 @@ try:
     _PAGE = os.sysconf("SC_PAGE_SIZE")
 except (ValueError, OSError, AttributeError):  # pragma: no cover
     _TICKS, _PAGE = 100, 4096
-_btime = None
 
 
 def _esc(v) -> str:
@@ -29,19 +30,6 @@ def _fmt(v: float) -> str:
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
     return repr(float(v))
-
-
-def _boot_time() -> float:
-    global _btime
-    if _btime is None:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    _btime = float(line.split()[1])
-                    break
-            else:  # pragma: no cover
-                _btime = 0.0
-    return _btime
 
 
 def _stat_fields() -> list:
@@ -56,7 +44,7 @@ def process_stat() -> dict:
     fields = _stat_fields()
     return {
         "cpu": (float(fields[11]) + float(fields[12])) / _TICKS,
-        "start": _boot_time() + float(fields[19]) / _TICKS,
+        "start": boot_time() + float(fields[19]) / _TICKS,
         "vsize": float(fields[20]),
         "rss": float(fields[21]) * _PAGE,
         "threads": float(fields[17]),
@@ -74,6 +62,34 @@ def _max_fds() -> float | None:
     return None
 
 
+def hist_add(hist: dict, key, seconds: float, buckets=BUCKETS) -> None:
+    """One observation into hist[key] = [count per bucket (not cumulative)..., sum, count]."""
+    h = hist.get(key)
+    if h is None:
+        h = hist[key] = [0] * (len(buckets) + 2)
+    for i, b in enumerate(buckets):
+        if seconds <= b:
+            h[i] += 1
+            break
+    h[-2] += seconds
+    h[-1] += 1
+
+
+def hist_lines(name: str, items, buckets=BUCKETS) -> list[str]:
+    """The text-format lines of a histogram made by hist_add; items: (labels, h) pairs, labels
+    as written inside the braces (`agent="X"`)."""
+    out = []
+    for lbl, h in items:
+        acc = 0
+        for i, b in enumerate(buckets):
+            acc += h[i]
+            out.append(f'{name}_bucket{{{lbl},le="{b}"}} {acc}')
+        out.append(f'{name}_bucket{{{lbl},le="+Inf"}} {h[-1]}')
+        out.append(f"{name}_sum{{{lbl}}} {repr(float(h[-2]))}")
+        out.append(f"{name}_count{{{lbl}}} {h[-1]}")
+    return out
+
+
 class Metrics:
     def __init__(self):
         self.requests: dict = {}       # (listener, route, method, code) -> count
@@ -85,15 +101,7 @@ class Metrics:
                 task_type: str | None = None) -> None:
         k = (listener, route, method, code)
         self.requests[k] = self.requests.get(k, 0) + 1
-        h = self.hist.get((listener, route))
-        if h is None:
-            h = self.hist[(listener, route)] = [0] * (len(BUCKETS) + 2)
-        for i, b in enumerate(BUCKETS):
-            if seconds <= b:
-                h[i] += 1
-                break
-        h[-2] += seconds
-        h[-1] += 1
+        hist_add(self.hist, (listener, route), seconds)
         if code >= 500 and code != 503:
             self.errors[route] = self.errors.get(route, 0) + 1
         if task_type is not None:
@@ -162,15 +170,9 @@ class Metrics:
                 f'method="{_esc(method)}",code="{code}"}} {n}')
         add("# HELP unified_agent_request_duration_seconds Time from request received to response written.")
         add("# TYPE unified_agent_request_duration_seconds histogram")
-        for (lst, route), h in sorted(self.hist.items()):
-            lbl = f'listener="{lst}",route="{_esc(route)}"'
-            acc = 0
-            for i, b in enumerate(BUCKETS):
-                acc += h[i]
-                add(f'unified_agent_request_duration_seconds_bucket{{{lbl},le="{b}"}} {acc}')
-            add(f'unified_agent_request_duration_seconds_bucket{{{lbl},le="+Inf"}} {h[-1]}')
-            add(f"unified_agent_request_duration_seconds_sum{{{lbl}}} {repr(float(h[-2]))}")
-            add(f"unified_agent_request_duration_seconds_count{{{lbl}}} {h[-1]}")
+        out += hist_lines("unified_agent_request_duration_seconds",
+                          ((f'listener="{lst}",route="{_esc(route)}"', h)
+                           for (lst, route), h in sorted(self.hist.items())))
         add("# HELP unified_agent_errors_total Requests that failed inside the agent (5xx).")
         add("# TYPE unified_agent_errors_total counter")
         for route, n in sorted(self.errors.items()):

@@ -26,6 +26,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from unified_core.timefmt import iso
+
 from .llm_backends import Backend, BackendError
 
 UNLOADED, LOADING, LOADED, FAILED = "unloaded", "loading", "loaded", "failed"
@@ -335,7 +337,7 @@ class ModelRegistry:
              "endpoint": m.endpoint or None, "path": m.path or None, "state": e.state,
              "reserved_mb": e.reserved_mb, "in_use": e.in_use, "loads": e.loads,
              "load_failures": e.load_failures, "evictions": e.evictions, "uses": e.uses,
-             "loaded_at": _iso(e.loaded_at),
+             "loaded_at": iso(e.loaded_at),
              "idle_s": round(self._clock() - e.last_used, 1) if e.state == LOADED else None,
              "error": e.error or None}
         if e.info:
@@ -392,7 +394,7 @@ class LimitStore:
             except FileNotFoundError:
                 pass
             return "VRAM_LIMIT_MB"
-        at = _iso(self._wall())
+        at = iso(self._wall())
         tmp = f"{self.path}.tmp.{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"mb": mb, "env_mb": self.env_mb, "at": at}, f)
@@ -405,9 +407,3 @@ class LimitStore:
         finally:
             os.close(dfd)
         return f"live override (POST /vram/limit at {at})"
-
-
-def _iso(t) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -27,7 +27,8 @@ from __future__ import annotations
 import os
 import time
 
-from .store import DISK_FULL_BELOW, Periodic, disk_free
+from .periodic import Periodic
+from .store import DISK_FULL_BELOW, disk_free
 
 CONVERT_MAX_BYTES = 256 << 20
 BUSY_MS = 1000

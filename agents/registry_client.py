@@ -103,6 +103,7 @@ class RegistryClient:
     def _from_catalog(self, name: str) -> None:
         """The registry is unreachable: ports come from the catalog file itself."""
         from unified_core.catalog import load_catalog
+        from unified_core.fleetview import connect_host
 
         cat = load_catalog(self.catalog, env={})
         a = cat.agents.get(name)
@@ -110,8 +111,7 @@ class RegistryClient:
             import difflib
 
             raise UnknownAgent(name, difflib.get_close_matches(name, list(cat.agents), n=3))
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cat.settings.bind_address,
-                                                         cat.settings.bind_address)
+        host = connect_host(cat.settings.bind_address)
         hp = f"[{host}]" if ":" in host else host
         with self._lock:
             # a short life: ask the registry again soon

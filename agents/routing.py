@@ -27,6 +27,8 @@ a decision is a few dict lookups (bench/bench_routing.py measures it).
 """
 from __future__ import annotations
 
+from unified_core.timefmt import iso
+
 BACKENDS = ("local", "local_small", "cloud", "none")
 REASONS = ("rule", "complexity_above_threshold", "complexity_below_threshold", "requested",
            "cloud_unreachable", "breaker_open", "vram_exhausted", "no_backend")
@@ -213,7 +215,7 @@ class RoutingStats:
         p = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e6, 1)) if lat \
             else (lambda q: None)
         return {
-            "since": _iso(self.since), "decisions": self.count,
+            "since": iso(self.since), "decisions": self.count,
             "by_backend": by_backend, "by_reason": by_reason,
             "by_task_type": self.by_task,
             "cloud_share": round(by_backend.get("cloud", 0) / self.count, 4) if self.count else None,
@@ -221,9 +223,3 @@ class RoutingStats:
                                if self.wanted_cloud else None),
             "decision_us": {"p50": p(0.5), "p95": p(0.95), "samples": len(lat)},
         }
-
-
-def _iso(t) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -555,13 +555,9 @@ class Runtime:
             result = r.handler(req)
             if is_coroutine(result):
                 result = self.get_aio().run_sync(result)
-            resp = self.to_response(result)
-            if req.trace is not None:
-                req.trace.append(("handle", time.monotonic()))
-        except HTTPError as e:
-            resp = error_response(e.status, e.message, req.request_id, e.headers, **e.fields)
+            resp = self._handled(req, result)
         except BaseException as e:
-            resp = self._crash(req, e)
+            resp = self._failed(req, e)
         finally:
             _current.reset(token)
         self.server.complete(conn, req, resp)
@@ -572,16 +568,25 @@ class Runtime:
         if req.trace is not None:
             req.trace.append(("queue", time.monotonic()))
         try:
-            resp = self.to_response(await r.handler(req))
-            if req.trace is not None:
-                req.trace.append(("handle", time.monotonic()))
-        except HTTPError as e:
-            resp = error_response(e.status, e.message, req.request_id, e.headers, **e.fields)
+            resp = self._handled(req, await r.handler(req))
         except BaseException as e:
-            resp = self._crash(req, e)
+            resp = self._failed(req, e)
         finally:
             _current.reset(token)
         self.server.complete(conn, req, resp)
+
+    def _handled(self, req, result) -> Response:
+        """A handler's result → its response (the trace's "handle" hop ends here)."""
+        resp = self.to_response(result)
+        if req.trace is not None:
+            req.trace.append(("handle", time.monotonic()))
+        return resp
+
+    def _failed(self, req, e: BaseException) -> Response:
+        """What a handler raised → its response: HTTPError as meant, anything else a 500."""
+        if isinstance(e, HTTPError):
+            return error_response(e.status, e.message, req.request_id, e.headers, **e.fields)
+        return self._crash(req, e)
 
     def _crash(self, req, e: BaseException) -> Response:
         self.log.exception(f"{req.method} {req.path} failed", e, req.request_id)

@@ -35,6 +35,8 @@ import socket
 import time
 from collections import deque
 
+from unified_core.timefmt import iso
+
 from .request_context import current_request
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -123,11 +125,7 @@ class Tracer:
                 "journal_sent": self.sent, "journal_dropped": self.dropped,
                 "journal_errors": self.send_errors,
                 "traces": [dict(r, hops=[[n, ms] for n, ms in r["hops"]],
-                                at=_iso(r["at"])) for r in reversed(items)]}
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+                                at=iso(r["at"])) for r in reversed(items)]}
 
 
 def state_of(runtime) -> dict:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from .model import Catalog
 from .systemd import Systemd
+from .units import classify
 
 
 @dataclass
@@ -26,21 +27,6 @@ class AgentState:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def classify(svc: dict, sock: dict) -> str:
-    s_act, k_act = svc.get("ActiveState", ""), sock.get("ActiveState", "")
-    if s_act in ("active", "reloading"):
-        return "active"
-    if s_act == "activating":
-        return "starting"
-    if s_act == "deactivating":
-        return "stopping"
-    if s_act == "failed" or k_act == "failed":
-        return "failed"
-    if k_act == "active":
-        return "dormant"  # listening, process not running: starts on the first connection
-    return "stopped"
 
 
 def _int(v: str | None) -> int | None:

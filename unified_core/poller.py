@@ -1,4 +1,5 @@
-"""A collector (of the ObservabilityHub, or anyone polling the fleet): one source, its own timer and thread, cached result.
+"""A collector (of the ObservabilityHub, the twin's systemd poll, anyone polling the fleet): one
+source, its own timer and thread, cached result.
 
 Every source the hub reads (systemd, cgroups, peers' JSON, ...) is a Poller: `collect()`
 runs every `interval_s` on a daemon thread and stores its result on the instance; readers
@@ -80,14 +81,19 @@ class Poller:
 
     def start(self) -> "Poller":
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name=f"hub-{self.name}",
+            self._thread = threading.Thread(target=self._loop, name=f"poll-{self.name}",
                                             daemon=True)
             self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread; with `timeout`, wait that long for a run in progress to end (an
+        owner about to close what collect() writes to)."""
         self._stop.set()
         self._wake.set()
+        t = self._thread
+        if timeout and t is not None and t.is_alive() and t is not threading.current_thread():
+            t.join(timeout)
 
     def wake(self) -> None:
         self._wake.set()

@@ -1,18 +1,22 @@
-"""The systemd and resource collectors of the hub (and of `unified-ctl health` without it).
+"""What systemd says about the agents' units, and the hub's collectors (also used by
+`unified-ctl health` without the hub).
 
-SystemdCollector: `systemctl list-units` of our units + `systemctl show` of the loaded ones
-whose state changed (naming unloaded instances would make systemd load them; see the class
-for why not all of them every time) through the unified_core.systemd seam: state (active/starting/dormant/failed/stopping/stopped), main
-PID, NRestarts, result, control group and the start timestamps, from which the startup
-duration follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
+UnitReader: the one way to ask: `systemctl list-units` of our units + `systemctl show` of the
+loaded ones (naming unloaded instances would make systemd load them; see the class for which
+ones each time) through the unified_core.systemd seam. AgentUnit: state
+(active/starting/dormant/failed/stopping/stopped), main PID, NRestarts, result, control
+group, the last state change and the start timestamps, from which the startup duration
+follows (InactiveExit → ActiveEnter: for Type=notify agents, exec to READY=1).
+SystemdCollector: the hub's timer over a FleetView (unified_core/fleetview.py).
 
 ResourceCollector: memory and CPU per running agent from its cgroup (cgroup v2
 memory.current / cpu.stat), else psutil summed over the PIDs in the unit's cgroup.procs
 (hybrid cgroup hosts, where the memory controller is not in the unified tree: see
-docs/ARCHITECTURE.md, "Memory and CPU on hybrid cgroup hosts"), else systemd's MemoryCurrent / CPUUsageNSec. CPU percent is the difference of two
-samples of the same process.
+docs/ARCHITECTURE.md, "Memory and CPU on hybrid cgroup hosts"), else systemd's
+MemoryCurrent / CPUUsageNSec. CPU percent is the difference of two samples of the same
+process.
 
-Neither ever connects to an agent: a dormant agent stays dormant.
+None of them ever connects to an agent: a dormant agent stays dormant.
 """
 from __future__ import annotations
 
@@ -25,13 +29,15 @@ from .poller import Poller
 UNIT_PATTERNS = ("unified-agent@*.service", "unified-agent@*.socket", "unified-backend@*.service")
 PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts", "ControlGroup",
          "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic",
-         "MemoryCurrent", "CPUUsageNSec")
+         "StateChangeTimestampMonotonic", "MemoryCurrent", "CPUUsageNSec")
 RUNNING = ("active", "starting", "stopping")
 CGROUP_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd")
 
 
 def _int(v) -> int | None:
     """systemd's numbers; None for '', '[not set]', 'infinity' and UINT64_MAX."""
+    if not v:  # most properties of an inactive unit: no exception for them (a read does ~600)
+        return None
     try:
         n = int(v)
     except (TypeError, ValueError):
@@ -40,20 +46,30 @@ def _int(v) -> int | None:
 
 
 def classify(svc: dict, sock: dict) -> str:
-    """The agent's state from its service and socket (as unified_core.fleet.classify)."""
-    from .fleet import classify as fleet_classify
-
-    return fleet_classify(svc, sock)
+    """The agent's state from its service's and socket's ActiveState."""
+    s_act, k_act = svc.get("ActiveState", ""), sock.get("ActiveState", "")
+    if s_act in ("active", "reloading"):
+        return "active"
+    if s_act == "activating":
+        return "starting"
+    if s_act == "deactivating":
+        return "stopping"
+    if s_act == "failed" or k_act == "failed":
+        return "failed"
+    if k_act == "active":
+        return "dormant"  # listening, process not running: starts on the first connection
+    return "stopped"
 
 
 class AgentUnit:
     """systemd's facts about one agent at one moment (immutable once built)."""
 
     __slots__ = ("name", "state", "service", "socket", "pid", "restarts", "result", "cgroup",
-                 "cpu_ns", "memory_current", "startup_s", "starting", "start_wall", "start_us")
+                 "cpu_ns", "memory_current", "startup_s", "starting", "start_wall", "start_us",
+                 "since_wall")
 
     def __init__(self, name, state, service, socket, pid, restarts, result, cgroup, cpu_ns,
-                 memory_current, startup_s, starting, start_wall, start_us=0):
+                 memory_current, startup_s, starting, start_wall, start_us=0, since_wall=None):
         self.name = name
         self.state = state
         self.service = service
@@ -68,6 +84,7 @@ class AgentUnit:
         self.starting = starting
         self.start_wall = start_wall
         self.start_us = start_us        # systemd's InactiveExitTimestampMonotonic: identifies a start
+        self.since_wall = since_wall    # the last state change of the service or the socket
 
     @property
     def running(self) -> bool:
@@ -75,6 +92,10 @@ class AgentUnit:
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}
+
+
+# What is said of an agent when systemd cannot be asked (the catalog is served anyway).
+UNKNOWN = AgentUnit("", "unknown", "?", "?", None, 0, "", "", None, None, None, False, None)
 
 
 def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: float,
@@ -94,6 +115,8 @@ def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: floa
     elif enter_us and exit_us and enter_us >= exit_us:
         startup = (enter_us - exit_us) / 1e6               # last start: exec → READY=1
     start_wall = now_wall - (now_mono - exit_us / 1e6) if exit_us else None
+    changed_us = max(_int(svc.get("StateChangeTimestampMonotonic")) or 0,
+                     _int(sock.get("StateChangeTimestampMonotonic")) or 0)
     return AgentUnit(
         name=name, state=state,
         service=f"{svc.get('ActiveState') or 'inactive'}/{svc.get('SubState') or 'dead'}",
@@ -104,7 +127,8 @@ def unit_facts(name: str, svc: dict, sock: dict, now_mono: float, now_wall: floa
         cpu_ns=_int(proc.get("CPUUsageNSec")) if running else None,
         memory_current=_int(proc.get("MemoryCurrent")) if running else None,
         startup_s=None if startup is None else round(startup, 3), starting=starting,
-        start_wall=start_wall, start_us=exit_us)
+        start_wall=start_wall, start_us=exit_us,
+        since_wall=now_wall - (now_mono - changed_us / 1e6) if changed_us else None)
 
 
 def _units_of(a) -> tuple[str, ...]:
@@ -125,74 +149,95 @@ def build_units(cat, props: dict) -> dict[str, AgentUnit]:
 def read_units(cat, sd) -> dict[str, AgentUnit]:
     """{agent: AgentUnit} for every catalog agent: one list-units + one show (one-shot
     readers, e.g. `unified-ctl health` without the hub)."""
-    loaded = {r["unit"] for r in sd.list_units(list(UNIT_PATTERNS))}
-    wanted = [u for a in cat.agents.values() for u in _units_of(a) if u in loaded]
-    return build_units(cat, sd.show(wanted, PROPS) if wanted else {})
+    return UnitReader(sd).read(cat)
 
 
-class SystemdCollector(Poller):
-    """`units`: {agent: AgentUnit} for every catalog agent (swapped whole each run).
+class UnitReader:
+    """The one way the fleet's state is asked of systemd (FleetView, hence the registry, the
+    twin, the hub, LazyLoader): `read(cat)` → {agent: AgentUnit} for every catalog agent.
 
-    Cost at rest matters (the hub's budget is 1 % of a core): `systemctl show` fetches every
-    property of every unit over D-Bus (~0.5 ms of systemctl CPU per unit, 150 units with the
-    full catalog), while `list-units` is one cheap call. So each run lists the units and
-    shows only those whose ActiveState/SubState changed, those systemd logged about since
-    the last run (`touch()`, from the journal follower: a fast restart can end in the same
-    state), and new ones; every `full_every_s` (and whenever the journal is not being
-    followed: `events_ok()` false) all loaded units are shown again.
-    """
+    Units systemd has not loaded are never named (`systemctl show` of one makes systemd load
+    it, and its drop-ins, just to say it is inactive: 1.7 s for 77 agents, 25 s for 1,000),
+    so each read is one `list-units` of our patterns and one `show` of loaded units. Cost at
+    rest matters (the hub's budget is 1 % of a core): `show` fetches properties of every unit
+    it names over D-Bus (~0.5 ms of systemctl CPU per unit), `list-units` is one cheap call.
+    So a reader whose owner follows systemd's journal (`events_ok()` true: the hub) shows
+    only the units whose ActiveState/SubState changed, those systemd logged about since the
+    last read (`touch()`: a fast restart can end in the same state), and new ones, and all of
+    them every `full_every_s`. Without events (`events_ok` unset or false) every read shows
+    every loaded unit: a restart between two reads is never missed."""
 
-    name = "systemd"
-
-    def __init__(self, view, sd, interval_s: float = 10.0, full_every_s: float = 60.0,
-                 events_ok=None, **kw):
-        super().__init__(interval_s, **kw)
-        self.view = view          # catalog snapshot holder (ServiceRegistry's FleetView)
+    def __init__(self, sd, *, full_every_s: float = 60.0, events_ok=None,
+                 clock=time.monotonic):
         self.sd = sd
         self.full_every_s = full_every_s
         self.events_ok = events_ok or (lambda: False)
-        self.units: dict[str, AgentUnit] = {}
-        self.at_wall: float | None = None
-        self.snap = None          # the catalog snapshot the units were read for
+        self.clock = clock
+        self.cat = None             # the catalog of the last read (a new one: full read)
         self.props: dict[str, dict] = {}
         self.states: dict[str, tuple] = {}
         self.last_full: float | None = None
         self.shown = {"full": 0, "partial": 0, "units": 0}
         self._dirty: set[str] = set()
-        self._dirty_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     def touch(self, agent: str | None) -> None:
-        """systemd logged about this agent's units: show them at the next run, soon."""
+        """systemd logged about this agent's units: show them at the next read."""
         if agent:
-            with self._dirty_lock:
+            with self._lock:
                 self._dirty.add(agent)
-        self.wake()
 
-    def collect(self) -> None:
-        snap = self.view.snap
-        cat = snap.catalog
+    def read(self, cat) -> dict[str, AgentUnit]:
+        """Raises what the seam raises (SystemdError, timeouts); the caller decides what a
+        failed read means (the registry: unknown states; the hub: keep the last view)."""
         states: dict[str, tuple] = {r["unit"]: (r["active"], r["sub"])
-                  for r in self.sd.list_units(list(UNIT_PATTERNS))}
-        with self._dirty_lock:
+                                    for r in self.sd.list_units(list(UNIT_PATTERNS))}
+        with self._lock:
             dirty, self._dirty = self._dirty, set()
         now = self.clock()
-        full = (snap is not self.snap or self.last_full is None or not self.events_ok()
+        full = (cat is not self.cat or self.last_full is None or not self.events_ok()
                 or (self.full_every_s and now - self.last_full >= self.full_every_s))
-        todo = []
-        for a in cat.agents.values():
-            for u in _units_of(a):
+        todo = [u for a in cat.agents.values() for u in _units_of(a)
                 if u in states and (full or a.name in dirty or u not in self.props
-                                    or states[u] != self.states.get(u)):
-                    todo.append(u)
+                                    or states[u] != self.states.get(u))]
         props = {u: p for u, p in self.props.items() if u in states}
         if todo:
             props.update(self.sd.show(todo, PROPS))
         self.shown["full" if full else "partial"] += 1
         self.shown["units"] += len(todo)
-        self.units = build_units(cat, props)
-        self.props, self.states, self.snap, self.at_wall = props, states, snap, time.time()
+        self.props, self.states, self.cat = props, states, cat
         if full:
             self.last_full = now
+        return build_units(cat, props)
+
+
+class SystemdCollector(Poller):
+    """The hub's timer over a FleetView: every `interval_s` (or at once after `touch()`) the
+    view asks systemd (`view.read()`, a UnitReader underneath) and `units` becomes its answer
+    ({agent: AgentUnit} for every catalog agent, swapped whole); `snap` is the catalog
+    snapshot the units were read for. A failed read keeps the last view (Poller)."""
+
+    name = "systemd"
+
+    def __init__(self, view, interval_s: float = 10.0, **kw):
+        super().__init__(interval_s, **kw)
+        self.view = view          # unified_core.fleetview.FleetView (or one with .read())
+        self.units: dict[str, AgentUnit] = {}
+        self.at_wall: float | None = None
+        self.snap = None
+
+    @property
+    def shown(self) -> dict:
+        return self.view.reader.shown
+
+    def touch(self, agent: str | None) -> None:
+        """systemd logged about this agent's units: show them at the next run, soon."""
+        self.view.reader.touch(agent)
+        self.wake()
+
+    def collect(self) -> None:
+        snap, units = self.view.read()
+        self.units, self.snap, self.at_wall = units, snap, time.time()
 
 
 # ------------------------------------------------------------------ resources

@@ -16,14 +16,14 @@
 Times are accepted as unix seconds, ISO 8601 (2024-05-01T12:00:00Z) or an age ("7d", "24h",
 "30m", "90s": that long ago); they are returned as `ts` (unix seconds) and `at` (ISO UTC).
 
-Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd (one list-units of
-our units + one `systemctl show` of the loaded ones, through unified_core.systemd) and re-reads
-the selected profile; every difference from the last recorded state is a row. The last state
-is read back from the database at start, so changes that happened while the twin was down
-(its own kill -9 included) are recorded too, stamped with systemd's state-change time.
-Resource snapshots (TWIN_SNAPSHOT_S, 120 s) record memory/CPU per running agent (cgroup,
-else psutil over the unit's PIDs, as unified_core.fleet does), VRAM per agent and GPU totals
-from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
+Where the facts come from: a timer (TWIN_POLL_S, 5 s) asks systemd through the FleetView
+the registry and the hub use too (unified_core/fleetview.py: one list-units of our units +
+one `systemctl show` of the loaded ones) and re-reads the selected profile; every difference
+from the last recorded state is a row. The last state is read back from the database at
+start, so changes that happened while the twin was down (its own kill -9 included) are
+recorded too, stamped with systemd's state-change time. Resource snapshots (TWIN_SNAPSHOT_S,
+120 s) record memory/CPU per running agent (cgroup, else psutil over the unit's PIDs:
+unified_core.fleet.cgroup_memory), VRAM per agent and GPU totals from `unified_agents.gpu` (NVML; no GPU is no GPU data, never an error). Retention runs
 hourly. Schema and retention: docs/STATE.md.
 """
 from __future__ import annotations
@@ -33,16 +33,16 @@ import threading
 import time
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Periodic, Store, agent_store, check_query, field_str, json_body,
-                                  need_object, query_int)
+from unified_agents.periodic import Periodic
+from unified_agents.store import Store, agent_store
+from unified_agents.validate import check_query, field_str, json_body, need_object, query_int
+from unified_core.poller import Poller
+from unified_core.timefmt import iso
+
+from .twin_memory import NAME_CHARS, ConversationMemory
 
 DB_FILE = "twin.db"
-ROLES_HINT = "user, assistant, system, tool (or another short name)"
-NAME_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"
 RUNNING = ("active", "starting", "stopping")
-PROPS = ("Id", "ActiveState", "SubState", "Result", "MainPID", "NRestarts",
-         "StateChangeTimestampMonotonic", "MemoryCurrent", "CPUUsageNSec", "ControlGroup")
-
 MIGRATIONS = [
     """
     CREATE TABLE profile_history(
@@ -76,10 +76,6 @@ MIGRATIONS = [
 
 
 # ---------------------------------------------------------------------- time values
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -121,6 +117,7 @@ class TwinDB:
 
     def __init__(self, store: Store):
         self.store = store
+        self.memory = ConversationMemory(store)
 
     # -- profile history
     def last_profile(self):
@@ -223,43 +220,6 @@ class TwinDB:
                  "pid": r["pid"], "restarts": r["restarts"], "result": r["result"],
                  "service": r["service"], "socket": r["socket"]} for r in rows]
 
-    # -- conversation memory
-    def memory_add(self, ts, session, role, content, meta) -> int:
-        return self.store.write(lambda c: c.execute(
-            "INSERT INTO conversation_turns(ts, session, role, content, meta) VALUES (?,?,?,?,?)",
-            (ts, session, role, content, meta)).lastrowid)
-
-    def memory_get(self, session, limit, after_id=None) -> list:
-        if after_id is not None:
-            rows = self.store.query(
-                "SELECT * FROM conversation_turns WHERE session = ? AND id > ? "
-                "ORDER BY id LIMIT ?", (session, after_id, limit))
-        else:  # the last `limit` turns, oldest first
-            rows = self.store.query(
-                "SELECT * FROM (SELECT * FROM conversation_turns WHERE session = ? "
-                "ORDER BY id DESC LIMIT ?) ORDER BY id", (session, limit))
-        return [_turn(r) for r in rows]
-
-    def memory_sessions(self, limit) -> list:
-        rows = self.store.query(
-            "SELECT session, count(*) AS turns, min(ts) AS first, max(ts) AS last "
-            "FROM conversation_turns GROUP BY session ORDER BY last DESC LIMIT ?", (limit,))
-        return [{"session": r["session"], "turns": r["turns"], "first": iso(r["first"]),
-                 "last": iso(r["last"])} for r in rows]
-
-    def memory_clear(self, session=None) -> dict:
-        def tx(c):
-            if session is None:
-                n_s = c.execute("SELECT count(DISTINCT session) FROM conversation_turns"
-                                ).fetchone()[0]
-                n = c.execute("DELETE FROM conversation_turns").rowcount
-            else:
-                n = c.execute("DELETE FROM conversation_turns WHERE session = ?",
-                              (session,)).rowcount
-                n_s = 1 if n else 0
-            return {"cleared_turns": n, "cleared_sessions": n_s}
-        return self.store.write(tx)
-
     # -- retention
     def prune(self, now: float, snapshot_days: float, event_days: float, profile_days: float,
               memory_days: float, memory_max_turns: int) -> dict:
@@ -270,16 +230,12 @@ class TwinDB:
                     ("lifecycle_events", "DELETE FROM lifecycle_events WHERE ts < ? AND id NOT "
                      "IN (SELECT max(id) FROM lifecycle_events GROUP BY agent)", event_days),
                     ("profile_history", "DELETE FROM profile_history WHERE ts < ? AND id < "
-                     "(SELECT max(id) FROM profile_history)", profile_days),
-                    ("conversation_turns", "DELETE FROM conversation_turns WHERE ts < ?",
-                     memory_days)):
+                     "(SELECT max(id) FROM profile_history)", profile_days)):
                 if days > 0:  # 0 = keep forever; the last state of each kind always stays
                     out[key] = c.execute(sql, (now - days * 86400,)).rowcount
-            if memory_max_turns > 0:
-                out["conversation_turns"] = out.get("conversation_turns", 0) + c.execute(
-                    "DELETE FROM conversation_turns WHERE id <= (SELECT id FROM "
-                    "conversation_turns ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (memory_max_turns,)).rowcount
+            if memory_days > 0 or memory_max_turns > 0:
+                out["conversation_turns"] = self.memory.prune(c, now, memory_days,
+                                                              memory_max_turns)
             return out
         removed = self.store.write(tx)
         if sum(removed.values()):
@@ -309,36 +265,27 @@ def _resource(r, ts=None) -> dict:
     return d
 
 
-def _turn(r) -> dict:
-    return {"id": r["id"], "ts": r["ts"], "at": iso(r["ts"]), "session": r["session"],
-            "role": r["role"], "content": r["content"],
-            "meta": json.loads(r["meta"]) if r["meta"] else None}
-
-
 # ---------------------------------------------------------------------- the observer
-def _int(v):
-    try:
-        n = int(v or "")
-    except ValueError:
-        return None
-    return None if n < 0 or n >= 2**63 - 1 else n  # [not set] / UINT64_MAX
+class Observer(Poller):
+    """Polls systemd and the selected profile; turns every difference into rows. A Poller
+    (unified_core/poller.py), like the hub's systemd collector: the same timer, error count
+    and staleness rule; `poll()` is one run that returns the events it recorded.
 
+    `view` is a unified_core.fleetview.FleetView: the catalog + selected profile (reloaded
+    when their files change) and systemd's state of every agent (`view.read()`, the same
+    reader as the registry's and the hub's)."""
 
-class Observer:
-    """Polls systemd and the selected profile; turns every difference into rows.
+    name = "systemd"
 
-    `view` is a service_registry.FleetView (catalog + selected profile, reloaded when their
-    files change); `sd` the unified_core.systemd seam."""
-
-    def __init__(self, db: TwinDB, view, sd, log=None, gpu=None):
+    def __init__(self, db: TwinDB, view, log=None, gpu=None, interval_s: float = 5.0):
+        super().__init__(interval_s, log=log)
         self.db = db
         self.view = view
-        self.sd = sd
         self.log = log
         self.gpu = gpu
         self.lock = threading.Lock()       # one poll at a time (timer vs POST /snapshots)
         self.current: dict = {}            # agent -> last known state (for GET /state)
-        self.props: dict = {}              # unit -> systemd properties of the last poll
+        self.units: dict = {}              # agent -> AgentUnit (unified_core.units) of the last poll
         self.polled_at: float | None = None
         self.error = ""
         self.profile, self.profile_since = db.last_profile()
@@ -347,6 +294,9 @@ class Observer:
         self.gpu_reason = ""
         self.gpu_available: bool | None = None   # None: no snapshot yet (GET /health shows it)
         self._cpu_prev: dict = {}          # agent -> (pid, cpu seconds, monotonic) of last snapshot
+
+    def collect(self) -> None:
+        self.poll()
 
     def poll(self) -> list:
         with self.lock:
@@ -362,35 +312,18 @@ class Observer:
             if self.log:
                 self.log.info("profile recorded", profile=snap.profile, previous=self.profile)
             self.profile, self.profile_since = snap.profile, now
-        cat = snap.catalog
         try:
-            loaded = {r["unit"] for r in self.sd.list_units(["unified-agent@*.service",
-                                                             "unified-agent@*.socket"])}
-            units = [u for a in cat.agents.values() for u in (a.service, a.socket)
-                     if u in loaded]
-            props = self.sd.show(units, PROPS) if units else {}
-        except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            if self.log and msg != self.error:
-                self.log.warning("cannot read unit states from systemd", error=msg)
-            self.error = msg
+            snap, units = self.view.read()
+        except Exception as e:  # logged by the Poller (once per distinct error)
+            self.error = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise
         self.error = ""
-        from unified_core.fleet import classify
-
-        now_mono = time.clock_gettime(time.CLOCK_MONOTONIC)
         events, current = [], {}
-        for a in cat.agents.values():
-            svc, sock = props.get(a.service, {}), props.get(a.socket, {})
-            state = classify(svc, sock)
-            pid = (_int(svc.get("MainPID")) or None) if state in RUNNING else None
-            restarts = _int(svc.get("NRestarts")) or 0
-            changed = max(_int(svc.get("StateChangeTimestampMonotonic")) or 0,
-                          _int(sock.get("StateChangeTimestampMonotonic")) or 0)
-            since = now - (now_mono - changed / 1e6) if changed else None
-            row = {"agent": a.name, "state": state, "pid": pid, "restarts": restarts,
-                   "result": svc.get("Result") or None, "service": _sub(svc),
-                   "socket": _sub(sock)}
+        for a in snap.catalog.agents.values():
+            u = units[a.name]
+            state, pid, since = u.state, u.pid, u.since_wall
+            row = {"agent": a.name, "state": state, "pid": pid, "restarts": u.restarts,
+                   "result": u.result or None, "service": u.service, "socket": u.socket}
             current[a.name] = dict(row, since=since)
             old = self.known.get(a.name)
             if old is None:
@@ -408,7 +341,7 @@ class Observer:
         self.db.record_events(events)
         for e in events:
             self.known[e["agent"]] = (e["state"], e["pid"], e["restarts"], e["ts"])
-        self.current, self.props, self.polled_at = current, props, now
+        self.current, self.units, self.polled_at = current, units, now
         self.polls += 1
         self.events += len(events)
         return events
@@ -420,7 +353,6 @@ class Observer:
                 self._poll()
             from unified_core.fleet import cgroup_memory
 
-            cat = self.view.snap.catalog
             gpu, vram = self._gpu()
             now_mono = time.monotonic()
             agents, counts = [], {"active": 0, "dormant": 0, "failed": 0}
@@ -431,16 +363,15 @@ class Observer:
                     counts[st] += 1
                 if st not in RUNNING:
                     continue
-                a = cat.agents.get(name)
-                svc = self.props.get(a.service, {}) if a else {}
-                mem = _int(svc.get("MemoryCurrent"))
-                if mem is None:
+                u = self.units.get(name)
+                mem = u.memory_current if u else None
+                if mem is None and u is not None:
                     try:
-                        mem = cgroup_memory(svc.get("ControlGroup", ""))
+                        mem = cgroup_memory(u.cgroup)
                     except Exception:  # psutil missing or a PID gone: no number, no crash
                         mem = None
-                cpu = _int(svc.get("CPUUsageNSec"))
-                cpu_s = cpu / 1e9 if cpu is not None else _process_cpu(cur["pid"])
+                cpu_s = u.cpu_ns / 1e9 if u and u.cpu_ns is not None \
+                    else _process_cpu(cur["pid"])
                 cpu_pct = None
                 prev = self._cpu_prev.get(name)
                 if cpu_s is not None:
@@ -496,10 +427,6 @@ def _process_cpu(pid):
         return None
 
 
-def _sub(props: dict) -> str:
-    return f"{props.get('ActiveState', 'inactive')}/{props.get('SubState', 'dead')}"
-
-
 # ---------------------------------------------------------------------- the agent
 class SystemDigitalTwin(Agent):
     def on_start(self) -> None:
@@ -518,25 +445,23 @@ class SystemDigitalTwin(Agent):
             "memory_max_turns": env.integer("TWIN_MEMORY_MAX_TURNS", 100_000, 0),
         }
         from unified_agents import gpu  # imports NVML only when reading: no GPU is no error
-        from unified_agents.builtin.service_registry import FleetView
-        from unified_core.systemd import Systemd
+        from unified_core.fleetview import FleetView
 
-        sd = Systemd()
-        view = FleetView(self.config.catalog, systemd=sd, log=self.log)
-        self.observer = Observer(self.db, view, sd, self.log, gpu)
-        try:
-            self.observer.poll()  # the state at start, before READY
-        except Exception as e:  # systemd unreachable: serve history anyway, retry on the timer
-            self.log.warning(f"first poll failed: {e}")
+        view = FleetView(self.config.catalog, log=self.log)
+        self.observer = Observer(self.db, view, self.log, gpu,
+                                 interval_s=env.number("TWIN_POLL_S", 5.0, 0.5, 3600))
+        # The state at start, before READY; systemd unreachable: serve history anyway, the
+        # timer retries.
+        self.observer.run_once()
+        self.observer.start()
         self.timers = [
-            Periodic("twin-poll", env.number("TWIN_POLL_S", 5.0, 0.5, 3600),
-                     self.observer.poll, self.log).start(),
             Periodic("twin-snapshot", env.number("TWIN_SNAPSHOT_S", 120.0, 1.0, 86400),
                      self.observer.snapshot, self.log, first_delay=5.0).start(),
             Periodic("twin-retention", 3600.0, self.prune, self.log, first_delay=60.0).start(),
         ]
 
     def on_stop(self) -> None:
+        self.observer.stop(5.0)
         for t in self.timers:
             t.stop()
         self.store.close()
@@ -616,35 +541,16 @@ class SystemDigitalTwin(Agent):
     # ------------------------------------------------------------ conversation memory
     @route("POST", "/memory")
     def memory_add(self, request):
-        return 201, self.add_turn(need_object(request.json()))
-
-    def add_turn(self, d: dict) -> dict:
-        session = field_str(d, "session", max_len=128, allowed=NAME_CHARS)
-        role = field_str(d, "role", max_len=32, allowed=NAME_CHARS)
-        content = field_str(d, "content", max_len=self.max_content, min_len=0)
-        meta = d.get("meta")
-        if meta is not None:
-            if not isinstance(meta, dict):
-                raise HTTPError(400, '"meta" must be a JSON object')
-            meta = json.dumps(meta, separators=(",", ":"))
-            if len(meta) > 4096:
-                raise HTTPError(413, f'"meta" is {len(meta)} bytes as JSON; allowed: 4096')
-        unknown = set(d) - {"session", "role", "content", "meta"}
-        if unknown:
-            raise HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}; allowed: "
-                                 "session, role, content, meta")
-        ts = time.time()
-        tid = self.db.memory_add(ts, session, role, content, meta)
-        return {"id": tid, "session": session, "role": role, "ts": ts, "at": iso(ts)}
+        return 201, self.db.memory.add_turn(need_object(request.json()), self.max_content)
 
     @route("GET", "/memory")
     def memory_get(self, request):
         q = check_query(request, ("session", "limit", "after_id"))
         limit = query_int(request, "limit", 100, 1, 10000)
         if not q.get("session"):
-            return {"sessions": self.db.memory_sessions(limit)}
+            return {"sessions": self.db.memory.sessions(limit)}
         after = query_int(request, "after_id", -1, 0, 2**62) if "after_id" in q else None
-        turns = self.db.memory_get(q["session"], limit, after)
+        turns = self.db.memory.get(q["session"], limit, after)
         return {"session": q["session"], "count": len(turns), "turns": turns}
 
     @route("POST", "/memory/clear", mutating=True)
@@ -655,7 +561,7 @@ class SystemDigitalTwin(Agent):
         if body is not None:
             session = field_str(need_object(body), "session", required=False, max_len=128,
                                 allowed=NAME_CHARS) or session
-        out = self.db.memory_clear(session)
+        out = self.db.memory.clear(session)
         self.log.info("conversation memory cleared", scope=session or "all", **out)
         return dict(out, scope=session or "all")
 
@@ -668,13 +574,14 @@ class SystemDigitalTwin(Agent):
         if op == "state":
             return self.state_doc()
         if op == "memory_add":
-            return self.add_turn({k: v for k, v in data.items() if k != "op"})
+            return self.db.memory.add_turn({k: v for k, v in data.items() if k != "op"},
+                                           self.max_content)
         if op == "memory_get":
             session = field_str(data, "session", max_len=128, allowed=NAME_CHARS)
-            return {"session": session, "turns": self.db.memory_get(session, 100)}
+            return {"session": session, "turns": self.db.memory.get(session, 100)}
         if op == "memory_clear":
             self.authorize()  # the same rule as POST /memory/clear
-            return self.db.memory_clear(field_str(data, "session", required=False,
+            return self.db.memory.clear(field_str(data, "session", required=False,
                                                   max_len=128, allowed=NAME_CHARS))
         raise HTTPError(400, f"unknown op {op!r}; allowed: state, memory_add, memory_get, "
                              "memory_clear")
@@ -684,7 +591,7 @@ class SystemDigitalTwin(Agent):
         checks = {"database": self.store.health()}
         o = self.observer
         age = None if o.polled_at is None else time.time() - o.polled_at
-        poll_s = self.timers[0].interval
+        poll_s = self.observer.interval_s
         if o.error or age is None or age > 3 * poll_s + 5:
             checks["systemd"] = {"status": "degraded", "error": o.error or "no recent poll",
                                  "last_poll_age_s": None if age is None else round(age, 1)}

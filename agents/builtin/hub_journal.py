@@ -28,6 +28,7 @@ import time
 from collections import deque
 
 from unified_core.poller import describe
+from unified_core.timefmt import boot_time
 
 PRIORITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 SLICE = "unified-agents.slice"
@@ -36,18 +37,6 @@ UNIT_PREFIXES = ("unified-agent@", "unified-backend@")
 LAST_ERRORS = 5
 MAX_MESSAGE = 400
 STATE_FILE = "observability_hub.journal.json"
-
-
-def boot_time() -> float:
-    """The kernel's boot time (epoch seconds, /proc/stat btime); 0 when unknown."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
 
 
 def agent_of_unit(unit: str) -> str | None:

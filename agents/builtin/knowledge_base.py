@@ -7,7 +7,7 @@
     GET    /documents            titles, newest first ?limit ?before_id ?tag
     GET    /search?q=...         ranked hits: id, title, tags, score, title_highlight and a
                                  snippet of the body around the matches
-                                 ?tag ?limit ?mode=all|any|fts5 (see store.fts_query)
+                                 ?tag ?limit ?mode=all|any|fts5 (see fts.fts_query)
     GET    /tags                 tags with document counts
     POST   /task                 {"type": "knowledge_search", "data": "query" |
                                   {"query", "limit"?, "tag"?, "mode"?}}
@@ -29,9 +29,10 @@ if TYPE_CHECKING:
     import builtins
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Store, StoreFull, agent_store, check_query, count, counter_sql,
-                                  field_int, field_str, field_tags, fts_query, fts_search,
-                                  need_object, query_int)
+from unified_agents.fts import fts_query, fts_search
+from unified_agents.store import Store, StoreFull, agent_store, count, counter_sql
+from unified_agents.validate import (check_query, field_int, field_str, field_tags, need_object,
+                                     query_int)
 
 DB_FILE = "knowledge.db"
 FIELDS = ("title", "body", "tags", "source")

@@ -43,6 +43,7 @@ import time
 from collections import deque
 
 from unified_agents import Agent, HTTPError, route
+from unified_agents.metrics import hist_add, hist_lines
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 _PROBE = (b"GET /health HTTP/1.1\r\nHost: lazyloader\r\nUser-Agent: unified-lazyloader\r\n"
@@ -152,7 +153,7 @@ class Loader:
     def _load(self, name: str, limit: float) -> dict:
         from unified_core.catalog import dependency_closure, dependency_order
 
-        from unified_agents.builtin.service_registry import UNKNOWN
+        from unified_core.units import UNKNOWN
 
         t0 = self.clock()
         deadline = t0 + limit
@@ -282,15 +283,7 @@ class Loader:
             self.last[name] = entry
             if slow:
                 self.slow[name] = self.slow.get(name, 0) + 1
-            h = self.hist.get(source)
-            if h is None:
-                h = self.hist[source] = [0] * (len(BUCKETS) + 2)
-            for i, b in enumerate(BUCKETS):
-                if seconds <= b:
-                    h[i] += 1
-                    break
-            h[-2] += seconds
-            h[-1] += 1
+            hist_add(self.hist, source, seconds, BUCKETS)
         if slow and self.log:
             self.log.warning(f"slow load: {name} took {seconds:.2f} s", agent=name,
                              source=source,
@@ -357,7 +350,7 @@ class Loader:
 
 class LazyLoader(Agent):
     def on_start(self) -> None:
-        from unified_agents.builtin.service_registry import FleetView
+        from unified_core.fleetview import FleetView
 
         self.view = FleetView(self.config.catalog, log=self.log)
         self.view.start_watching()
@@ -435,14 +428,8 @@ class LazyLoader(Agent):
         out += ["# HELP unified_lazyloader_load_seconds Activation to healthy (requested) or "
                 "start job to READY=1 (observed).",
                 "# TYPE unified_lazyloader_load_seconds histogram"]
-        for src, h in hist.items():
-            acc = 0
-            for i, b in enumerate(BUCKETS):
-                acc += h[i]
-                out.append(f'unified_lazyloader_load_seconds_bucket{{source="{src}",le="{b}"}} {acc}')
-            out.append(f'unified_lazyloader_load_seconds_bucket{{source="{src}",le="+Inf"}} {h[-1]}')
-            out.append(f'unified_lazyloader_load_seconds_sum{{source="{src}"}} {h[-2]!r}')
-            out.append(f'unified_lazyloader_load_seconds_count{{source="{src}"}} {h[-1]}')
+        out += hist_lines("unified_lazyloader_load_seconds",
+                          ((f'source="{src}"', h) for src, h in hist.items()), BUCKETS)
         return "\n".join(out) + "\n"
 
 

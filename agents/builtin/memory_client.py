@@ -8,7 +8,7 @@
     DELETE /items/{namespace}          delete the whole namespace
     GET    /namespaces                 namespaces with item counts
     GET    /search?q=...               ranked hits with snippets ?namespace ?tag ?limit
-                                       ?mode=all|any|fts5 (see store.fts_query)
+                                       ?mode=all|any|fts5 (see fts.fts_query)
     POST   /task                       {"type": "memory", "data": {"op": "put"|"get"|"delete"|
                                         "search"|"list", "namespace", "key", "value", "q", ...}}
 
@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     import builtins
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Store, StoreFull, agent_store, check_query, count, counter_sql,
-                                  field_int, field_str, field_tags, fts_query, fts_search,
-                                  need_object, query_int)
+from unified_agents.fts import fts_query, fts_search
+from unified_agents.store import Store, StoreFull, agent_store, count, counter_sql
+from unified_agents.validate import (check_query, field_int, field_str, field_tags, need_object,
+                                     query_int)
 
 DB_FILE = "memory.db"
 NS_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"

@@ -45,6 +45,7 @@ from unified_agents.model_registry import (LimitStore, LoadFailed, ModelRegistry
                                            UnknownModel)
 from unified_agents.routing import (Live, Router, RoutingError, RoutingStats, check_complexity,
                                     estimate_complexity)
+from unified_agents.validate import object_body, vram_limit_mb
 
 MB = 1 << 20
 ROLE_OF = {"local": "local", "local_small": "local_small", "cloud": "cloud"}
@@ -133,16 +134,6 @@ class CloudProbe:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def _body(request) -> dict:
-    """JSON object body; an empty body (curl -X POST with no data) is {}."""
-    if not request.body.strip():
-        return {}
-    d = request.json()
-    if not isinstance(d, dict):
-        raise HTTPError(400, "the body must be a JSON object")
-    return d
 
 
 class ModelManagerSuite(Agent):
@@ -297,7 +288,7 @@ class ModelManagerSuite(Agent):
 
     @route("POST", "/models/cleanup", mutating=True)
     def cleanup(self, request):
-        idle = _body(request).get("idle_s", 0)
+        idle = object_body(request).get("idle_s", 0)
         if isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle < 0:
             raise HTTPError(400, f"idle_s {idle!r} is invalid; allowed: seconds >= 0")
         out = self.registry.cleanup(float(idle))
@@ -308,7 +299,7 @@ class ModelManagerSuite(Agent):
     # ------------------------------------------------------------ routing
     @route("POST", "/route")
     def route_(self, request):
-        body = _body(request)
+        body = object_body(request)
         d = self.decide(body)
         out = d.as_dict()
         out["model"] = self._model_for(d.backend)
@@ -317,7 +308,7 @@ class ModelManagerSuite(Agent):
 
     @route("POST", "/generate")
     def generate(self, request):
-        return self._generate(_body(request))
+        return self._generate(object_body(request))
 
     def _generate(self, body: dict):
         if not isinstance(body.get("messages"), list) and not isinstance(body.get("prompt"), str):
@@ -412,13 +403,8 @@ class ModelManagerSuite(Agent):
 
     @route("POST", "/vram/limit", mutating=True)
     def vram_limit(self, request):
-        body = _body(request)
-        if "mb" not in body:
-            raise HTTPError(400, 'POST /vram/limit needs {"mb": N} (MB, >= 0), or {"mb": null} '
-                                 "to return to VRAM_LIMIT_MB")
-        mb = body["mb"]
-        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb < 0):
-            raise HTTPError(400, f"mb {mb!r} is invalid; allowed: an integer >= 0, or null")
+        body = object_body(request)
+        mb = vram_limit_mb(body)
         try:
             self.limit_source = self.limits.set(mb)
         except OSError as e:

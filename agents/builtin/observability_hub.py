@@ -11,7 +11,7 @@
     POST /task               {"type": "observability", "data": "summary" | "alerts" | "state"}
 
 Sources, each on its own timer with its result cached (unified_core/poller.py): systemd unit state
-(unified_core.units.SystemdCollector), memory/CPU per agent from cgroups or psutil
+(unified_core.units.SystemdCollector over the FleetView every fleet-reading agent uses), memory/CPU per agent from cgroups or psutil
 (ResourceCollector), the GPU (unified_agents.gpu.GpuPoller), journald (hub_journal: `journalctl
 -o json -f` of the agents' slice, position kept across restarts), and the JSON of two peers
 (hub_peers: breakers, LLM routing). A failing source degrades its part of the view and the
@@ -38,6 +38,7 @@ import time
 from unified_agents import Agent, HTTPError, Response, route
 
 from unified_core.alerts import AlertState, conditions, health_score, overall
+from unified_core.timefmt import iso
 from .hub_journal import PRIORITIES, STATE_FILE, JournalFollower
 from .hub_peers import PeerPoller, open_breakers, routing_split
 from .hub_targets import DEFAULT_PATH, TargetsWriter, target_groups
@@ -46,12 +47,6 @@ from unified_core.units import ResourceCollector, SystemdCollector
 COORDINATOR = "RequestCoordinator"
 MODEL_MANAGER = "ModelManagerSuite"
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def iso(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 class ObservabilityHub(Agent):
@@ -69,20 +64,21 @@ class ObservabilityHub(Agent):
         targets_path = env.string("HUB_TARGETS_FILE", DEFAULT_PATH)
         follow = env.boolean("HUB_JOURNAL", True)
 
+        from unified_core.fleetview import FleetView
         from unified_core.systemd import Systemd
-
-        from .service_registry import FleetView
 
         self.started_wall = time.time()
         self.sd = Systemd()
-        self.view = FleetView(self.config.catalog, systemd=self.sd, log=self.log)
+        # Only the units that changed are shown while the journal tells which did (units.py)
+        self.view = FleetView(
+            self.config.catalog, systemd=self.sd, log=self.log,
+            events_ok=lambda: self.journal is not None and self.journal.running)
         self._eval_lock = threading.Lock()
         self.alerts = AlertState()
         self.targets = TargetsWriter(targets_path, log=self.log)
         units = lambda: self.systemd.units  # noqa: E731
-        self.systemd = SystemdCollector(
-            self.view, self.sd, interval, on_update=self.evaluate, log=self.log,
-            events_ok=lambda: self.journal is not None and self.journal.running)
+        self.systemd = SystemdCollector(self.view, interval, on_update=self.evaluate,
+                                        log=self.log)
         self.resources = ResourceCollector(units, interval, on_update=self.evaluate,
                                            log=self.log)
         self.breakers = PeerPoller("circuit_breakers", COORDINATOR, "/circuit_breakers",

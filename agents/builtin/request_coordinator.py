@@ -42,6 +42,7 @@ import uuid
 
 from unified_agents import Agent, HTTPError, Response, guard, idempotency, route, trace
 from unified_agents.breaker import STATE_VALUE, Breaker, BreakerOpen
+from unified_agents.metrics import hist_add, hist_lines
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
            10.0, 30.0)
@@ -172,7 +173,7 @@ class Target:
 
 class RequestCoordinator(Agent):
     def on_start(self) -> None:
-        from unified_agents.builtin.service_registry import FleetView
+        from unified_core.fleetview import FleetView
 
         env = self.config.env
         self.view = FleetView(self.config.catalog, log=self.log)
@@ -362,15 +363,7 @@ class RequestCoordinator(Agent):
 
     def _observe(self, agent: str, seconds: float) -> None:
         with self.mlock:
-            h = self.hist.get(agent)
-            if h is None:
-                h = self.hist[agent] = [0] * (len(BUCKETS) + 2)
-            for i, b in enumerate(BUCKETS):
-                if seconds <= b:
-                    h[i] += 1
-                    break
-            h[-2] += seconds
-            h[-1] += 1
+            hist_add(self.hist, agent, seconds, BUCKETS)
 
     def metrics_text(self) -> str:
         out = ["# HELP unified_circuit_breaker_state Circuit breaker per agent: 0 closed, "
@@ -401,14 +394,8 @@ class RequestCoordinator(Agent):
         out += [f'unified_coordinator_retries_total{{agent="{a}"}} {n}' for a, n in retried]
         out += ["# HELP unified_coordinator_forward_seconds Forward to the agent and its answer.",
                 "# TYPE unified_coordinator_forward_seconds histogram"]
-        for a, h in hist.items():
-            acc = 0
-            for i, b in enumerate(BUCKETS):
-                acc += h[i]
-                out.append(f'unified_coordinator_forward_seconds_bucket{{agent="{a}",le="{b}"}} {acc}')
-            out.append(f'unified_coordinator_forward_seconds_bucket{{agent="{a}",le="+Inf"}} {h[-1]}')
-            out.append(f'unified_coordinator_forward_seconds_sum{{agent="{a}"}} {h[-2]!r}')
-            out.append(f'unified_coordinator_forward_seconds_count{{agent="{a}"}} {h[-1]}')
+        out += hist_lines("unified_coordinator_forward_seconds",
+                          ((f'agent="{a}"', h) for a, h in hist.items()), BUCKETS)
         return "\n".join(out) + "\n"
 
 

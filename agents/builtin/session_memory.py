@@ -23,9 +23,10 @@ import os
 import time
 
 from unified_agents import Agent, HTTPError, route
-from unified_agents.store import (Periodic, Store, StoreFull, agent_store, check_query, count,
-                                  counter_sql, field_int, field_str, json_body, need_object,
-                                  query_int)
+from unified_agents.periodic import Periodic
+from unified_agents.store import Store, StoreFull, agent_store, count, counter_sql
+from unified_agents.validate import (check_query, field_int, field_str, json_body, need_object,
+                                     query_int)
 
 DB_FILE = "sessions.db"
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"

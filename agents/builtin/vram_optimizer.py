@@ -32,17 +32,9 @@ import time
 
 from unified_agents import Agent, HTTPError, route
 from unified_agents.client import AgentCallError, Client, post_json
+from unified_agents.validate import object_body, vram_limit_mb
 
 MB = 1 << 20
-
-
-def _body(request) -> dict:
-    if not request.body.strip():
-        return {}
-    d = request.json()
-    if not isinstance(d, dict):
-        raise HTTPError(400, "the body must be a JSON object")
-    return d
 
 
 class VRAMOptimizerAgent(Agent):
@@ -50,12 +42,12 @@ class VRAMOptimizerAgent(Agent):
         from unified_agents.gpu import GpuPoller
         from unified_agents.registry_client import RegistryClient
         from unified_core.catalog import load_catalog
+        from unified_core.fleetview import connect_host
 
         env = self.config.env
         cat = load_catalog(self.config.catalog, env={})
         mm = cat.agents.get("ModelManagerSuite")
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cat.settings.bind_address,
-                                                         cat.settings.bind_address)
+        host = connect_host(cat.settings.bind_address)
         default = f"http://{host}:{mm.port}" if mm else "http://127.0.0.1:7211"
         self.mm = Client(env.string("MODEL_MANAGER_URL", default), timeout=5.0)
         self.registry = RegistryClient(timeout=2.0, catalog=self.config.catalog)
@@ -232,15 +224,10 @@ class VRAMOptimizerAgent(Agent):
 
     @route("POST", "/vram/limit", mutating=True)
     def vram_limit(self, request):
-        return self._limit(_body(request))
+        return self._limit(object_body(request))
 
     def _limit(self, body: dict):
-        if "mb" not in body:
-            raise HTTPError(400, 'POST /vram/limit needs {"mb": N} (MB, >= 0), or {"mb": null} '
-                                 "to return to VRAM_LIMIT_MB")
-        mb = body["mb"]
-        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, int) or mb < 0):
-            raise HTTPError(400, f"mb {mb!r} is invalid; allowed: an integer >= 0, or null")
+        mb = vram_limit_mb(body)
         try:
             out = self.mm.post_json("/vram/limit", {"mb": mb})
         except AgentCallError as e:

@@ -170,7 +170,10 @@ def test_a_crashed_agent_stays_down_while_auto_restart_is_disabled_and_comes_bac
                                    "-d", '{"agent": "TutorAgent"}'])
         assert status == 200, body
         core.run(["unified-ctl", "auto-restart", "disable"])
-        core.systemctl("kill", "--signal=SIGKILL", "unified-agent@TutorAgent.service")
+        # the main process: a cgroup-wide kill can fail with EIO in the container
+        # ("auxiliary processes: Input/output error", docs/TESTING.md's known quirks)
+        core.systemctl("kill", "--kill-who=main", "--signal=SIGKILL",
+                       "unified-agent@TutorAgent.service")
         core.wait_until(["sh", "-c", "test \"$(systemctl is-active "
                          "unified-agent@TutorAgent.service)\" = failed"], timeout=20)
         status, body = curl(core, ["-X", "POST", "http://localhost:7202/load",

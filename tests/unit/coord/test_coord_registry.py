@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from unified_agents.builtin.service_registry import FleetView
+from unified_core.fleetview import FleetView
 from unified_agents.client import AgentCallError
 from unified_agents.registry_client import RegistryClient, UnknownAgent
 from unified_core.errors import SystemdError
@@ -101,6 +101,23 @@ def test_without_systemd_the_directory_still_answers_with_unknown_states(view_en
     assert {s.state for s in states.values()} == {"unknown"}
     assert view.health_checks()["systemd"] == {"status": "degraded",
                                               "error": "systemd is not running here"}
+
+
+def test_a_timers_read_is_fresh_raises_on_failure_and_feeds_the_cache(view_env):
+    """read() is how the hub's and the twin's timers ask: always systemd, the error to the
+    caller (the hub keeps its last view), the answer served by states() afterwards."""
+    seam = Seam({"unified-agent@Registry.service": svc("active", MainPID="7")})
+    view = make_view(view_env, seam, state_ttl=60.0)
+    view.states()
+    snap, units = view.read()                       # not the cached answer: asked again
+    assert len([c for c in seam.calls if c[0] == "list-units"]) == 2
+    assert snap is view.snap and units["Registry"].pid == 7
+    assert view.states()[0] is units                # what the next request is served
+    seam.error = "Failed to connect to bus"
+    with pytest.raises(SystemdError, match="Failed to connect to bus"):
+        view.read()
+    assert view.states()[0] is units                # a failed read replaces nothing
+    assert view.counters["systemd_errors"] == 1
 
 
 def test_health_is_probed_on_the_health_port_of_active_agents_only(view_env):

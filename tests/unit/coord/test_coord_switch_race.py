@@ -10,7 +10,7 @@ import threading
 
 from unified_agents.builtin.lazy_loader import Loader
 from unified_agents.builtin.request_coordinator import RequestCoordinator
-from unified_agents.builtin.service_registry import FleetView
+from unified_core.fleetview import FleetView
 from unified_agents.config import load as load_config
 from unified_agents.log import Logger
 from unified_core.health import HealthResult

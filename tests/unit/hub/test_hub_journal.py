@@ -7,7 +7,8 @@ import json
 import time
 
 from unified_agents.builtin.hub_journal import (PRIORITIES, JournalFollower, agent_of_unit,
-                                                boot_time, message_text)
+                                                message_text)
+from unified_core.timefmt import boot_time
 
 from .conftest import HERE, wait_for
 

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from unified_core.poller import Poller
-from unified_core.units import (PROPS, ResourceCollector, SystemdCollector,
-                                              read_cgroup, read_units, unit_facts)
+from unified_core.units import (PROPS, ResourceCollector, SystemdCollector, UnitReader,
+                                read_cgroup, read_units, unit_facts)
 
 NOW = 1000.0           # monotonic seconds
 WALL = 1_700_000_000.0
@@ -28,6 +28,13 @@ def test_active_agent_startup_is_exec_to_ready():
     assert (u.state, u.pid, u.restarts, u.startup_s, u.starting) == ("active", 77, 3, 2.5, False)
     assert u.start_wall == WALL - 10 and u.cpu_ns == 2_000_000_000 and u.memory_current is None
     assert u.service == "active/running"
+
+
+def test_since_is_the_last_state_change_of_the_service_or_the_socket():
+    u = facts({"ActiveState": "inactive", "StateChangeTimestampMonotonic": str(int(900e6))},
+              {"ActiveState": "active", "StateChangeTimestampMonotonic": str(int(970e6))})
+    assert u.state == "dormant" and u.since_wall == WALL - 30
+    assert facts({}, {}).since_wall is None                 # never changed since boot
 
 
 def test_starting_agent_reports_the_time_so_far():
@@ -77,10 +84,16 @@ class RecordingSystemd:
 
 
 class View:
-    def __init__(self, cat):
-        from unified_agents.builtin.service_registry import Snapshot
+    """FleetView's part the collector uses (snap, reader, read), over a Catalog object."""
+
+    def __init__(self, cat, sd=None, **reader_kw):
+        from unified_core.fleetview import Snapshot
 
         self.snap = Snapshot(cat, "core", 1)
+        self.reader = UnitReader(sd, **reader_kw)
+
+    def read(self):
+        return self.snap, self.reader.read(self.snap.catalog)
 
 
 def test_only_loaded_units_are_shown_and_every_agent_gets_a_state(catalog):
@@ -98,7 +111,7 @@ def test_only_loaded_units_are_shown_and_every_agent_gets_a_state(catalog):
 
 def test_a_failing_systemd_keeps_the_last_view_and_says_why(catalog):
     sd = RecordingSystemd({"unified-agent@Worker.service": {"ActiveState": "active"}})
-    col = SystemdCollector(View(catalog), sd, 5.0)
+    col = SystemdCollector(View(catalog, sd), 5.0)
     assert col.run_once() and col.units["Worker"].state == "active"
     sd.fail = "Failed to connect to bus"
     assert not col.run_once()
@@ -229,8 +242,8 @@ def incremental(catalog, events=True):
                                                   "SubState": "running"},
                   "unified-agent@Sleeper.socket": {"ActiveState": "active",
                                                    "SubState": "listening"}})
-    col = SystemdCollector(View(catalog), sd, 5.0, full_every_s=60, events_ok=lambda: events,
-                           clock=lambda: t[0])
+    view = View(catalog, sd, full_every_s=60, events_ok=lambda: events, clock=lambda: t[0])
+    col = SystemdCollector(view, 5.0, clock=lambda: t[0])
     return col, sd, t
 
 
@@ -282,7 +295,7 @@ def test_units_no_longer_loaded_are_forgotten(catalog):
     col.collect()
     del sd.units["unified-agent@Worker.service"], sd.units["unified-agent@Worker.socket"]
     col.collect()
-    assert col.units["Worker"].state == "stopped" and "unified-agent@Worker.service" not in col.props
+    assert col.units["Worker"].state == "stopped" and "unified-agent@Worker.service" not in col.view.reader.props
 
 
 def test_a_process_is_running_while_its_cgroup_lists_it(tmp_path):

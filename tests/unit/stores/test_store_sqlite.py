@@ -12,8 +12,9 @@ import time
 import pytest
 
 from unified_agents.server import HTTPError
-from unified_agents.store import (Periodic, Store, StoreFull, StoreOpenError, fts_error,
-                                  fts_query)
+from unified_agents.fts import fts_error, fts_query
+from unified_agents.periodic import Periodic
+from unified_agents.store import Store, StoreFull, StoreOpenError
 
 from ..sdk.harness import ROOT
 

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from unified_agents.builtin.digital_twin import MIGRATIONS, Observer, TwinDB, parse_time
-from unified_agents.builtin.service_registry import FleetView
+from unified_core.fleetview import FleetView
 from unified_agents.server import HTTPError
 from unified_agents.store import Store
 from unified_core.errors import SystemdError
@@ -54,7 +54,7 @@ def twin(tmp_path, units):
     def make(gpu=None):
         view = FleetView(str(units.catalog), systemd=seam,
                          probe=lambda h, p, t: HealthResult(True, "healthy", {}))
-        return Observer(TwinDB(store), view, seam, gpu=gpu)
+        return Observer(TwinDB(store), view, gpu=gpu)
     return types.SimpleNamespace(seam=seam, db=TwinDB(store), make=make, units=units)
 
 
@@ -172,28 +172,28 @@ def test_retention_removes_old_rows_but_keeps_each_agents_last_state(twin):
     obs.snapshot()
     db = twin.db
     for i in range(5):
-        db.memory_add(time.time(), "s", "user", f"m{i}", None)
+        db.memory.add(time.time(), "s", "user", f"m{i}", None)
     later = time.time() + 40 * 86400
     removed = db.prune(later, snapshot_days=35, event_days=30, profile_days=0,
                        memory_days=0, memory_max_turns=3)
     assert removed["snapshots"] == 1 and removed["lifecycle_events"] == 0
     assert removed["conversation_turns"] == 2
     assert db.snapshots(0, 1e12) == [] and len(db.lifecycle(0, 1e12)) == 3
-    assert [t["content"] for t in db.memory_get("s", 10)] == ["m2", "m3", "m4"]
+    assert [t["content"] for t in db.memory.get("s", 10)] == ["m2", "m3", "m4"]
     assert db.store.query("SELECT count(*) FROM snapshot_agents")[0][0] == 0  # cascade
 
 
 def test_conversation_memory_per_session_and_clear(twin):
     db = twin.db
     for s, c in (("a", "one"), ("b", "two"), ("a", "three")):
-        db.memory_add(time.time(), s, "user", c, None)
-    assert [t["content"] for t in db.memory_get("a", 10)] == ["one", "three"]
-    assert [t["content"] for t in db.memory_get("a", 1)] == ["three"]   # the latest
-    first = db.memory_get("a", 10)[0]["id"]
-    assert [t["content"] for t in db.memory_get("a", 10, after_id=first)] == ["three"]
-    assert {s["session"]: s["turns"] for s in db.memory_sessions(10)} == {"a": 2, "b": 1}
-    assert db.memory_clear("b") == {"cleared_turns": 1, "cleared_sessions": 1}
-    assert db.memory_clear() == {"cleared_turns": 2, "cleared_sessions": 1}
+        db.memory.add(time.time(), s, "user", c, None)
+    assert [t["content"] for t in db.memory.get("a", 10)] == ["one", "three"]
+    assert [t["content"] for t in db.memory.get("a", 1)] == ["three"]   # the latest
+    first = db.memory.get("a", 10)[0]["id"]
+    assert [t["content"] for t in db.memory.get("a", 10, after_id=first)] == ["three"]
+    assert {s["session"]: s["turns"] for s in db.memory.sessions(10)} == {"a": 2, "b": 1}
+    assert db.memory.clear("b") == {"cleared_turns": 1, "cleared_sessions": 1}
+    assert db.memory.clear() == {"cleared_turns": 2, "cleared_sessions": 1}
 
 
 @pytest.mark.parametrize("text, expect", [
