@@ -338,7 +338,7 @@ def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, a
         counts[r.state] = counts.get(r.state, 0) + 1
     target_active = ctx.sd.is_active(cat.profiles[current].target)
     # The ObservabilityHub, when it runs, adds what systemd does not know (never started by this).
-    from ..monitoring import hub_summary
+    from ..fleet_health import hub_summary
 
     hub = hub_summary(cat, all_agents=True)
     seen = {a["name"]: a for a in (hub or {}).get("agents", [])}
