@@ -12,14 +12,16 @@ import click
 from unified_core.errors import NeedsRoot, UnifiedError
 
 from .context import Ctx, emit_json, fleet_change, pass_ctx
-from .fleet import logs  # the logs group (`logs [AGENT]...`): vacuum, rotate and usage join it here
+from .logs import logs  # the logs group (`logs [AGENT]...`): vacuum, rotate and usage join it here
 
 
 def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
+    from ..rollout import follow_dict
+
+    d = follow_dict(result)
     if as_json:
-        emit_json({**extra, **result.to_dict()})
+        emit_json({**extra, **d})
     else:
-        d = result.to_dict()
         click.echo(headline)
         click.echo(f"  profile {d['profile']}: restarted {len(d['restarted'])}"
                    + (f" ({', '.join(d['restarted'])})" if 0 < len(d['restarted']) <= 8 else "")
