@@ -20,13 +20,16 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from unified_core import fleet, paths, profiles, runtime
 from unified_core.errors import UnifiedError
 from unified_core.model import Catalog
 
 from . import changes, ports
+
+if TYPE_CHECKING:
+    from . import fleetlock
 
 
 # -- the runbook's variables given to a launch ------------------------------------------------
@@ -278,7 +281,7 @@ def stop_everything(sd) -> list[str]:
 
 @dataclass(frozen=True)
 class EmergencyResult:
-    ended: object | None  # the fleet change it ended (fleetlock.Holder), if any
+    ended: "fleetlock.Holder | None"  # the fleet change it ended, if any
     seconds: float
 
 
@@ -323,7 +326,7 @@ def recover(sd, cat: Catalog, profile: str, keep_state: bool = False,
     return RecoverResult(cleared, result)
 
 
-# -- what a launch's overrides look like --------------------------------------------------------
+# -- overrides clear ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cleared:
     was: dict = field(default_factory=dict)

@@ -1,8 +1,8 @@
 """Catalog changes that reach the running fleet: staged rollout (trial → promote | abort)
 and rollback to an earlier catalog.
 
-Each ends with the running profile following the new catalog: the generator renders it
-(daemon-reload), the selected profile is re-planned against it (agents that left stop,
+Each ends with the running profile following the new catalog through operations.switch (the
+one switch, `follow`): the generator renders it (daemon-reload), the selected profile is re-planned against it (agents that left stop,
 service and socket; new ones start), and every running agent the change leaves stale
 (changes.py, the same answer `apply` gives: its units changed, or a catalog section it reads
 only at start) is restarted behind its socket, which queues connections meanwhile (nothing is refused).

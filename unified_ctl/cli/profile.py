@@ -224,7 +224,7 @@ def run_switch(ctx: Ctx, name: str, env, wait: bool = True, timeout: float | Non
     if as_json or not wait or not sys.stderr.isatty():
         r = start(on_queued=queued)
     else:
-        with _progress_bar(name, len(cat.profiles[name].agents)) as progress:
+        with ProgressBar(name, len(cat.profiles[name].agents)) as progress:
             r = start(on_queued=queued, progress=progress)
     ctx.use_catalog(ctx.config, r.catalog)  # the trial, as the agents see it
     overrides = runtime.overrides_in_force()
@@ -255,7 +255,7 @@ def run_switch(ctx: Ctx, name: str, env, wait: bool = True, timeout: float | Non
     return r
 
 
-class _progress_bar:
+class ProgressBar:
     """A rich progress bar on stderr while a switch waits (a terminal only)."""
 
     def __init__(self, name: str, total: int):
