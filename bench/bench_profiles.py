@@ -17,6 +17,20 @@ def _switch(c, name):
     return wall, data["seconds"], len(data["agents"])
 
 
+def _restart_core(c):
+    """The runbook's restart after an emergency: core was running, emergency-stop, switch core.
+    Nothing to render (the selected profile and the catalog are unchanged): no daemon-reload."""
+    _switch(c, "core")
+    c.run(["unified-ctl", "emergency-stop", "--yes"], timeout=120)
+    t0 = time.monotonic()
+    r = c.run(["unified-ctl", "profile", "switch", "core", "--json"], check=False, timeout=300)
+    wall = time.monotonic() - t0
+    data = json.loads(r.stdout)
+    if r.returncode != 0 or not data.get("ok"):
+        raise RuntimeError(f"switch core failed: {r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return wall, data["seconds"], data.get("reloaded")
+
+
 MEMORY_SCRIPT = r"""
 import glob, subprocess
 cg = subprocess.run(["systemctl", "show", "-p", "ControlGroup", "--value", "unified-agents.slice"],
@@ -57,6 +71,7 @@ def run(c, runs, summary):
     mem: dict[str, list] = {p: [] for p in REPLACED}
     counts: dict[str, int] = {}
     to_learning, to_learning_cmd = [], []
+    again, again_cmd, reloads = [], [], set()
     kind = "pss"
     for i in range(runs):
         for prof in REPLACED:
@@ -73,15 +88,22 @@ def run(c, runs, summary):
         wall, ready, n = _switch(c, "learning")
         to_learning.append(ready)
         to_learning_cmd.append(wall)
+        wall, ready, reloaded = _restart_core(c)
+        again.append(ready)
+        again_cmd.append(wall)
+        reloads.add(reloaded)
         print(f"  run {i + 1}: " + ", ".join(f"{p} {cold[p][-1]:.2f}s" for p in REPLACED)
-              + f", core->learning {to_learning[-1]:.2f}s", flush=True)
+              + f", core->learning {to_learning[-1]:.2f}s, core again {again[-1]:.2f}s", flush=True)
     _switch(c, "core")
     out = [
         "## Profile switch to ready, and memory per profile", "",
         "`unified-ctl profile switch NAME`: from the command to every agent of the profile ready "
         "(essential and autoloaded agents: `/health` healthy on the health port; optional agents: socket "
         "listening, process dormant). \"ready\" is the switch's own wait; \"command\" is the whole command as the "
-        "operator sees it (catalog load, daemon-reload, systemctl calls, the wait). Memory: all agent processes "
+        "operator sees it (catalog load, daemon-reload, systemctl calls, the wait). \"nothing running → P\" "
+        "follows a switch to another profile, so it includes a daemon-reload; \"core again\" is the restart "
+        "after an emergency (core selected, `emergency-stop`, `profile switch core`), which has nothing to "
+        "render and skips it. Memory: all agent processes "
         f"once ready ({'cgroup memory.current' if kind == 'cgroup' else 'PSS summed over the slice PIDs: this container has no cgroup v2 memory controller'}).",
         "",
         "| switch | agents | ready median | ready p95 | command median | command p95 | target | memory median | "
@@ -93,6 +115,10 @@ def run(c, runs, summary):
         out.append(f"| nothing running → {prof} | {counts[prof]} | {r['median']:.2f} s | {r['p95']:.2f} s | "
                    f"{w['median']:.2f} s | {w['p95']:.2f} s | {TARGETS.get(prof, '—')} | {m['median']:.0f} MB | "
                    f"{t_old} / {m_old} |")
+    r, w = summary(again), summary(again_cmd)
+    out.append(f"| core again after emergency-stop (daemon-reload: {'skipped' if reloads == {False} else sorted(map(str, reloads))}) "
+               f"| {counts['core']} | {r['median']:.2f} s | {r['p95']:.2f} s | {w['median']:.2f} s | {w['p95']:.2f} s | "
+               f"{TARGETS['core']} | — | ~60 s / 2 GB |")
     r, w = summary(to_learning), summary(to_learning_cmd)
     out.append(f"| core → learning | {counts['learning']} | {r['median']:.2f} s | {r['p95']:.2f} s | "
                f"{w['median']:.2f} s | {w['p95']:.2f} s | ≤ 3 s | — | ~120 s / 6 GB |")

@@ -131,6 +131,54 @@ def write_status(status: dict) -> None:
         pass
 
 
+def _files_digest(catalog_file: str) -> str | None:
+    from .config_history import catalog_files, digest
+
+    try:
+        return digest(catalog_files(catalog_file))
+    except OSError:
+        return None
+
+
+def render_key(catalog_file: str, selected: str, ncpu: int, files_digest: str | None = None) -> str | None:
+    """Everything the rendered units depend on, as one digest: this version of the renderer,
+    the catalog's files (main and drop-ins, by content), the selected profile and the CPU
+    count. Equal keys render equal units, so a daemon-reload would change nothing (a switch
+    skips it: operations.py). None when the files can't be read."""
+    import hashlib
+
+    from . import __version__
+
+    files = files_digest or _files_digest(catalog_file)
+    if files is None:
+        return None
+    key = "\0".join((__version__, os.path.realpath(catalog_file), selected, str(ncpu), files))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def read_status() -> dict:
+    """What the generator wrote when it last ran (write_status); {} if nothing."""
+    try:
+        with open(paths.generator_status_file()) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def units_current(selected: str) -> bool:
+    """Whether the units systemd has loaded are what the generator would render now with
+    profile `selected`: it last rendered the live catalog (the trial, else the permanent
+    one; not a fallback to the last good one) with the same render_key."""
+    from .config_history import trial_catalog
+
+    status = read_status()
+    if not status.get("rendered") or status.get("last_good") or not status.get("render_key"):
+        return False
+    live = trial_catalog() or paths.catalog_file()
+    return status["render_key"] == render_key(live, selected, os.cpu_count() or 1)
+
+
 def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = None) -> dict:
     # A catalog on trial (/run/unified/trial, staged rollout) wins over the permanent one
     # until promoted or aborted; /run is empty after a reboot, so the permanent one returns.
@@ -139,6 +187,10 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     trial = None if catalog_file else trial_catalog()
     catalog_file = catalog_file or trial or paths.catalog_file()
     started = time.monotonic()
+    ncpu = ncpu or os.cpu_count() or 1
+    # the files' digest before they are read: an edit meanwhile makes the key stale (the
+    # next switch reloads), never passes an unrendered file for rendered
+    files_digest = _files_digest(catalog_file)
     cat, fell_back, reason = load_good(catalog_file)
     status = {"time": time.time(), "catalog": catalog_file, "last_good": fell_back, "problems": reason,
               "rendered": False, "trial": trial}
@@ -150,7 +202,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     if fell_back:
         log(3, f"{catalog_file} is invalid; running the last good catalog instead:\n{reason}")
     selected = read_selected(cat.profiles) or cat.settings.profile
-    files = render(cat, selected, ncpu or os.cpu_count() or 1)
+    files = render(cat, selected, ncpu)
     write_files(outdir, files)
     if not fell_back and not trial:  # a trial is not permanent: never the fallback
         try:
@@ -158,6 +210,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
         except OSError:
             pass  # read-only / at early boot: `unified-ctl apply` saves it at runtime
     status.update(rendered=True, profile=selected, files=len(files), source=cat.path,
+                  render_key=None if fell_back else render_key(catalog_file, selected, ncpu, files_digest),
                   seconds=round(time.monotonic() - started, 4))
     write_status(status)
     return status

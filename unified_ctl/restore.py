@@ -198,7 +198,10 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
         sd.reset_failed(units)
         sd.start(units, no_block=True)
     if wait:
-        result.wait = profiles.wait_ready(new, sd, result.profile, new.profiles[result.profile].start_timeout_s)
-    return {"archive_host": m.get("host"), "created": m.get("created"), "profile": result.profile,
+        import dataclasses
+
+        name = result.plan.new
+        result = dataclasses.replace(result, wait=profiles.wait_ready(new, sd, name, new.profiles[name].start_timeout_s))
+    return {"archive_host": m.get("host"), "created": m.get("created"), "profile": result.plan.new,
             "installed": installed, "removed_dropins": removed, "trial_ended": trial_ended, "stopped": stopped, "other_holders": others, "kept_not_in_archive": kept,
-            "follow": result.to_dict(), "ok": result.ok, "seconds": round(time.monotonic() - started, 3)}
+            "follow": rollout.follow_dict(result), "ok": result.ok, "seconds": round(time.monotonic() - started, 3)}

@@ -1,8 +1,8 @@
 """Catalog changes that reach the running fleet: staged rollout (trial → promote | abort)
 and rollback to an earlier catalog.
 
-Each ends with the running profile following the new catalog: the generator renders it
-(daemon-reload), the selected profile is re-planned against it (agents that left stop,
+Each ends with the running profile following the new catalog through operations.switch (the
+one switch, `follow`): the generator renders it (daemon-reload), the selected profile is re-planned against it (agents that left stop,
 service and socket; new ones start), and every running agent the change leaves stale
 (changes.py, the same answer `apply` gives: its units changed, or a catalog section it reads
 only at start) is restarted behind its socket, which queues connections meanwhile (nothing is refused).
@@ -16,11 +16,12 @@ changes every agent's environment: each running agent restarts once (behind its 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from . import changes
-from unified_core import fleet, paths, profiles
+from unified_core import paths, profiles
 from . import config_history as history
+from . import operations
+from .operations import SwitchResult
 from unified_core.catalog import load_catalog
 from unified_core.errors import CatalogInvalid, UnifiedError
 from unified_core.model import Catalog
@@ -30,75 +31,27 @@ def _same(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def restart_changed(sd, old: Catalog, new: Catalog, agents) -> dict:
-    """Restart, among `agents`, those the change leaves stale (changes.between: their
-    rendered units, or catalog sections they read only at start): a changed socket (port,
-    bind address) means stop service and socket and start them again; otherwise a restart
-    of the running process. Dormant agents are left alone."""
-    stale = changes.between(old, new)
-    sockets = {a for a, why in stale.items() if why == changes.PORTS_CHANGED}
-    cand = [a for a in agents if a in new.agents and a in stale]
-    if not cand:
-        return {"restarted": [], "sockets": [], "why": {}}
-    props = sd.show([new.agents[a].service for a in cand], ("Id", "ActiveState"))
-    running = {a for a in cand if props.get(new.agents[a].service, {}).get("ActiveState")
-               in ("active", "activating", "reloading")}
-    socks = [a for a in cand if a in sockets]
-    if socks:
-        sd.stop(profiles.units_of(new, socks))
-        sd.reset_failed(profiles.units_of(new, socks))
-        sd.start([new.agents[a].socket for a in socks] + [new.agents[a].service for a in socks if a in running])
-    procs = [a for a in cand if a not in sockets and a in running]
-    if procs:
-        units = [new.agents[a].service for a in procs]
-        sd.reset_failed(units)
-        sd.restart(units)
-    done = sorted(procs + [a for a in socks if a in running])
-    return {"restarted": done, "sockets": sorted(socks), "why": {a: stale[a] for a in done}}
-
-
-@dataclass
-class FollowResult:
-    profile: str
-    plan: profiles.SwitchPlan
-    removed: list[str]
-    restarted: dict
-    wait: profiles.WaitResult | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.wait is None or self.wait.ok
-
-    def to_dict(self) -> dict:
-        d = {"profile": self.profile, "ok": self.ok, "stopped": list(self.plan.stop_agents) + self.removed,
-             "started": list(self.plan.start_agents), "restarted": self.restarted["restarted"],
-             "sockets_restarted": self.restarted["sockets"], "why_restarted": self.restarted.get("why", {}),
-             "notes": self.notes}
-        if self.wait is not None:
-            d["seconds"] = self.wait.seconds
-            d["not_ready"] = [{"agent": a.agent, "state": a.state, "reason": a.reason} for a in self.wait.failed]
-        return d
-
-
 def follow(sd, old: Catalog, new: Catalog, profile: str | None = None, wait: bool = True,
-           timeout: float | None = None) -> FollowResult:
-    """Make the running fleet match `new` (already in place for the generator): re-plan the
-    profile, daemon-reload, stop what left, start what joined, restart what changed."""
+           timeout: float | None = None) -> SwitchResult:
+    """Make the running fleet match `new` (already in place for the generator): the profile
+    re-planned against it, switched to (operations.switch: agents that left stop, new ones
+    start, running ones whose units changed restart)."""
     target = profile or profiles.current_profile(new)
-    profiles.require_known(new, target)
-    running = fleet.running_or_queued(old, sd) | fleet.running_or_queued(new, sd)
-    plan = profiles.plan_switch(new, profiles.read_selected(), target, {a for a in running if a in new.agents})
-    removed = sorted(a for a in running if a not in new.agents)
-    if removed:  # agents the new catalog no longer has: their units are still loaded
-        sd.stop(profiles.units_of(old, removed))
-    profiles.execute_switch(new, sd, plan)
-    restarted = restart_changed(sd, old, new, plan.keep_agents)
-    result = FollowResult(target, plan, removed, restarted)
-    if wait:
-        limit = timeout if timeout is not None else new.profiles[target].start_timeout_s
-        result.wait = profiles.wait_ready(new, sd, target, limit)
-    return result
+    return operations.switch(sd, new, target, old=old, wait=wait, timeout=timeout,
+                             selected=profiles.read_selected())
+
+
+def follow_dict(r: SwitchResult) -> dict:
+    """A catalog change's result as `config rollback|promote|abort --json` and backup restore
+    print it."""
+    d = {"profile": r.plan.new, "ok": r.ok, "stopped": list(r.plan.stop_agents) + list(r.gone),
+         "started": list(r.plan.start_agents), "restarted": list(r.restarted.agents),
+         "sockets_restarted": list(r.restarted.sockets), "why_restarted": dict(r.restarted.why),
+         "notes": []}
+    if r.wait is not None:
+        d["seconds"] = r.wait.seconds
+        d["not_ready"] = [{"agent": a.agent, "state": a.state, "reason": a.reason} for a in r.wait.failed]
+    return d
 
 
 # -- which catalog is live ----------------------------------------------------------------
@@ -158,59 +111,36 @@ class Trial:
     source: str
 
 
-def switch_catalog(ctx, source: str | None) -> Trial | None:
-    """Which catalog `profile switch` uses. source (its $CONFIG, the runbook's staged rollout)
-    naming a catalog other than the live one starts a trial of it (returned); otherwise the
-    live catalog: the active trial when there is one (a plain switch keeps trying it), else
-    the permanent one. Sets ctx's catalog. Nothing else starts a trial."""
+def choose_catalog(source: str | None) -> tuple[str, Trial | None]:
+    """Which catalog `profile switch` uses: (its path, the trial it starts or None). source
+    (its $CONFIG, the runbook's staged rollout) naming a catalog other than the live one
+    starts a trial of it (validated here: CatalogInvalid before anything is touched);
+    otherwise the live catalog: the active trial when there is one (a plain switch keeps
+    trying it), else the permanent one. Nothing else starts a trial."""
     trial = history.trial_catalog()
     if not source or _same(source, paths.catalog_file()) or (trial and _same(source, trial)):
-        ctx.config = trial or paths.catalog_file()
-        ctx._catalog = None
-        return None
-    ctx.config, ctx._catalog = source, None
-    new = ctx.catalog  # validates FILE: CatalogInvalid before anything is touched
+        return trial or paths.catalog_file(), None
+    new = load_catalog(source)
     try:
         old = load_live()
     except UnifiedError:
         old = None
-    return Trial(old=old, new=new, source=source)
+    return source, Trial(old=old, new=new, source=source)
 
 
-def execute_switch(sd, cat: Catalog, plan: profiles.SwitchPlan, trial: Trial | None) -> tuple[Catalog, list[str]]:
-    """profiles.execute_switch, with a trial put in place first and the running agents whose
-    units it changes restarted after. Returns (the catalog now live, notes)."""
-    if trial is None:
-        profiles.execute_switch(cat, sd, plan)
-        return cat, []
-    running = fleet.running_agents(trial.old, sd) if trial.old else set()
-    new, notes = begin_trial(trial)
-    gone = sorted(a for a in running if a not in new.agents)
-    if gone:
-        sd.stop(profiles.units_of(trial.old, gone))
-    profiles.execute_switch(new, sd, plan)
-    r = restart_changed(sd, trial.old, new, plan.keep_agents) if trial.old else {"restarted": [], "why": {}}
-    notes.append(f"trying {trial.source} (until `unified-ctl config promote`; `unified-ctl config abort` or a "
-                 f"reboot returns to {paths.catalog_file()}); restarted {len(r['restarted'])} running agents "
-                 "whose units changed" + (f", stopped {len(gone)} the trial does not have" if gone else ""))
-    return new, notes
-
-
-def begin_trial(trial: Trial) -> tuple[Catalog, list[str]]:
-    """Put the trial in place for the generator. Returns (the catalog as the agents will see
-    it, notes for the operator)."""
-    notes = []
+def missing_dropins(trial: Trial) -> list[str]:
+    """The drop-ins of /etc/unified/conf.d the trial does not have (promote would remove them)."""
     files = history.sources_files(trial.new.sources)
     perm = {k for k in history.catalog_files(paths.catalog_file()) if k.startswith("conf.d/")}
-    missing = sorted(perm - set(files))
-    if missing:
-        notes.append(f"the trial is {trial.source} with its own drop-ins only; {', '.join(missing)} of "
-                     f"{paths.etc_dir()} are not part of it (promote would remove them; history keeps them)")
-    path = history.start_trial(files, trial.source)
-    return load_catalog(path), notes
+    return sorted(perm - set(files))
 
 
-def promote(sd, force: bool = False, wait: bool = True) -> tuple[FollowResult, dict]:
+def begin_trial(trial: Trial) -> Catalog:
+    """Put the trial in place for the generator. Returns the catalog as the agents will see it."""
+    return load_catalog(history.start_trial(history.sources_files(trial.new.sources), trial.source))
+
+
+def promote(sd, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
     trial = history.trial_catalog()
     if not trial:
         raise UnifiedError("no catalog is on trial; start one with `CONFIG=FILE unified-ctl profile switch NAME`")
@@ -229,7 +159,7 @@ def promote(sd, force: bool = False, wait: bool = True) -> tuple[FollowResult, d
                     "history": history.newest().to_dict() if history.newest() else None}
 
 
-def abort(sd, wait: bool = True) -> FollowResult:
+def abort(sd, wait: bool = True) -> SwitchResult:
     if not history.trial_catalog():
         raise UnifiedError("no catalog is on trial")
     tried = load_live()
@@ -237,7 +167,7 @@ def abort(sd, wait: bool = True) -> FollowResult:
     return follow(sd, tried, load_live(), wait=wait)
 
 
-def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True) -> tuple[FollowResult, dict]:
+def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
     if history.trial_catalog():
         raise UnifiedError("a catalog is on trial; `unified-ctl config abort` returns to the permanent one "
                            "(rollback acts on the permanent catalog)")

@@ -166,6 +166,48 @@ def test_broken_catalog_with_daemon_reload_keeps_the_last_good_units(core):
         core.systemctl("daemon-reload")
 
 
+RELOAD_DROPIN = "/etc/unified/conf.d/90-systest-reload.yaml"
+RELOAD_AGENT = """\
+agents:
+  ReloadProbeAgent:
+    group: infrastructure_registry
+    port: 7397
+    health_port: 8397
+    required: true
+    run: {reference: true}
+"""
+
+
+def generators_ran(c) -> int:
+    """How many daemon-reloads systemd did since boot: PID 1 logs "Reloading." for each (and
+    reruns the generators then). (systemd 252 does not update GeneratorsStartTimestamp on a
+    reload, so its journal is the record.)"""
+    out = c.run(["journalctl", "-b", "-q", "--no-pager", "-o", "cat", "_PID=1"]).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("Reloading"))
+
+
+def test_a_switch_reloads_systemd_only_when_the_rendered_units_change(core):
+    before = generators_ran(core)
+    again = switch(core, "core")
+    assert again["reloaded"] is False and generators_ran(core) == before
+    core.run(["unified-ctl", "emergency-stop", "--yes"])
+    back = switch(core, "core")   # the runbook's restart after an emergency: nothing to render
+    assert back["reloaded"] is False and generators_ran(core) == before and len(back["agents"]) == CORE
+    core.write_file(RELOAD_DROPIN, RELOAD_AGENT)   # the catalog gains an agent of core
+    try:
+        grown = switch(core, "core")
+        assert grown["reloaded"] is True and generators_ran(core) > before
+        assert grown["start"] == ["ReloadProbeAgent"] and len(grown["agents"]) == CORE + 1
+        assert core.is_active("unified-agent@ReloadProbeAgent.service") == "active"
+        now = generators_ran(core)
+        assert switch(core, "core")["reloaded"] is False and generators_ran(core) == now
+    finally:
+        core.run(["rm", "-f", RELOAD_DROPIN])
+        core.run(["systemctl", "stop", "unified-agent@ReloadProbeAgent.service",
+                  "unified-agent@ReloadProbeAgent.socket"], check=False)
+        assert switch(core, "core")["reloaded"] is True
+
+
 def test_kill9_of_an_essential_agent_is_restarted_by_systemd(core):
     pid = main_pids(core, ["ServiceRegistry"])["ServiceRegistry"]
     assert pid > 0

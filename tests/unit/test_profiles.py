@@ -353,6 +353,31 @@ def test_while_agents_start_systemd_is_asked_at_most_every_half_second(cat, monk
                for u in map(tuple, shows))
 
 
+def test_while_agents_keep_turning_healthy_systemd_is_not_asked(cat, monkeypatch):
+    fake = FakeSystemd(cat)
+    fake.start([cat.profiles["core"].target])
+    # one more essential agent healthy every probe round (~0.1 s): never a 0.5 s stall
+    _probes(monkeypatch, {cat.agents[a].health_port: i for i, a in enumerate(cat.profiles["core"].agents)})
+    shows = []
+    real_show = fake.show
+    monkeypatch.setattr(fake, "show", lambda units, props=(): shows.append(units) or real_show(units, props))
+    res = profiles.wait_ready(cat, fake, "core", timeout=10, interval=0.1, systemd_every=0.5)
+    assert res.ok and len(res.agents) == 16 and res.seconds > 1
+    assert shows == []
+
+
+def test_an_optional_agents_socket_is_asked_about_at_once(cat, monkeypatch):
+    fake = FakeSystemd(cat)
+    fake.start([cat.profiles["learning"].target])
+    _probes(monkeypatch, {})
+    shows = []
+    real_show = fake.show
+    monkeypatch.setattr(fake, "show", lambda units, props=(): shows.append(units) or real_show(units, props))
+    res = profiles.wait_ready(cat, fake, "learning", timeout=5, interval=0.1, systemd_every=0.5)
+    assert res.ok and any(a.mode == "socket" for a in res.agents)
+    assert len(shows) == 1 and res.seconds < 0.4   # the first round, not after a 0.5 s pause
+
+
 def test_a_failed_agent_ends_the_wait_early_and_says_why(cat, monkeypatch):
     fake = FakeSystemd(cat)
     fake.start([cat.profiles["core"].target])

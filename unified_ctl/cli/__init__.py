@@ -4,9 +4,13 @@ Commands are thin: they parse options, call library code and print. Library code
 UnifiedError (a plain exception with an exit code) for anything the operator can fix; the root
 group turns it into a ClickException (context.UnifiedGroup), once, and main() prints it.
 
-A package: context.py is what the command modules share; catalog.py, fleet.py, ops.py and
-monitoring.py each define their commands without knowing the root group, which adds them here
-(so each module imports on its own; tests/unit/test_layers.py checks it).
+A package: context.py is what the command modules share; every other module is one command
+or group of commands (catalog.py: validate; profile.py; apply.py; status.py; agent.py;
+logs.py; emergency.py: emergency-stop, recover; overrides.py; auto_restart.py; config.py;
+backup.py; debug.py; report.py; monitoring.py: monitoring, health). Each defines its commands without
+knowing the root group, which adds them here with add_command (so each module imports on its
+own; tests/unit/test_layers.py checks it). The work itself is library code (operations.py,
+rollout.py, ...): a command parses, calls it and prints the result.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import sys
 import click
 
 from .. import __version__
-from . import catalog, fleet, monitoring, ops
+from . import (agent, apply, auto_restart, backup, catalog, config, debug, emergency, logs, monitoring, overrides,
+               profile, report, status)
 from .context import CliError, Ctx, UnifiedGroup  # noqa: F401  (Ctx: the tests' seam)
 
 
@@ -34,7 +39,9 @@ def cli(ctx: click.Context, config: str | None, lock_timeout: float | None) -> N
     ctx.obj = Ctx(config, lock_timeout)
 
 
-for _module in (catalog, fleet, ops, monitoring):
+# the order of `unified-ctl --help` is click's (alphabetical), not this one
+for _module in (catalog, profile, apply, status, agent, logs, emergency, overrides, auto_restart, config, backup,
+                debug, report, monitoring):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -1,5 +1,4 @@
-"""unified-ctl commands that only read the catalog: validate, profile list|show (profile
-current|switch drive systemd: cli/fleet.py adds them to the same group)."""
+"""unified-ctl validate: check a catalog (the profile group is cli/profile.py)."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +7,7 @@ import click
 
 from unified_core.catalog import load_catalog
 
-from .context import Ctx, complete_profiles, console, emit_json, pass_ctx
+from .context import Ctx, emit_json, pass_ctx
 
 
 @click.command()
@@ -48,64 +47,4 @@ def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> Non
         click.echo(f"warning: {w}", err=True)
 
 
-@click.group()
-def profile() -> None:
-    """List, show and switch profiles."""
-
-
-@profile.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@pass_ctx
-def profile_list(ctx: Ctx, as_json: bool) -> None:
-    """List the catalog's profiles."""
-    from ..views import profile_rows
-
-    rows = profile_rows(ctx.catalog, _selected(ctx))
-    if as_json:
-        emit_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title="profiles")
-    for col in ("", "profile", "agents", "essential", "optional", "autoload", "CPU", "memory", "description"):
-        table.add_column(col)
-    for r in rows:
-        res = r["resources"] or {}
-        table.add_row("*" if r["selected"] else "", r["name"], str(r["agents"]), str(r["essential"]),
-                      str(r["optional"]), ", ".join(r["autoload"]) or "-",
-                      f"{res['cpu_percent']} %" if res else "-", f"{res['memory_mb']} MB" if res else "-",
-                      r["description"])
-    console().print(table)
-
-
-@profile.command("show")
-@click.argument("name", shell_complete=complete_profiles)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@pass_ctx
-def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:
-    """Show the agents of profile NAME and why each is in it."""
-    from ..views import profile_detail
-
-    detail = profile_detail(ctx.catalog, ctx.catalog.profile(name))
-    if as_json:
-        emit_json(detail)
-        return
-    from rich.table import Table
-
-    table = Table(title=f"profile {name}: {detail['count']} agents "
-                        f"({len(detail['via_dependency'])} via dependencies)")
-    for col in ("agent", "group", "kind", "starts as", "port", "health", "why"):
-        table.add_column(col)
-    for a in detail["agents"]:
-        table.add_row(a["name"], a["group"], "essential" if a["required"] else "optional", a["start"],
-                      str(a["port"]), str(a["health_port"]), a["why"])
-    console().print(table)
-
-
-def _selected(ctx: Ctx) -> str:
-    from unified_core.profiles import current_profile
-
-    return current_profile(ctx.catalog)
-
-
-COMMANDS = (validate, profile)
+COMMANDS = (validate,)

@@ -55,6 +55,11 @@ class Ctx:
             self._sd = Systemd()
         return self._sd
 
+    def use_catalog(self, path: str, cat=None) -> None:
+        """Read `path` from now on (a switch chose it: the trial, a staged rollout's FILE);
+        cat: that catalog, already loaded."""
+        self.config, self._catalog = path, cat
+
     @property
     def catalog(self):
         if self._catalog is None:
@@ -104,6 +109,12 @@ def console():
 
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
     return Console(highlight=False, width=width)
+
+
+def console_err():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 class CliError(click.ClickException):

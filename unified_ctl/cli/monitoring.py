@@ -125,7 +125,7 @@ def _print_health(data: dict, show_all: bool) -> None:
 def health(ctx: Ctx, watch: bool, interval: float, show_all: bool, as_json: bool) -> None:
     """Health score, alerts and agents needing attention: from the ObservabilityHub when it
     runs, from systemd directly when it does not. Exit 0 healthy, 1 degraded, 2 critical."""
-    from ..monitoring import fleet_health
+    from ..fleet_health import fleet_health
 
     try:
         while True:
