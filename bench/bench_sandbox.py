@@ -19,75 +19,60 @@ from bench_agents import AGENT, COLD, PORT
 
 ORDER = 21
 UNIT = f"unified-agent@{AGENT}.service"
-DROPIN_DIR = f"/run/systemd/system/{UNIT}.d"
-DROPIN = f"{DROPIN_DIR}/99-bench-sandbox.conf"
+OVERRIDE = f"/run/systemd/system/{UNIT}"  # the instance's own unit file outranks the template
 
-# directive → the assignment that switches it off (systemd 252's defaults; an empty
-# assignment resets a list). Directives that travel together are one row.
-RESET: dict[str, tuple[str, ...]] = {
-    "NoNewPrivileges": ("NoNewPrivileges=no",),
-    "ProtectSystem": ("ProtectSystem=no",),
-    "ProtectHome": ("ProtectHome=no",),
-    "PrivateTmp": ("PrivateTmp=no",),
-    "PrivateDevices": ("PrivateDevices=no",),
-    "ProtectKernelTunables": ("ProtectKernelTunables=no",),
-    "ProtectKernelModules": ("ProtectKernelModules=no",),
-    "ProtectKernelLogs": ("ProtectKernelLogs=no",),
-    "ProtectControlGroups": ("ProtectControlGroups=no",),
-    "ProtectClock": ("ProtectClock=no",),
-    "ProtectHostname": ("ProtectHostname=no",),
-    "ProtectProc": ("ProtectProc=default",),
-    "ProcSubset": ("ProcSubset=all",),
-    "ReadWritePaths": ("ReadWritePaths=",),
-    "ReadOnlyPaths": ("ReadOnlyPaths=",),
-    "InaccessiblePaths": ("InaccessiblePaths=",),
-    "TemporaryFileSystem": ("TemporaryFileSystem=",),
-    "BindPaths": ("BindPaths=",),
-    "BindReadOnlyPaths": ("BindReadOnlyPaths=",),
-    "RestrictSUIDSGID": ("RestrictSUIDSGID=no",),
-    "RestrictRealtime": ("RestrictRealtime=no",),
-    "RestrictNamespaces": ("RestrictNamespaces=no",),
-    "LockPersonality": ("LockPersonality=no",),
-    "MemoryDenyWriteExecute": ("MemoryDenyWriteExecute=no",),
-    "RemoveIPC": ("RemoveIPC=no",),
-    "CapabilityBoundingSet": ("CapabilityBoundingSet=~",),
-    "SystemCallArchitectures": ("SystemCallArchitectures=",),
-    "SystemCallFilter": ("SystemCallFilter=", "SystemCallErrorNumber="),
-    "PrivateUsers": ("PrivateUsers=no",),
-    "RestrictAddressFamilies": ("RestrictAddressFamilies=",),
-    "LoadCredential": ("LoadCredential=", "SetCredential="),
-}
+# A row → the directives it deletes from the unit (lines that travel together are one row).
+# Deleted, not reset by a drop-in: systemd 252 has no empty assignment that drops a
+# LoadCredential=/SetCredential= set earlier (a drop-in `LoadCredential=` leaves it in
+# place; measured), so each variant is the template itself, minus those lines, installed as
+# the instance's own unit file in /run/systemd/system (the generator's drop-ins still apply).
+GROUPS: dict[str, tuple[str, ...]] = {k: (k,) for k in (
+    "NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+    "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+    "ProtectClock", "ProtectHostname", "ProtectProc", "ProcSubset", "ReadWritePaths",
+    "ReadOnlyPaths", "InaccessiblePaths", "TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths",
+    "RestrictSUIDSGID", "RestrictRealtime", "RestrictNamespaces", "LockPersonality",
+    "MemoryDenyWriteExecute", "RemoveIPC", "CapabilityBoundingSet", "SystemCallArchitectures",
+    "PrivateUsers", "RestrictAddressFamilies")}
+GROUPS["SystemCallFilter"] = ("SystemCallFilter", "SystemCallErrorNumber")
+GROUPS["LoadCredential"] = ("LoadCredential", "SetCredential")
 # The ones that make systemd 252 set up a mount namespace for the process (the credential
 # does too: /run/credentials/UNIT is mounted into it). PrivateUsers is a user namespace.
 MOUNT_NS = ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
             "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectProc",
             "ProcSubset", "ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths",
             "TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths")
-# `systemctl show` names that must change when the reset is in effect
-SHOW = {"SystemCallFilter": "SystemCallFilter", "LoadCredential": "LoadCredential",
-        "CapabilityBoundingSet": "CapabilityBoundingSet"}
+TEMPLATE = "/lib/systemd/system/unified-agent@.service"
 
 
-def shipped_directives(cat_text: str) -> list[str]:
-    """The sandbox directives the rendered unit (template + drop-ins) sets, in RESET order."""
-    keys = {m.group(1) for m in re.finditer(r"^\s*([A-Za-z]+)=", cat_text, re.M)}
-    return [k for k in RESET if k in keys]
+def keys_of(text: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"^([A-Za-z]+)=", text, re.M)}
+
+
+def shipped_directives(template: str) -> list[str]:
+    """The rows whose directives the template sets, in GROUPS order."""
+    keys = keys_of(template)
+    return [g for g, ks in GROUPS.items() if any(k in keys for k in ks)]
+
+
+def without(template: str, rows: list[str]) -> str:
+    drop = {k for r in rows for k in GROUPS[r]}
+    return "".join(line for line in template.splitlines(keepends=True)
+                   if line.split("=", 1)[0].strip() not in drop)
 
 
 def variants(present: list[str]) -> list[tuple[str, list[str]]]:
-    """(label, drop-in lines) for every measurement; label "shipped" has no drop-in."""
-    out = [("shipped", []), ("none", [line for k in present for line in RESET[k]])]
-    out += [(f"-{k}", list(RESET[k])) for k in present]
-    mounts = [k for k in present if k in MOUNT_NS]
-    out.append(("no mount directive", [line for k in mounts for line in RESET[k]]))
-    for k in mounts:
-        out.append((f"only {k}", [line for o in mounts if o != k for line in RESET[o]]))
+    """(label, rows deleted) for every measurement; "shipped" deletes nothing."""
+    out = [("shipped", []), ("none", list(present))]
+    out += [(f"-{r}", [r]) for r in present]
+    mounts = [r for r in present if r in MOUNT_NS]
+    out.append(("no mount directive", mounts))
+    out += [(f"only {r}", [o for o in mounts if o != r]) for r in mounts]
     return out
 
 
-def _show(c, keys: list[str]) -> dict[str, str]:
-    props = [SHOW.get(k, k) for k in keys]
-    out = c.run(["systemctl", "show", UNIT, "-p", ",".join(props)]).stdout
+def _show(c, rows: list[str]) -> dict[str, str]:
+    out = c.run(["systemctl", "show", UNIT, "-p", ",".join(k for r in rows for k in GROUPS[r])]).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -97,18 +82,18 @@ def _exposure(c) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def _apply(c, lines: list[str]) -> None:
-    c.run(["rm", "-rf", DROPIN_DIR])
-    if lines:
-        c.run(["mkdir", "-p", DROPIN_DIR])
-        c.write_file(DROPIN, "[Service]\n" + "\n".join(lines) + "\n")
+def _apply(c, unit_text: str | None) -> None:
+    c.run(["rm", "-f", OVERRIDE])
+    if unit_text is not None:
+        c.write_file(OVERRIDE, unit_text)
     c.run(["systemctl", "daemon-reload"], timeout=120)
 
 
 def measure(c, rounds: int, passes: int = 3) -> tuple[dict, dict, list[str]]:
-    """{label: [seconds]}, {label: exposure}, the shipped directives."""
+    """{label: [seconds]}, {label: exposure}, the rows the template has."""
     c.write_file("/root/cold.py", COLD)
-    present = shipped_directives(c.run(["systemctl", "cat", UNIT]).stdout)
+    template = c.read_file(TEMPLATE)
+    present = shipped_directives(template)
     shipped_show = _show(c, present)
     todo = variants(present)
     times: dict[str, list[float]] = {label: [] for label, _ in todo}
@@ -116,19 +101,21 @@ def measure(c, rounds: int, passes: int = 3) -> tuple[dict, dict, list[str]]:
     per_pass = [rounds // passes + (1 if i < rounds % passes else 0) for i in range(passes)]
     try:
         for n in per_pass:
-            for label, lines in todo:
-                _apply(c, lines)
+            for label, rows in todo:
+                _apply(c, without(template, rows) if rows else None)
                 if label not in exposure:
                     exposure[label] = _exposure(c)
-                    reset = [k for k in present if any(line.startswith(k + "=") for line in lines)]
-                    now = _show(c, reset)
-                    same = [k for k in reset if now.get(SHOW.get(k, k)) == shipped_show.get(SHOW.get(k, k))]
+                    # the effective unit has none of the deleted lines, and systemd's view of
+                    # each deleted setting changed (252 prints credentials as "[unprintable]")
+                    left = keys_of(c.run(["systemctl", "cat", UNIT]).stdout) & {k for r in rows for k in GROUPS[r]}
+                    now = _show(c, rows)
+                    same = sorted(left) + [k for k in now if now[k] == shipped_show.get(k) != "[unprintable]"]
                     if same:
-                        raise RuntimeError(f"{label}: the drop-in did not change {same} (systemctl show)")
+                        raise RuntimeError(f"{label}: {same} unchanged (systemctl show): the variant is not in effect")
                 r = c.run(["python3", "/root/cold.py", UNIT, str(PORT), str(n)], timeout=600)
                 times[label] += json.loads(r.stdout)
     finally:
-        _apply(c, [])
+        _apply(c, None)
     return times, exposure, present
 
 
