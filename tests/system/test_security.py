@@ -100,6 +100,22 @@ def test_every_kind_of_agent_unit_is_sandboxed(command_agents):
     assert "read" in allowed and "chown" not in allowed and "setrlimit" not in allowed
 
 
+def test_kernel_tunables_sysfs_and_cgroups_are_read_only_inside_an_agent(container):
+    """The template makes /proc/sys and /sys read-only with ReadOnlyPaths= (two mounts)
+    instead of ProtectKernelTunables= (20; docs/SECURITY.md says why): both, and the
+    cgroup tree under /sys, are read-only mounts in the agent's own namespace."""
+    c = container
+    pid = c.unit_property("unified-agent@ServiceRegistry.service", "MainPID")
+    table = c.run(["cat", f"/proc/{pid}/mountinfo"]).stdout
+    options = {}
+    for line in table.splitlines():  # ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...
+        f = line.split()
+        options[f[4]] = f[5].split(",")  # the last mount on a point is the one in effect
+    for point in ("/proc/sys", "/sys", "/sys/fs/cgroup"):
+        assert "ro" in options.get(point, []), f"{point} not read-only: {options.get(point)}"
+    assert "ro" not in options["/var/lib/unified"], "the state dir must stay writable"
+
+
 def token_of(c) -> str:
     return c.run(["cat", "/etc/unified/token"]).stdout.strip()
 
