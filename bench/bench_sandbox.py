@@ -2,13 +2,13 @@
 
 A dormant socket-activated agent, its service stopped, its socket listening: connect →
 first byte of the `GET /health` answer (bench_agents' cold probe), with the unit as shipped,
-with no sandbox at all, with each directive reset alone ("removed": what keeping it costs on
-top of all the others) and, for the directives that need a mount namespace, with only that
-one left of them ("alone": what it costs by itself on top of a bare namespace). Each variant
-is a runtime drop-in under /run/systemd/system/UNIT.d/ (daemon-reload; removed afterwards),
-and `systemctl show` must see it take effect, or the bench fails rather than print a row
-measured on the wrong unit. The variants are measured in interleaved passes, so that the
-shared machine's load drifts over all of them alike.
+with no sandbox at all, with each directive deleted alone (what keeping it costs on top of
+all the others) and, for the directives that need a mount namespace, with only that one
+left of them (what it costs by itself). Each variant is the template minus those lines,
+installed as the instance's own unit file under /run/systemd/system (daemon-reload; removed
+afterwards), and `systemctl cat`/`show` must see it in effect, or the bench fails rather
+than print a row measured on the wrong unit. The variants are measured in interleaved
+passes, so that the shared machine's load drifts over all of them alike.
 """
 from __future__ import annotations
 
@@ -133,10 +133,11 @@ def run(c, runs, summary):
         "## What each sandbox directive costs a cold activation", "",
         f"`{UNIT}` dormant behind its socket: connect → first byte of `GET /health`, "
         f"{rounds} cold activations per row in 3 interleaved passes (`bench/bench_sandbox.py`). "
-        "Each row is the unit as shipped with a runtime drop-in that switches directives off. "
-        "\"removed\": that directive alone off, the rest kept (what keeping it costs); "
-        "\"alone\": of the mount-namespace directives only that one kept (what it costs by "
-        "itself); exposure: `systemd-analyze security` with the drop-in.", "",
+        "Each row is the shipped template with some directives deleted, installed as the "
+        "instance's own unit file (the generator's drop-ins still apply). "
+        "\"-X\": X alone deleted, the rest kept (what keeping X costs); \"only X\": of the "
+        "mount-namespace directives only X kept (what X costs by itself); exposure: "
+        "`systemd-analyze security` of that unit.", "",
         "| unit | median | p95 | vs shipped | exposure |", "| --- | --- | --- | --- | --- |",
     ]
     for label in times:
