@@ -35,7 +35,10 @@ class TTSService(Agent):
 
     def on_start(self) -> None:
         env = self.config.env
-        default = env.choice("TTS_ENGINE", tuple(ENGINES), "flite")
+        default = env.string("TTS_ENGINE", "flite")
+        if default not in ENGINES:  # (env.choice upper-cases: engine names are lower-case)
+            raise ConfigError(f"TTS_ENGINE={default!r} is invalid; allowed: "
+                              f"{', '.join(ENGINES)}")
         self.max_chars = env.integer("TTS_MAX_CHARS", 2000, 1, 100_000)
         self.timeout_s = env.number("TTS_TIMEOUT_S", 30.0, 1.0, 600.0)
         deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")

@@ -162,7 +162,7 @@ def _mono(audio: Audio):
 
 
 def _int16(x):
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
+    return np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2")  # 16-bit in = out
 
 
 def to_int16(audio: Audio):
