@@ -26,6 +26,7 @@ from unified_agents import Agent, HTTPError
 from . import deps
 from .stt import DEFAULT_MODEL_DIR, PhraseError, Pocketsphinx, check_phrases, real_time_factor
 
+BIGGEST_BYTES_PER_S = 48000 * 2 * 4
 SILENCE_DBFS = -60.0  # below this RMS level the audio holds nothing to recognise
 
 
@@ -48,6 +49,9 @@ class STTService(Agent):
     def on_start(self) -> None:
         env = self.config.env
         self.max_audio_s = env.number("STT_MAX_AUDIO_S", 60.0, 0.1, 3600.0)
+        # the body limit follows the audio limit: STT_MAX_AUDIO_S of the largest WAV taken
+        # (48 kHz, 2 channels, 4-byte samples) in base64, plus room for the JSON around it
+        self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
         model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
         deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
         module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",

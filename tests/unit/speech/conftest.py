@@ -41,8 +41,7 @@ def agent_env(spawner, module: str, **env) -> dict:
 @pytest.fixture(scope="module")
 def stt(spawn_module):  # noqa: F811
     return spawn_module("STTService", agent_env(spawn_module, "stt_service",
-                                                 STT_MAX_AUDIO_S=20,
-                                                 UNIFIED_MAX_BODY_BYTES=8 << 20), notify=False)
+                                                 STT_MAX_AUDIO_S=20), notify=False)
 
 
 @pytest.fixture(scope="module")
