@@ -104,6 +104,10 @@ class Agent:
     # repeat after a crash answers the first result and never writes twice (idempotency.py).
     idempotency_store = None
     tracer: Tracer | None = None
+    # Set in on_start() by an agent whose requests are large by nature (STTService: a WAV in
+    # base64): the request body limit becomes at least this many bytes. UNIFIED_MAX_BODY_BYTES
+    # (1 MiB) stays the limit of every other agent, and the larger of the two wins here.
+    max_body_bytes: int | None = None
 
     # ------------------------------------------------------------- lifecycle
     def on_start(self) -> None:

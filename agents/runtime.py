@@ -342,6 +342,9 @@ class Runtime:
         finally:
             if keepalive is not None:
                 keepalive.release()
+        wanted = self.agent.max_body_bytes  # the agent's own body limit, known after on_start
+        if wanted and wanted > self.server.max_body:
+            self.server.max_body = wanted
         bridge_stdlib_logging(self.log)  # ... or on_start() imported it
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)

@@ -1,6 +1,6 @@
 """RequestCoordinator: latency it adds and requests/s through it to a warm agent.
 
-Same task, same warm reference agent (TTSService, task type "tts", core profile), sent
+Same task, same warm reference agent (StreamingTTSAgent, "streaming_tts", core profile), sent
 either directly to the agent's port or to RequestCoordinator (7201), which routes it there.
 Everything on the container's loopback, bounded in count and time.
 
@@ -20,7 +20,8 @@ import subprocess
 import tempfile
 
 ORDER = 40
-AGENT, AGENT_PORT, COORD_PORT, TYPE = "TTSService", 5801, 7201, "tts"
+# a reference agent of the core profile (TTSService synthesises for real since issue 14)
+AGENT, AGENT_PORT, COORD_PORT, TYPE = "StreamingTTSAgent", 5562, 7201, "streaming_tts"
 SEQ_REQUESTS = 2000
 CONNS, SECONDS = 8, 4
 

@@ -297,7 +297,7 @@ def test_with_tracing_on_one_request_id_finds_every_hop_of_a_task_in_the_journal
                         "curl -sf http://localhost:6801/health", timeout=30)
         r = core.run(["curl", "-sS", "-D", "-", "-X", "POST", "http://localhost:7201/task",
                       "-H", "Content-Type: application/json", "-H", f"X-Request-ID: {rid}",
-                      "-d", '{"type": "tts", "data": "trace me"}'], timeout=60)
+                      "-d", '{"type": "tts", "text": "trace me"}'], timeout=60)
         assert "200" in r.stdout.splitlines()[0] and f"X-Request-ID: {rid}" in r.stdout
         core.wait_until(f"test $(journalctl -o cat REQUEST_ID={rid} | wc -l) -ge 2", timeout=15)
         by_unit = {e["_SYSTEMD_UNIT"]: e for e in journal_entries(core, f"REQUEST_ID={rid}")}

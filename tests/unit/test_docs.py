@@ -42,9 +42,10 @@ def test_readme_agents_table_is_what_the_catalog_gives():
 
 def test_agents_table_names_every_agent_once_and_the_real_ones_with_their_module():
     block = _agents_table().table()
-    assert block.startswith("10 of 77 agents have a real implementation; the other 67 run")
+    assert block.startswith("12 of 77 agents have a real implementation; the other 65 run")
     assert "| infrastructure_registry | ServiceRegistry (`agents/builtin/service_registry.py`)," in block
     assert "| tutoring_services | — | TutorAgent, TutoringAgent |" in block
+    assert "STTService (`agents/builtin/stt_service.py`)" in block
     rows = [r for r in block.splitlines() if r.startswith("| ") and not r.startswith(("| group", "| ---"))]
     names = [n.split(" (")[0].strip() for r in rows for cell in r.split(" | ")[1:3]
              for n in cell.rstrip(" |").split(", ") if n.strip() != "—"]

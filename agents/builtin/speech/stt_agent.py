@@ -1,0 +1,116 @@
+"""STTService: speech to text, offline, with PocketSphinx (docs/SPEECH.md).
+
+    POST /task {"type": "stt", "audio_wav_b64": "<base64 WAV>", "phrases"?: ["turn on the
+                light", ...]}
+      → {"text", "confidence", "words": [{"word", "start_s", "end_s", "confidence"}],
+         "engine", "model", "audio_s", "rtf", "processing_s", "search", "warnings"}
+
+Any WAV of 8-48 kHz, 1-8 channels, PCM or float is converted to 16 kHz mono first (wav.py).
+Bad audio is a 400 naming what is wrong and what is allowed; audio longer than STT_MAX_AUDIO_S
+(60 s) is a 413 with the limit. Silence and clipping are not errors: the answer says so in
+"warnings" (an empty transcript of silence is the right answer).
+
+The decoder is loaded in on_start(), before READY=1: the agent is required (started at boot),
+a broken model fails the start with exit 2 instead of the first task with a 500, and the first
+task is not 0.6 s slower than the rest (cold activation measured in docs/SPEECH.md).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import time
+
+from unified_agents import Agent, HTTPError
+
+from . import deps
+from .stt import DEFAULT_MODEL_DIR, PhraseError, Pocketsphinx, check_phrases, real_time_factor
+
+BIGGEST_BYTES_PER_S = 48000 * 2 * 4
+SILENCE_DBFS = -60.0  # below this RMS level the audio holds nothing to recognise
+
+
+def decode_b64_field(task: dict, name: str) -> bytes:
+    v = task.get(name)
+    if not isinstance(v, str) or not v:
+        raise HTTPError(400, f'"{name}" is missing or not a string; allowed: a WAV file in '
+                             "base64")
+    try:
+        return base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise HTTPError(400, f'"{name}" is not valid base64 ({e}); allowed: a WAV file in '
+                             "standard base64") from None
+
+
+class STTService(Agent):
+    version = "1.0.0"
+    task_types = ("stt", "speech_to_text")
+
+    def on_start(self) -> None:
+        env = self.config.env
+        self.max_audio_s = env.number("STT_MAX_AUDIO_S", 60.0, 0.1, 3600.0)
+        # the body limit follows the audio limit: STT_MAX_AUDIO_S of the largest WAV taken
+        # (48 kHz, 2 channels, 4-byte samples) in base64, plus room for the JSON around it
+        self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
+        model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
+        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
+                                  "the PocketSphinx speech recogniser")
+        from . import wav  # numpy is there: checked just above
+
+        self.wav = wav
+        self.engine = Pocketsphinx(module, model_dir)
+        for f in self.engine.files():
+            deps.need_file(self.name, f, "pocketsphinx-en-us", "STT_MODEL_DIR")
+        load_s = self.engine.load()
+        self.log.info("recogniser loaded", engine=self.engine.name, model=model_dir,
+                      load_s=round(load_s, 3))
+
+    def handle_task(self, task: dict):
+        data = decode_b64_field(task, "audio_wav_b64")
+        try:
+            phrases = check_phrases(task.get("phrases"))
+        except PhraseError as e:
+            raise HTTPError(400, str(e)) from None
+        t0 = time.perf_counter()
+        try:
+            audio = self.wav.read(data, self.max_audio_s)
+        except self.wav.WavError as e:
+            msg = e.message + (" (STT_MAX_AUDIO_S)" if e.status == 413 else "")
+            raise HTTPError(e.status, msg) from None
+        pcm, clipped = self.wav.to_mono16k(audio)
+        try:
+            out = self.engine.transcribe(pcm, phrases)
+        except PhraseError as e:
+            raise HTTPError(400, str(e)) from None
+        processing_s = time.perf_counter() - t0
+        warnings = []
+        level = _dbfs(pcm)
+        if level < SILENCE_DBFS:
+            warnings.append(f"the audio is silent ({level:.0f} dBFS)")
+        if clipped > 0.001:
+            warnings.append(f"{clipped:.1%} of the samples are clipped (at full scale)")
+        return {"text": out["text"], "confidence": out["confidence"], "words": out["words"],
+                "engine": self.engine.name, "model": self.engine.model_dir,
+                "audio_s": round(audio.seconds, 3),
+                "rtf": real_time_factor(processing_s, audio.seconds),
+                "processing_s": round(processing_s, 4), "search": out["search"],
+                "input": {"sample_rate": audio.rate, "channels": audio.channels,
+                          "format": audio.source_format},
+                "level_dbfs": round(level, 1), "warnings": warnings}
+
+    def health_checks(self) -> dict:
+        return {"engine": self.engine.load_s is not None}
+
+    def health_info(self) -> dict:
+        return {"engine": self.engine.name, "model": self.engine.model_dir,
+                "engine_version": self.engine.version, "model_load_s": round(
+                    self.engine.load_s or 0.0, 3), "max_audio_s": self.max_audio_s}
+
+
+def _dbfs(pcm) -> float:
+    import numpy as np
+
+    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) / 32768.0
+    return 20 * math.log10(rms) if rms > 0 else -120.0
+

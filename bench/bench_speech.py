@@ -1,0 +1,265 @@
+"""Speech engines: STT word error rate and real-time factor on an evaluation set, TTS time to
+first audio and real-time factor, cold activation of STTService/TTSService.
+
+The evaluation set is synthesised with voices not used while developing (development: flite
+rms and espeak-ng; evaluation: flite slt, kal, awb), from command-like templates filled with
+a fixed seed; every second utterance gets white noise at 10 dB SNR. Nothing in the engines is
+tuned on it (PocketSphinx runs with its defaults). CPU seconds (process time of the decode,
+children's time for the synthesisers) give the one-core real-time factor on a shared machine;
+wall seconds are shown beside them.
+
+    python3 bench/bench_speech.py [--n 120] [--json]     on this machine (engines installed)
+    make bench                                            in the test container (run())
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ORDER = 60
+EVAL_VOICES = ("slt", "kal", "awb")
+SNR_DB = 10.0
+ROOMS = ["kitchen", "living room", "bedroom", "bathroom", "office", "garage", "hallway"]
+NUMBERS = ["two", "three", "five", "ten", "fifteen", "twenty", "thirty", "forty five"]
+CITIES = ["london", "paris", "boston", "chicago", "berlin", "tokyo", "seattle", "denver"]
+PEOPLE = ["mom", "dad", "john", "sarah", "the doctor", "my brother", "alice", "the office"]
+ITEMS = ["milk", "eggs", "bread", "coffee", "apples", "butter", "rice", "cheese"]
+GENRES = ["jazz", "rock", "classical", "country", "some relaxing", "the news", "pop"]
+TEMPLATES = [
+    "turn on the {room} lights", "turn off the {room} lights", "set a timer for {n} minutes",
+    "what is the weather in {city}", "what time is it in {city}", "call {person}",
+    "add {item} to my shopping list", "play {genre} music", "set the temperature to {n} degrees",
+    "remind me to buy {item} tomorrow", "how long will it take to drive to {city}",
+    "send a message to {person}", "dim the {room} lights to {n} percent",
+    "is it going to rain in {city} today", "cancel the timer", "what is on my calendar today",
+    "stop the music", "turn the volume up", "lock the front door", "what is the news today",
+]
+TTS_SENTENCE = ("the weather today will be mostly sunny with a light breeze from the west and "
+                "temperatures reaching twenty degrees")  # 20 words
+
+
+def utterances(n: int, seed: int = 14) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        t = TEMPLATES[i % len(TEMPLATES)]
+        out.append(t.format(room=rng.choice(ROOMS), n=rng.choice(NUMBERS), city=rng.choice(CITIES),
+                            person=rng.choice(PEOPLE), item=rng.choice(ITEMS),
+                            genre=rng.choice(GENRES)))
+    return out
+
+
+def _speech():
+    from unified_agents.builtin.speech import stt, tts, wav
+    from unified_agents.builtin.speech.scoring import word_error_rate
+    return stt, tts, wav, word_error_rate
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def add_noise(pcm, snr_db: float, rng):
+    import numpy as np
+
+    x = pcm.astype(np.float64)
+    noise = rng.standard_normal(len(x))
+    p_sig, p_noise = np.mean(x ** 2), np.mean(noise ** 2)
+    noise *= np.sqrt(p_sig / (p_noise * 10 ** (snr_db / 10)))
+    return np.clip(np.round(x + noise), -32768, 32767).astype("<i2")
+
+
+def measure_stt(n: int) -> dict:
+    import numpy as np
+    import pocketsphinx
+
+    stt, tts, wav, word_error_rate = _speech()
+    flite = tts.Flite(_which("flite"))
+    engine = stt.Pocketsphinx(pocketsphinx)
+    load_s = engine.load()
+    rng = np.random.default_rng(14)
+    rows = {"clean": [], "noisy": []}
+    audio_s = {"clean": 0.0, "noisy": 0.0}
+    cpu_s = {"clean": 0.0, "noisy": 0.0}
+    wall_s = {"clean": 0.0, "noisy": 0.0}
+    per_voice: dict = {}
+    for i, text in enumerate(utterances(n)):
+        voice = EVAL_VOICES[i % len(EVAL_VOICES)]
+        half = "noisy" if i % 2 else "clean"
+        audio = wav.read(flite.synthesize(text, voice, 1.0, 1.0, 60))
+        pcm, _ = wav.to_mono16k(audio)
+        if half == "noisy":
+            pcm = add_noise(pcm, SNR_DB, rng)
+        c0, w0 = time.process_time(), time.perf_counter()
+        hyp = engine.transcribe(pcm)["text"]
+        cpu_s[half] += time.process_time() - c0
+        wall_s[half] += time.perf_counter() - w0
+        audio_s[half] += len(pcm) / wav.TARGET_RATE
+        rows[half].append((text, hyp))
+        per_voice.setdefault(f"{voice}/{half}", []).append((text, hyp))
+    out = {"n": n, "load_s": round(load_s, 3), "engine_version": engine.version,
+           "model": engine.model_dir,
+           "voices": {k: round(word_error_rate(v), 4) for k, v in sorted(per_voice.items())},
+           "examples": [p for p in rows["clean"] if p[0] != p[1]][:5]}
+    for half in ("clean", "noisy"):
+        out[half] = {"utterances": len(rows[half]), "wer": round(word_error_rate(rows[half]), 4),
+                     "exact": sum(r == h for r, h in rows[half]),
+                     "audio_s": round(audio_s[half], 1),
+                     "rtf_cpu": round(cpu_s[half] / audio_s[half], 3),
+                     "rtf_wall": round(wall_s[half] / audio_s[half], 3)}
+    return out
+
+
+def _which(binary: str) -> str:
+    import shutil
+
+    path = shutil.which(binary)
+    if path is None:
+        raise SystemExit(f"bench_speech needs {binary}: apt install {binary}")
+    return path
+
+
+def measure_tts(repeats: int = 5) -> list[dict]:
+    _, tts, wav, _ = _speech()
+    out = []
+    for cls, voices in ((tts.Flite, ("slt", "kal", "awb")), (tts.EspeakNG, ("en-us",))):
+        engine = cls(_which(cls.binary))
+        for voice in voices:
+            walls, cpus, seconds = [], [], 0.0
+            for _ in range(repeats):
+                c0, w0 = _children_cpu(), time.perf_counter()
+                data = engine.synthesize(TTS_SENTENCE, voice, 1.0, 1.0, 60)
+                walls.append(time.perf_counter() - w0)
+                cpus.append(_children_cpu() - c0)
+                seconds = wav.read(data).seconds
+            walls.sort()
+            cpus.sort()
+            out.append({"engine": engine.name, "voice": voice, "audio_s": round(seconds, 2),
+                        "first_audio_ms": round(walls[len(walls) // 2] * 1000, 1),
+                        "rtf_wall": round(walls[len(walls) // 2] / seconds, 4),
+                        "rtf_cpu": round(cpus[len(cpus) // 2] / seconds, 4)})
+    return out
+
+
+def measure_cold(pythonpath: str, repeats: int = 3) -> dict:
+    """Start each agent as a process and time exec → /health answering (model load included);
+    its RSS once idle."""
+    import socket
+
+    out = {}
+    for name, module in (("STTService", "stt_service"), ("TTSService", "tts_service")):
+        times, rss = [], []
+        for _ in range(repeats):
+            ports = []
+            for _ in range(2):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+                s.close()
+            env = dict(os.environ, PYTHONPATH=pythonpath, UNIFIED_AGENT=name,
+                       UNIFIED_RUN=f"builtin:{module}", UNIFIED_PORT=str(ports[0]),
+                       UNIFIED_HEALTH_PORT=str(ports[1]))
+            t0 = time.perf_counter()
+            p = subprocess.Popen([sys.executable, "-m", "unified_agents", "run", name], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                while True:
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/health",
+                                               timeout=1).read()
+                        break
+                    except OSError:
+                        if p.poll() is not None or time.perf_counter() - t0 > 60:
+                            raise SystemExit(f"{name} did not start (exit {p.poll()})")
+                        time.sleep(0.01)
+                times.append(time.perf_counter() - t0)
+                with open(f"/proc/{p.pid}/status") as f:
+                    rss += [int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS")]
+            finally:
+                p.terminate()
+                p.wait(10)
+        times.sort()
+        out[name] = {"cold_start_s": round(times[len(times) // 2], 3),
+                     "idle_rss_mb": round(sorted(rss)[len(rss) // 2], 1)}
+    return out
+
+
+def measure(n: int, pythonpath: str) -> dict:
+    return {"stt": measure_stt(n), "tts": measure_tts(), "cold": measure_cold(pythonpath),
+            "load_avg": os.getloadavg()[0]}
+
+
+def markdown(m: dict) -> list[str]:
+    s = m["stt"]
+    lines = ["## Speech engines (STTService, TTSService)", "",
+             f"Evaluation set: {s['n']} command-like utterances synthesised with flite voices "
+             f"{', '.join(EVAL_VOICES)} (not used in development), every second one with white "
+             f"noise at {SNR_DB:g} dB SNR. PocketSphinx {s['engine_version']} (Debian "
+             f"python3-pocketsphinx), model {s['model']}, default decoder settings. RTF = decode "
+             "seconds / audio seconds (CPU: one core's process time; wall: on this shared "
+             f"machine, load {m['load_avg']:.1f}).", "",
+             "| half | utterances | WER | exact | audio s | RTF (CPU) | RTF (wall) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for half in ("clean", "noisy"):
+        h = s[half]
+        lines.append(f"| {half} | {h['utterances']} | {h['wer']:.1%} | {h['exact']} | "
+                     f"{h['audio_s']} | {h['rtf_cpu']} | {h['rtf_wall']} |")
+    lines += ["", "WER by voice: " + ", ".join(f"{k} {v:.1%}" for k, v in s["voices"].items())
+              + ".", ""]
+    lines += ["| TTS engine | voice | audio s (20 words) | time to first audio ms | RTF (wall) "
+              "| RTF (CPU) |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in m["tts"]:
+        lines.append(f"| {t['engine']} | {t['voice']} | {t['audio_s']} | {t['first_audio_ms']} | "
+                     f"{t['rtf_wall']} | {t['rtf_cpu']} |")
+    lines += ["", "Not streaming yet: time to first audio is the whole synthesis.", "",
+              "| agent | cold start (exec → /health, model load included) | idle RSS MB |",
+              "| --- | --- | --- |"]
+    for name, c in m["cold"].items():
+        lines.append(f"| {name} | {c['cold_start_s']} s | {c['idle_rss_mb']} |")
+    return lines + [""]
+
+
+def run(c, runs, summary):
+    """`make bench`: the same measurement inside the container, against the installed package
+    (its speech dependencies come from the .deb's Depends)."""
+    c.write_file("/root/bench_speech.py", Path(__file__).read_text())
+    try:
+        r = c.run(["python3", "/root/bench_speech.py", "--json", "--installed"], timeout=900)
+    finally:
+        c.run(["rm", "-f", "/root/bench_speech.py"])
+    return markdown(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=120, help="utterances (default 120)")
+    ap.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    ap.add_argument("--installed", action="store_true",
+                    help="use the installed unified_agents (default: this checkout's agents/)")
+    args = ap.parse_args()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core, as the RTF says
+    if args.installed:
+        pythonpath = os.environ.get("PYTHONPATH", "")
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        link_dir = Path(tempfile.mkdtemp(prefix="bench-speech-"))
+        (link_dir / "unified_agents").symlink_to(repo / "agents")  # agents/ as installed
+        pythonpath = f"{link_dir}{os.pathsep}{repo}"
+        sys.path[:0] = [str(link_dir), str(repo)]
+    m = measure(args.n, pythonpath)
+    print(json.dumps(m) if args.json else "\n".join(markdown(m)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
