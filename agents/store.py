@@ -49,6 +49,10 @@ import time
 
 from .server import HTTPError
 
+TYPE_CHECKING = False  # typing's constant without importing typing (cold start)
+if TYPE_CHECKING:
+    from .optimizer import DataOptimizer
+
 SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
 
 
@@ -133,7 +137,7 @@ class Store:
         self.writes = 0
         self.write_seconds = 0.0
         self.last_write = time.monotonic()   # when the last write committed (optimizer)
-        self.optimizer = None                # DataOptimizer when ENABLE_DATA_OPTIMIZER
+        self.optimizer: DataOptimizer | None = None  # when ENABLE_DATA_OPTIMIZER
         self._local = threading.local()
         self._conns: list = []
         self._conns_lock = threading.Lock()

@@ -21,6 +21,10 @@ from functools import cached_property
 
 from .units import UNKNOWN
 
+TYPE_CHECKING = False  # typing's constant without importing typing (agents' cold start)
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 
 def connect_host(bind: str) -> str:
     """Where to connect to an agent bound to `bind` (a wildcard is reached on loopback)."""
@@ -96,7 +100,7 @@ class FleetView:
         self._states_at = None
         self._states_error = ""
         self._health: dict = {}                # agent -> (status, checked_at, pid)
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
         self._stamp = None
         self.counters = {"systemd_queries": 0, "systemd_errors": 0, "catalog_reloads": 0,
                          "catalog_errors": 0, "health_probes": 0}

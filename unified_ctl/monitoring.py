@@ -355,7 +355,7 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
         defaults_path = alertmanager_defaults or ALERTMANAGER_DEFAULTS
         new_text, changes = merge_alertmanager_args(defaults_text)
         res.changes[defaults_path] = changes
-        if changes and not dry_run:
+        if changes and new_text is not None and not dry_run:
             backup = f"{defaults_path}.unified-backup-{stamp}"
             shutil.copy2(defaults_path, backup)
             tmp = defaults_path + ".unified-new"

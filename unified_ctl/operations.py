@@ -131,11 +131,14 @@ def switch(sd, cat: Catalog, name: str, *, old: Catalog | None = None, env=None,
     if clashes:
         raise ports.PortInUse(clashes, f"switch to profile {name}")
     launch = apply_launch_environment(env) if env is not None else NO_LAUNCH
+    before = cat
     if put_in_place:
         cat = put_in_place()
     gone = tuple(sorted(a for a in running if a not in cat.agents))
     if gone:  # agents the new catalog no longer has: their units are still loaded
-        sd.stop(profiles.units_of(old, gone))
+        # (`running` came from `before` and `old`: each gone agent is in one of them)
+        sd.stop([u for a in gone for u in profiles.units_of(
+            old if old is not None and a in old.agents else before, [a])])
     reload = launch.changed or not _units_current(name)
     profiles.execute_switch(cat, sd, p, reload=reload)
     restarted = restart_changed(sd, old, cat, p.keep_agents) if old is not None else Restarted()

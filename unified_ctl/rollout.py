@@ -155,8 +155,9 @@ def promote(sd, force: bool = False, wait: bool = True) -> tuple[SwitchResult, d
     meta = history.trial_meta()
     history.end_trial()
     result = follow(sd, tried, perm, wait=wait)
+    newest = history.newest()
     return result, {"source": meta.get("source"), "removed_dropins": removed, "set_aside": saved,
-                    "history": history.newest().to_dict() if history.newest() else None}
+                    "history": newest.to_dict() if newest else None}
 
 
 def abort(sd, wait: bool = True) -> SwitchResult:

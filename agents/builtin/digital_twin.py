@@ -339,8 +339,8 @@ class Observer(Poller):
                            and since <= now) else now
             events.append(dict(row, ts=ts, event=event, previous=previous))
         self.db.record_events(events)
-        for e in events:
-            self.known[e["agent"]] = (e["state"], e["pid"], e["restarts"], e["ts"])
+        for ev in events:
+            self.known[ev["agent"]] = (ev["state"], ev["pid"], ev["restarts"], ev["ts"])
         self.current, self.units, self.polled_at = current, units, now
         self.polls += 1
         self.events += len(events)

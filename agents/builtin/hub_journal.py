@@ -180,7 +180,7 @@ class JournalFollower:
             prio = 6
         prio = min(max(prio, 0), 7)
         try:
-            ts = int(entry.get("__REALTIME_TIMESTAMP")) / 1e6
+            ts = int(entry.get("__REALTIME_TIMESTAMP", "")) / 1e6
         except (TypeError, ValueError):
             ts = None
         known = self.known() if self.known is not None else None
@@ -194,7 +194,7 @@ class JournalFollower:
                 self.last_ts = ts
                 self.lag_s = max(0.0, time.time() - ts)
             self._dirty = True
-            if not ours:
+            if not ours or agent is None:  # (ours implies an agent; said for the checker)
                 return
             self.lines_ours += 1
             row = self.counts.get(agent)
@@ -275,17 +275,19 @@ class JournalFollower:
         self._proc = proc
         self.spawns += 1
         self.running = True
+        out, errpipe = proc.stdout, proc.stderr
+        assert out is not None and errpipe is not None  # both are PIPEs above
         try:
-            for line in proc.stdout:
+            for line in out:
                 self.feed(line)
                 if self.last_error:
                     self.last_error = ""
         finally:
             self.running = False
         rc = proc.wait()
-        err = proc.stderr.read(4096).decode("utf-8", "replace").strip()
-        proc.stdout.close()
-        proc.stderr.close()
+        err = errpipe.read(4096).decode("utf-8", "replace").strip()
+        out.close()
+        errpipe.close()
         return rc, err
 
     def _saver(self) -> None:

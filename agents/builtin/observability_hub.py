@@ -54,7 +54,8 @@ class ObservabilityHub(Agent):
 
     score: int | None = None
     render_s = 0.0
-    journal = None
+    journal: JournalFollower | None = None
+    systemd: SystemdCollector
 
     # ------------------------------------------------------------ lifecycle
     def on_start(self) -> None:
@@ -183,7 +184,10 @@ class ObservabilityHub(Agent):
         members = snap.members
         names = [n for n in snap.catalog.agents
                  if all_agents or n in members or (n in units and units[n].running)]
-        counts, errors = self.journal.snapshot() if self.journal is not None else ({}, {})
+        counts: dict = {}
+        errors: dict = {}
+        if self.journal is not None:
+            counts, errors = self.journal.snapshot()
         gsnap = self.gpu.latest()
         vram = gsnap.by_agent() if gsnap is not None else {}
         rows = [self.agent_row(n, counts, errors, vram, members) for n in names]

@@ -48,7 +48,8 @@ for _module in (catalog, profile, apply, status, agent, logs, emergency, overrid
 
 def command_path(argv: list[str]) -> str:
     """`unified-ctl backup create` for argv ["-c", "x.yaml", "backup", "create", "/tmp/b"]."""
-    words, cmd, i = ["unified-ctl"], cli, 0
+    words, i = ["unified-ctl"], 0
+    cmd: click.Command = cli
     while i < len(argv) and isinstance(cmd, click.Group):
         word = argv[i]
         if word.startswith("-"):

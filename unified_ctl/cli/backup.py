@@ -59,7 +59,7 @@ def backup_list(as_json: bool) -> None:
     from unified_core import paths
 
     d = paths.backup_dir()
-    rows = []
+    rows: list[dict] = []
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
         p = os.path.join(d, name)
         if name.endswith(".tar.gz") and os.path.isfile(p):

@@ -28,17 +28,18 @@ def validate(ctx: Ctx, file: str | None, as_json: bool, no_dropins: bool) -> Non
                 {"file": p.source, "line": p.line, "field": p.where, "message": p.message} for p in e.problems]})
             sys.exit(1)
         raise
+    per_profile = {p.name: len(p.agents) for p in cat.profiles.values()}
     summary = {
         "ok": True, "path": path, "sources": list(cat.sources), "agents": len(cat.agents),
         "essential": len(cat.essential), "optional": len(cat.optional),
-        "profiles": {p.name: len(p.agents) for p in cat.profiles.values()},
+        "profiles": per_profile,
         "warnings": [{"file": w.source, "line": w.line, "field": w.where, "message": w.message}
                      for w in cat.warnings],
     }
     if as_json:
         emit_json(summary)
         return
-    profiles = ", ".join(f"{n} {k}" for n, k in summary["profiles"].items())
+    profiles = ", ".join(f"{n} {k}" for n, k in per_profile.items())
     click.echo(f"OK {path}: {summary['agents']} agents ({summary['essential']} essential, "
                f"{summary['optional']} optional), {len(cat.profiles)} profiles ({profiles})")
     if len(cat.sources) > 1:

@@ -76,7 +76,7 @@ def _print_health(data: dict, show_all: bool) -> None:
     con = console()
     score = data.get("health_score")
     style = {"healthy": "green", "degraded": "yellow", "critical": "bold red"}.get(
-        data.get("status"), "")
+        str(data.get("status")), "")
     ess = data.get("essential") or {}
     con.print(f"health [{style}]{'?' if score is None else score}/100 {data.get('status')}[/]"
               f" - profile {data.get('profile')} - essential {ess.get('up')}/{ess.get('total')} "
@@ -139,7 +139,7 @@ def health(ctx: Ctx, watch: bool, interval: float, show_all: bool, as_json: bool
                                "Ctrl-C stops)")
                 _print_health(data, show_all)
             if not watch:
-                sys.exit(EXIT.get(data.get("status"), 1))
+                sys.exit(EXIT.get(str(data.get("status")), 1))
             sys.stdout.flush()
             _sleep(interval)
     except KeyboardInterrupt:   # the way to leave --watch: not an error

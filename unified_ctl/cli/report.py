@@ -23,7 +23,8 @@ def _write_report(kind: str, data: dict, out_dir: str | None, plot: bool, stem: 
     out_dir = out_dir or paths.reports_dir()
     os.makedirs(out_dir, mode=0o750, exist_ok=True)
     base = os.path.join(out_dir, stem)
-    png, note = None, "no plot: --no-plot"
+    png: str | None = None
+    note: str | None = "no plot: --no-plot"
     if plot:
         draw = report_render.weekly_png if kind == "weekly" else report_render.capacity_png
         note = draw(data, base + ".png")

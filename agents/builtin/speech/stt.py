@@ -14,6 +14,10 @@ import re
 import threading
 import time
 
+TYPE_CHECKING = False  # typing's constant without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_MODEL_DIR = "/usr/share/pocketsphinx/model/en-us"
 FRAME_RATE = 100  # PocketSphinx's default -frate: 100 feature frames per second
 LM_SEARCH = "_default"
@@ -36,7 +40,7 @@ class Pocketsphinx:
         self.lm = os.path.join(model_dir, "en-us.lm.bin")
         self.dict = os.path.join(model_dir, "cmudict-en-us.dict")
         self._module = module
-        self._decoder = None
+        self._decoder: Any = None  # the binding's Decoder (untyped C extension)
         self._lock = threading.Lock()
         self._grammar: tuple | None = None
         self.load_s: float | None = None

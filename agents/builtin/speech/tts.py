@@ -61,6 +61,21 @@ class Engine:
             with open(out, "rb") as f:
                 return f.read()
 
+    # What each engine provides (EspeakNG, Flite below).
+    def _list_voices(self) -> set[str]:
+        raise NotImplementedError
+
+    def _version(self) -> str:
+        raise NotImplementedError
+
+    def _argv(self, text: str, voice: str, rate: float, pitch: float,
+              out: str) -> tuple[list[str], bytes | None]:
+        raise NotImplementedError
+
+    def check_voice(self, voice: str) -> str:
+        """The voice name to use for `voice`, or VoiceError naming the allowed ones."""
+        raise NotImplementedError
+
     def _output(self, argv: list[str]) -> str:
         p = subprocess.run([self.path, *argv], capture_output=True, timeout=10, check=False)
         return (p.stdout + p.stderr).decode(errors="replace")
