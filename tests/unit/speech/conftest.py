@@ -1,31 +1,49 @@
 """Fixtures for the speech agents' tests: real STTService/TTSService processes (the SDK
-tests' spawner) running the real engines. Tests that need an engine skip, naming the Debian
+tests' spawner) running the real engines. Tests that need an engine fail, naming the Debian
 package, where it is not installed (the project installs them for the test machine:
-docs/SPEECH.md)."""
+scripts/dev/host-tools; docs/SPEECH.md)."""
 from __future__ import annotations
 
 import base64
 import os
-import shutil
 import struct
 
 import pytest
 
+from tests.host_tools import require_module, require_tool
 from ..sdk.harness import ROOT, sdk_path, spawn, spawn_module  # noqa: F401  (fixtures)
 
 
-def have_module(name: str) -> bool:
-    import importlib.util
+# A missing engine fails the test naming its Debian package (tests/host_tools.py): the
+# project installs them (scripts/dev/host-tools), and a skipped test would prove nothing.
+@pytest.fixture
+def _need_numpy():
+    require_module("numpy")
 
-    return importlib.util.find_spec(name) is not None
+
+@pytest.fixture
+def _need_stt():
+    require_module("pocketsphinx")
+    if not os.path.isdir("/usr/share/pocketsphinx/model/en-us"):
+        pytest.fail("the pocketsphinx model is missing: install it with "
+                    "scripts/dev/install_deps.sh (Debian package pocketsphinx-en-us)",
+                    pytrace=False)
 
 
-needs_numpy = pytest.mark.skipif(not have_module("numpy"), reason="needs python3-numpy")
-needs_stt = pytest.mark.skipif(
-    not (have_module("pocketsphinx") and os.path.isdir("/usr/share/pocketsphinx/model/en-us")),
-    reason="needs python3-pocketsphinx and pocketsphinx-en-us")
-needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+@pytest.fixture
+def _need_flite():
+    require_tool("flite")
+
+
+@pytest.fixture
+def _need_espeak():
+    require_tool("espeak-ng")
+
+
+needs_numpy = pytest.mark.usefixtures("_need_numpy")
+needs_stt = pytest.mark.usefixtures("_need_stt")
+needs_flite = pytest.mark.usefixtures("_need_flite")
+needs_espeak = pytest.mark.usefixtures("_need_espeak")
 
 
 def agent_env(spawner, module: str, **env) -> dict:

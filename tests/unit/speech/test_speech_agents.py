@@ -15,7 +15,7 @@ from .conftest import (agent_env, b64, needs_espeak, needs_flite, needs_numpy, n
                        task, wav_bytes)
 
 pytestmark = needs_numpy
-wav = pytest.importorskip("unified_agents.builtin.speech.wav")
+from unified_agents.builtin.speech import wav  # noqa: E402
 from unified_agents.builtin.speech.scoring import word_error_rate, word_errors  # noqa: E402
 
 COMMANDS = ["turn on the kitchen lights", "what time is it", "set a timer for five minutes",

@@ -7,7 +7,7 @@ import pytest
 from .conftest import needs_numpy, wav_bytes
 
 pytestmark = needs_numpy
-wav = pytest.importorskip("unified_agents.builtin.speech.wav")
+from unified_agents.builtin.speech import wav  # noqa: E402
 
 
 def tone(freq: float, rate: int, seconds: float = 0.5, amp: float = 0.5):
