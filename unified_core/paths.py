@@ -68,3 +68,16 @@ def backup_dir() -> str:
 def reports_dir() -> str:
     """Weekly/capacity reports and the capacity samples they keep (root's, not the agents')."""
     return os.environ.get("UNIFIED_REPORTS_DIR", "/var/lib/unified-system/reports")
+
+
+def replace_dir(tmp: str, dest: str) -> None:
+    """Put the fully written directory `tmp` in the place of `dest`: two renames, so `dest`
+    is at every moment either the old directory or the new one, never half of each."""
+    import shutil
+
+    old = dest + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(dest):
+        os.rename(dest, old)
+    os.rename(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -212,12 +212,7 @@ def start_trial(files: dict[str, str], source: str) -> str:
     with open(os.path.join(tmp, "meta.json"), "w") as f:
         json.dump({"source": os.path.abspath(source), "time": time.time(), "digest": digest(files),
                    "files": sorted(files)}, f, indent=1)
-    old = dest + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(dest):
-        os.rename(dest, old)
-    os.rename(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    paths.replace_dir(tmp, dest)
     return os.path.join(dest, MAIN)
 
 

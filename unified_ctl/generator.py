@@ -60,12 +60,7 @@ def save_last_good(cat, reason: str = "daemon-reload") -> None:
     for src in cat.sources[1:]:
         shutil.copy2(src, os.path.join(tmp, "conf.d", os.path.basename(src)))
     _private(tmp)
-    old = dest + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(dest):
-        os.rename(dest, old)
-    os.rename(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    paths.replace_dir(tmp, dest)
     from . import config_history
 
     config_history.record(config_history.sources_files(cat.sources), reason)
