@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from unified_core import fleet, paths, profiles, runtime
-from unified_core.errors import UnifiedError
+from unified_core.errors import SystemdError, UnifiedError
 from unified_core.model import Catalog
 
 from . import changes, ports
@@ -273,7 +273,13 @@ def stop_everything(sd) -> list[str]:
     # no longer load (an agent removed from the catalog while its unit was in memory) makes
     # `systemctl stop` refuse the whole call ("Unit ... not loaded"). What still runs of such
     # a unit is killed below like anything else that lingers.
-    sd.stop([r["unit"] for r in sd.list_units(list(PATTERNS)) if r["load"] == "loaded"])
+    try:
+        sd.stop([r["unit"] for r in sd.list_units(list(PATTERNS)) if r["load"] == "loaded"])
+    except SystemdError:
+        # e.g. "Job for unified-agent@X.service canceled.": an agent SIGTERMed while still
+        # starting queued its Restart= over our stop job. What counts is what still runs,
+        # checked next: it is killed and stopped again, and that second stop must succeed.
+        pass
     left = [r["unit"] for r in sd.list_units(list(PATTERNS[2:])) if r["active"] not in ("inactive", "failed")]
     if left:
         sd.kill(left, "SIGKILL")

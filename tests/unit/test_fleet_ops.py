@@ -269,3 +269,40 @@ def test_recover_sets_only_its_own_debug_level_not_the_shells_variables(fake, he
     assert res.exit_code == 0, out(res)
     assert "note: override LOG_LEVEL=DEBUG (from the environment) -> every agent" in res.stdout
     assert runtime.overrides_in_force() == {"LOG_LEVEL": "DEBUG"}
+
+
+def test_emergency_stop_kills_and_stops_again_when_systemd_cancels_its_stop_job():
+    from unified_core.errors import SystemdError
+    from unified_ctl import operations
+
+    class CancelsOnce(FakeSystemd):
+        """An agent SIGTERMed while starting: its Restart= replaces the first stop job."""
+
+        def stop(self, units, no_block=False):
+            if not any(c[0] == "stop" for c in self.calls):
+                self._log("stop", tuple(units))
+                raise SystemdError("`systemctl stop` failed (exit 1): Job for "
+                                   "unified-agent@VRAMOptimizerAgent.service canceled.")
+            super().stop(units, no_block)
+
+    sd = CancelsOnce()
+    sd.state = {"unified-agent@VRAMOptimizerAgent.service": "active",
+                "unified-agent@VRAMOptimizerAgent.socket": "active"}
+    assert operations.stop_everything(sd) == []
+    assert ("kill", ("unified-agent@VRAMOptimizerAgent.service",
+                     "unified-agent@VRAMOptimizerAgent.socket"), "SIGKILL") in sd.calls
+    assert set(sd.state.values()) == {"inactive"}
+
+
+def test_emergency_stop_names_what_a_second_failed_stop_left_running():
+    from unified_core.errors import SystemdError
+    from unified_ctl import operations
+
+    class NeverStops(FakeSystemd):
+        def stop(self, units, no_block=False):
+            raise SystemdError("`systemctl stop` failed (exit 1): Job canceled.")
+
+    sd = NeverStops()
+    sd.state = {"unified-agent@A.service": "active"}
+    with pytest.raises(SystemdError):
+        operations.stop_everything(sd)

@@ -28,10 +28,21 @@ class EngineFailed(RuntimeError):
         self.status = status
 
 
-def _run(argv: list[str], timeout: float, stdin: bytes | None = None) -> None:
+def _env(home: str) -> dict:
+    """The synthesiser's environment, HOME a throw-away directory: espeak-ng opens its audio
+    library (pcaudiolib → libpulse) even when it only writes a file or prints its version,
+    and libpulse then leaves $HOME/.config/pulse/<machine-id>-runtime, a symlink into /tmp,
+    in the agent's state directory (found by the file-mode system test)."""
+    return dict(os.environ, HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+                XDG_RUNTIME_DIR=home)
+
+
+def _run(argv: list[str], timeout: float, stdin: bytes | None = None,
+         *, home: str) -> None:
     try:
         p = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, timeout=timeout, check=False)
+                           stderr=subprocess.PIPE, timeout=timeout, check=False,
+                           env=_env(home))
     except subprocess.TimeoutExpired:
         raise EngineFailed(504, f"{os.path.basename(argv[0])} ran past {timeout:g} s "
                                 "(TTS_TIMEOUT_S); killed") from None
@@ -57,7 +68,7 @@ class Engine:
         with tempfile.TemporaryDirectory(prefix="tts-") as tmp:
             out = os.path.join(tmp, "out.wav")
             argv, stdin = self._argv(text, voice, rate, pitch, out)
-            _run(argv, timeout, stdin)
+            _run(argv, timeout, stdin, home=tmp)
             with open(out, "rb") as f:
                 return f.read()
 
@@ -77,7 +88,9 @@ class Engine:
         raise NotImplementedError
 
     def _output(self, argv: list[str]) -> str:
-        p = subprocess.run([self.path, *argv], capture_output=True, timeout=10, check=False)
+        with tempfile.TemporaryDirectory(prefix="tts-") as tmp:
+            p = subprocess.run([self.path, *argv], capture_output=True, timeout=10,
+                               check=False, env=_env(tmp))
         return (p.stdout + p.stderr).decode(errors="replace")
 
 
