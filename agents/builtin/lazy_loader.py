@@ -106,9 +106,10 @@ class Loader:
         return len(self.flights)
 
     def load(self, name: str, timeout: float | None = None) -> dict:
-        snap = self.view.snap
-        if name not in snap.members:
-            snap = self.view.current()  # a profile switch the watcher has not seen yet
+        # Always the catalog as it is now (three stat calls): a switch the watcher has not
+        # seen yet may have added the agent, or taken it out (then starting it would run an
+        # agent outside the profile until the next switch stops it as a stray).
+        snap = self.view.current()
         cat = snap.catalog
         sla = cat.lazy_loader.load_timeout_s
         limit = sla if timeout is None else min(float(timeout), sla)

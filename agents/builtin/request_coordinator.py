@@ -279,6 +279,12 @@ class RequestCoordinator(Agent):
                             profiles=list(target.profiles))
         return target
 
+    def _refuse_if_left(self, ttype: str) -> None:
+        """Raise route_of's 409 (or 400) when, read again now, the profile no longer serves
+        `ttype`; return when it still does."""
+        self.view.current()
+        self.route_of(ttype)
+
     def _forward(self, target: Target, ttype: str, body: bytes, rid: str):
         agent = target.agent
         # at most once (agents/idempotency.py): the caller's key or a new one, the same on
@@ -307,6 +313,11 @@ class RequestCoordinator(Agent):
                 except Unreachable as e:
                     if not e.retry or attempt >= self.retries:
                         reason = e.reason
+                        if e.retry:
+                            # Refused: nobody listens. A switch that just took the agent out
+                            # of the profile closed its socket before the watcher saw the
+                            # new profile: that is a 409, not the agent's failure.
+                            self._refuse_if_left(ttype)
                         self._count(ttype, agent, "timeout" if e.status == 504 else "unreachable")
                         self.log.warning(f"forward to {agent} failed: {e.reason}", rid,
                                          type=ttype, attempts=attempt + 1)

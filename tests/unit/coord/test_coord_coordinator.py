@@ -195,6 +195,20 @@ def test_a_profile_switch_that_just_finished_is_routed_at_once(coord):
     assert status == 200 and body["agent"] == "Faraway"
 
 
+def test_a_type_whose_agent_a_switch_just_took_out_of_the_profile_is_409_not_502(coord):
+    # CI (session 4): the switch closed VisionProcessingAgent's socket before the watcher saw
+    # the new profile; the coordinator forwarded by its old snapshot and answered 502
+    (coord.tmp / "etc" / "selected-profile").write_text("extra\n")
+    far = coord.start("Faraway")
+    assert task(coord, "far")[0] == 200
+    (coord.tmp / "etc" / "selected-profile").write_text("core\n")    # the switch back ...
+    far.proc.kill()                                                   # ... stopped it and
+    far.proc.wait(5)
+    far.lsock.close()                                                 # ... closed its socket
+    status, body, _ = task(coord, "far")                              # no waiting for a watcher
+    assert status == 409 and body["profiles"] == ["extra", "full"], body
+
+
 def test_every_forwarded_task_carries_an_idempotency_key_and_a_callers_key_is_kept(coord):
     coord.start("Flaky", FLAKY_SWITCH=str(coord.switch))
     made = [task(coord, "flaky", "a")[1]["result"]["idempotency_key"] for _ in range(2)]

@@ -177,3 +177,12 @@ def test_a_profile_switch_that_just_finished_is_seen_at_once(loader):
     loader.socket_activated("Faraway")
     status, body, _ = load(loader, {"agent": "Faraway"})
     assert status == 200 and body["profile"] == "extra"
+
+
+def test_an_agent_a_switch_just_took_out_of_the_profile_is_not_started(loader):
+    (loader.tmp / "etc" / "selected-profile").write_text("extra\n")
+    loader.socket_activated("Faraway")
+    assert load(loader, {"agent": "Faraway"})[0] == 200
+    (loader.tmp / "etc" / "selected-profile").write_text("core\n")      # the switch back
+    status, body, _ = load(loader, {"agent": "Faraway"})               # no waiting for a watcher
+    assert status == 409 and body["profile"] == "core", body
