@@ -21,9 +21,11 @@ the coordinator) therefore marks calls made while handling an untrusted request 
 never remove it). Agents never send the token themselves: on one host they need none, and a
 token sent along would leak to whatever URL an agent calls.
 
-The token: the systemd credential `unified-token` ($CREDENTIALS_DIRECTORY/unified-token; the
-unit loads it from /etc/unified/token, root-only, created at install; "none" or empty means
-no token), else the file named by UNIFIED_TOKEN_FILE. Never an environment variable holding the token itself (the
+The token: standard input when UNIFIED_TOKEN_FROM=stdin (the generator's drop-in sets
+`StandardInput=file:/etc/unified/token`: the file is root-only, created at install, and
+systemd opens it before dropping privileges); else the systemd credential `unified-token`
+($CREDENTIALS_DIRECTORY/unified-token; "none" or empty means no token); else the file named
+by UNIFIED_TOKEN_FILE. Never an environment variable holding the token itself (the
 environment of a unit is readable by every user through `systemctl show`). The token is never
 logged nor put into an error message.
 
@@ -73,9 +75,37 @@ def _check_token(raw: str, source: str) -> str | None:
     return tok
 
 
+def _token_from_stdin() -> str | None:
+    """The token as the unit hands it over (UNIFIED_TOKEN_FROM=stdin): standard input is the
+    token file, opened by systemd. Read once, then standard input becomes /dev/null, so that
+    no program the agent runs (flite, arecord, ...) inherits the secret."""
+    import stat
+
+    try:
+        st = os.fstat(0)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        # a terminal or pipe would block or hold something else: only systemd's file counts
+        raise ConfigError("UNIFIED_TOKEN_FROM=stdin but standard input is not a file; allowed: "
+                          "StandardInput=file:/etc/unified/token (the generator renders it)")
+    try:
+        raw = os.pread(0, MAX_TOKEN_LEN + 64, 0)
+    except OSError as e:
+        raise ConfigError(f"cannot read the token from standard input: {e.strerror}") from None
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    return _check_token(raw.decode("ascii", "replace"), "standard input (/etc/unified/token)")
+
+
 def load_token(environ=None) -> str | None:
     """The configured token, or None. ConfigError (exit 2) when a named file is unusable."""
     env = os.environ if environ is None else environ
+    if (env.get("UNIFIED_TOKEN_FROM") or "").strip() == "stdin":
+        return _token_from_stdin()
     cred_dir = (env.get("CREDENTIALS_DIRECTORY") or "").strip()
     if cred_dir:
         path = os.path.join(cred_dir, TOKEN_CREDENTIAL)

@@ -36,6 +36,10 @@ GROUPS: dict[str, tuple[str, ...]] = {k: (k,) for k in (
     "PrivateUsers", "RestrictAddressFamilies")}
 GROUPS["SystemCallFilter"] = ("SystemCallFilter", "SystemCallErrorNumber")
 GROUPS["LoadCredential"] = ("LoadCredential", "SetCredential")
+# Rows that ADD lines to the shipped unit: how the unit was before a change, measured in the
+# same passes (the token came as a credential until the generator's StandardInput= drop-in).
+ADDED = {"+LoadCredential (the token before)":
+         "LoadCredential=unified-token:/etc/unified/token\nSetCredential=unified-token:none\n"}
 # The ones that make systemd 252 set up a mount namespace for the process (the credential
 # does too: /run/credentials/UNIT is mounted into it). PrivateUsers is a user namespace.
 MOUNT_NS = ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
@@ -62,8 +66,10 @@ def without(template: str, rows: list[str]) -> str:
 
 
 def variants(present: list[str]) -> list[tuple[str, list[str]]]:
-    """(label, rows deleted) for every measurement; "shipped" deletes nothing."""
+    """(label, rows deleted) for every measurement; "shipped" deletes nothing (nor do the
+    ADDED rows: they add their lines)."""
     out = [("shipped", []), ("none", list(present))]
+    out += [(label, []) for label in ADDED if not keys_of(ADDED[label]) & set(present)]
     out += [(f"-{r}", [r]) for r in present]
     mounts = [r for r in present if r in MOUNT_NS]
     out.append(("no mount directive", mounts))
@@ -102,12 +108,16 @@ def measure(c, rounds: int, passes: int = 3) -> tuple[dict, dict, list[str]]:
     try:
         for n in per_pass:
             for label, rows in todo:
-                _apply(c, without(template, rows) if rows else None)
+                _apply(c, template + ADDED[label] if label in ADDED
+                       else without(template, rows) if rows else None)
                 if label not in exposure:
                     exposure[label] = _exposure(c)
                     # the effective unit has none of the deleted lines, and systemd's view of
                     # each deleted setting changed (252 prints credentials as "[unprintable]")
-                    left = keys_of(c.run(["systemctl", "cat", UNIT]).stdout) & {k for r in rows for k in GROUPS[r]}
+                    effective = keys_of(c.run(["systemctl", "cat", UNIT]).stdout)
+                    if label in ADDED and not keys_of(ADDED[label]) <= effective:
+                        raise RuntimeError(f"{label}: the added lines are not in effect")
+                    left = effective & {k for r in rows for k in GROUPS[r]}
                     now = _show(c, rows)
                     same = sorted(left) + [k for k in now if now[k] == shipped_show.get(k) != "[unprintable]"]
                     if same:

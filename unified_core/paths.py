@@ -15,6 +15,11 @@ def catalog_file() -> str:
     return os.path.join(etc_dir(), "unified.yaml")
 
 
+def token_file() -> str:
+    """The fleet token (docs/SECURITY.md): root-only, created at install."""
+    return os.path.join(etc_dir(), "token")
+
+
 def last_good_dir() -> str:
     """Last validated catalog. On the root file system under /etc: the generator reads it
     at early boot, when /var may not be mounted yet."""

@@ -135,10 +135,14 @@ def _files_digest(catalog_file: str) -> str | None:
         return None
 
 
+def _token_present() -> bool:
+    return os.path.isfile(paths.token_file())
+
+
 def render_key(catalog_file: str, selected: str, ncpu: int, files_digest: str | None = None) -> str | None:
     """Everything the rendered units depend on, as one digest: this version of the renderer,
     the catalog's files (main and drop-ins, by content), the selected profile and the CPU
-    count. Equal keys render equal units, so a daemon-reload would change nothing (a switch
+    count, and whether the fleet token exists (it adds a drop-in). Equal keys render equal units, so a daemon-reload would change nothing (a switch
     skips it: operations.py). None when the files can't be read."""
     import hashlib
 
@@ -147,7 +151,8 @@ def render_key(catalog_file: str, selected: str, ncpu: int, files_digest: str | 
     files = files_digest or _files_digest(catalog_file)
     if files is None:
         return None
-    key = "\0".join((__version__, os.path.realpath(catalog_file), selected, str(ncpu), files))
+    key = "\0".join((__version__, os.path.realpath(catalog_file), selected, str(ncpu), files,
+                      str(_token_present())))
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -197,7 +202,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     if fell_back:
         log(3, f"{catalog_file} is invalid; running the last good catalog instead:\n{reason}")
     selected = read_selected(cat.profiles) or cat.settings.profile
-    files = render(cat, selected, ncpu)
+    files = render(cat, selected, ncpu, paths.token_file() if _token_present() else None)
     write_files(outdir, files)
     if not fell_back and not trial:  # a trial is not permanent: never the fallback
         try:

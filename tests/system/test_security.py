@@ -120,40 +120,49 @@ def token_of(c) -> str:
     return c.run(["cat", "/etc/unified/token"]).stdout.strip()
 
 
-def test_the_token_is_root_only_and_reaches_agents_as_a_credential_only(container):
+def test_the_token_is_root_only_and_reaches_agents_as_standard_input_only(container):
     c = container
     assert c.run(["stat", "-c", "%a %U %G", "/etc/unified/token"]).stdout.split() == \
         ["600", "root", "root"]
     token = token_of(c)
     assert re.fullmatch(r"[0-9a-f]{64}", token), "not 32 random bytes as hex"
     unit = "unified-agent@ServiceRegistry.service"
-    cred = f"/run/credentials/{unit}/unified-token"
-    assert c.run(["cat", cred]).stdout.strip() == token
-    assert c.run(["stat", "-c", "%a %U", cred]).stdout.split() == ["400", "unified"]
+    assert c.unit_property(unit, "StandardInput") == "file"
     pid = c.unit_property(unit, "MainPID")
+    # read once at start, then standard input is /dev/null: no program it runs inherits it
+    assert c.run(["readlink", f"/proc/{pid}/fd/0"]).stdout.strip() == "/dev/null"
     leaks = c.run(["sh", "-c", "grep -l " + shlex.quote(token) + " /proc/" + pid + "/environ "
                    "/proc/" + pid + "/cmdline; systemctl show 'unified-agent@*' "
                    "-p Environment | grep -c " + shlex.quote(token)], check=False).stdout
-    assert leaks.split() == ["0"], f"the token shows outside the credential: {leaks}"
+    assert leaks.split() == ["0"], f"the token shows outside the agent: {leaks}"
+    # no per-unit credential mount any more (each one cost every other cold start)
+    assert c.run(["sh", "-c", "grep -c /run/credentials/unified-agent /proc/self/mountinfo"],
+                 check=False).stdout.strip() == "0"
     # the agent user cannot read the file itself
     r = c.run(["runuser", "-u", "unified", "--", "cat", "/etc/unified/token"], check=False)
     assert r.returncode != 0
 
 
 def test_without_the_token_file_agents_still_start(container):
-    """systemd 252 fails a unit whose LoadCredential= file is missing (243/CREDENTIALS); the
-    unit's SetCredential=unified-token:none fallback keeps the fleet up (no token)."""
+    """systemd fails a start whose StandardInput=file: is missing (208/STDIN): the generator
+    renders that drop-in only while the file exists, so after a daemon-reload the fleet
+    runs without a token."""
     c = container
     unit = "unified-agent@ServiceRegistry.service"
+    drop_in = "/run/systemd/generator/unified-agent@.service.d/20-token.conf"
     c.run(["mv", "/etc/unified/token", "/etc/unified/token.systest"])
     try:
+        c.systemctl("daemon-reload", timeout=120)
+        assert c.run(["test", "-e", drop_in], check=False).returncode != 0
         c.systemctl("restart", unit, timeout=60)
         c.wait_until(["curl", "-sf", "-m", "2", "http://127.0.0.1:8200/health"], timeout=30)
-        assert c.run(["cat", f"/run/credentials/{unit}/unified-token"]).stdout == "none"
+        assert c.unit_property(unit, "StandardInput") == "null"
     finally:
         c.run(["mv", "/etc/unified/token.systest", "/etc/unified/token"])
+        c.systemctl("daemon-reload", timeout=120)
         c.systemctl("restart", unit, timeout=60)
         c.wait_until(["curl", "-sf", "-m", "2", "http://127.0.0.1:8200/health"], timeout=30)
+    assert c.unit_property(unit, "StandardInput") == "file"
 
 
 def test_a_remote_caller_needs_the_token_to_change_state(new_container):

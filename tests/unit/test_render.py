@@ -116,3 +116,13 @@ def test_command_that_binds_its_own_port_is_fronted_by_socket_proxyd(files):
     backend = files["unified-backend@Legacy.service.d/50-catalog.conf"]
     assert "ExecStart=/usr/bin/python3 -m http.server 17302 --bind 127.0.0.1" in backend
     assert "ExecStartPost=/usr/lib/unified-system/wait-port 127.0.0.1 17302 30" in backend
+
+
+def test_the_token_reaches_agents_as_standard_input_only_while_the_file_exists():
+    cat = load_catalog(str(HERE / "catalog.yaml"), env={}, dropins=False)
+    with_token = render(cat, "base", ncpu=2, token_file="/etc/unified/token")
+    drop_in = with_token["unified-agent@.service.d/20-token.conf"]
+    assert "StandardInput=file:/etc/unified/token\n" in drop_in
+    assert "Environment=UNIFIED_TOKEN_FROM=stdin\n" in drop_in
+    # no file, no drop-in: systemd would fail every start (208/STDIN)
+    assert not any(k.endswith("20-token.conf") for k in render(cat, "base", ncpu=2))

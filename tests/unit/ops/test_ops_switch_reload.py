@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 
 import pytest
 
@@ -21,6 +22,7 @@ def rendered(fake, monkeypatch):  # noqa: F811
 
     def reload():
         real()
+        shutil.rmtree(paths.generator_dir(), ignore_errors=True)  # systemd empties it first
         generator.generate(paths.generator_dir())
     monkeypatch.setattr(fake, "daemon_reload", reload)
     generator.generate(paths.generator_dir())
@@ -95,3 +97,15 @@ def test_the_library_switch_reports_what_it_did_as_fields(rendered):
     assert r.reloaded is False and r.wait is None and r.ok
     assert set(r.plan.keep_agents) == set(cat.profiles["core"].agents) and r.plan.start_agents == ()
     assert r.launch.overrides == () and not r.launch.changed and r.env_restarted == ()
+
+
+def test_creating_or_removing_the_token_file_counts_as_a_change(rendered):
+    # the token's drop-in exists only while the file does (a start fails without its file)
+    token = pathlib.Path(paths.token_file())
+    token.write_text("a-token-of-sixteen-or-more\n")
+    assert switch("core")["reloaded"] is True
+    drop_in = pathlib.Path(paths.generator_dir()) / "unified-agent@.service.d" / "20-token.conf"
+    assert f"StandardInput=file:{token}\n" in drop_in.read_text()
+    token.unlink()
+    assert switch("core")["reloaded"] is True
+    assert not drop_in.exists()

@@ -16,7 +16,7 @@ from unified_agents.config import ConfigError
 from unified_agents.guard import Guard, is_loopback, load_token
 from unified_agents.server import HTTPError, Request
 
-from .harness import free_port
+from .harness import ROOT, free_port, sdk_path  # noqa: F401  (fixture)
 
 VAULT = "entry_point:sdk_guard_agents:Vault"
 TOKEN = "s3cr3t-t0ken-0123456789abcdef"
@@ -263,3 +263,35 @@ def test_a_bad_token_file_stops_the_agent_with_exit_2(spawn, tmp_path):
     assert a.wait_exit(15) == 2
     err = a.stderr()
     assert "UNIFIED_TOKEN_FILE" in err and "tooshort" not in err
+
+
+def _run_reading_stdin(sdk_path, stdin, env_extra):
+    """load_token in a child whose standard input is `stdin`, as systemd starts an agent;
+    the child prints the token it read and what its standard input is afterwards."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, os; from unified_agents.guard import load_token\n"
+            "try:\n    tok = load_token()\nexcept Exception as e:\n    tok = 'ERROR ' + str(e)\n"
+            "print(json.dumps([tok, os.readlink('/proc/self/fd/0')]))")
+    env = {**os.environ, "PYTHONPATH": f"{sdk_path}:{ROOT}", **env_extra}
+    out = subprocess.run([sys.executable, "-c", code], stdin=stdin, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_token_from_standard_input_is_read_once_and_stdin_becomes_dev_null(tmp_path, sdk_path):
+    f = tmp_path / "token"
+    f.write_text(TOKEN + "\n")
+    with open(f) as stdin:
+        tok, fd0 = _run_reading_stdin(sdk_path, stdin, {"UNIFIED_TOKEN_FROM": "stdin"})
+    assert tok == TOKEN and fd0 == "/dev/null"   # no program the agent runs inherits it
+
+
+def test_token_from_standard_input_that_is_not_a_file_is_a_clear_error(sdk_path):
+    import subprocess
+
+    tok, _ = _run_reading_stdin(sdk_path, subprocess.PIPE, {"UNIFIED_TOKEN_FROM": "stdin"})
+    assert tok.startswith("ERROR UNIFIED_TOKEN_FROM=stdin but standard input is not a file")
