@@ -15,7 +15,8 @@ health port answering 200), in alternating rounds:
 
 supervisord cannot hand over a listening socket, so its agents bind their ports themselves
 (the SDK does that when LISTEN_FDS is absent) and get the fleet token from a file
-(UNIFIED_TOKEN_FILE) instead of a systemd credential; they run without systemd's sandbox.
+(UNIFIED_TOKEN_FILE) instead of standard input opened by systemd; they run without
+systemd's sandbox.
 """
 from __future__ import annotations
 
@@ -339,10 +340,12 @@ def run(c, runs, summary):
     ports_of = {a: int(programs[a][1]["UNIFIED_HEALTH_PORT"]) for a in agents}
     ports = [ports_of[a] for a in agents]
     agent_port, health_port = int(programs[AGENT][1]["UNIFIED_PORT"]), ports_of[AGENT]
-    # The fleet token: a systemd credential for ours; a file only unified can read for supervisord.
+    # The fleet token: standard input opened by systemd for ours (UNIFIED_TOKEN_FROM=stdin,
+    # dropped here); a file only unified can read for supervisord.
     c.run(["install", "-d", "-m", "0755", RUN])
     c.run(["install", "-m", "0400", "-o", "unified", "-g", "unified", "/etc/unified/token", f"{RUN}/token"])
     for a in agents:
+        programs[a][1].pop("UNIFIED_TOKEN_FROM", None)
         programs[a][1]["UNIFIED_TOKEN_FILE"] = f"{RUN}/token"
     c.run(["mkdir", "-p", "/etc/unified-peer"])
     ours, sup = Ours(c, ports), Supervisord(c, ports, programs)
