@@ -15,6 +15,10 @@ from __future__ import annotations
 import threading
 import time
 
+TYPE_CHECKING = False  # typing's constant without importing typing (agents' cold start)
+if TYPE_CHECKING:
+    from typing import Self
+
 
 def describe(e: BaseException) -> str:
     s = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -24,12 +28,15 @@ def describe(e: BaseException) -> str:
 class Poller:
     name = "poller"
 
+    failed_message = "collector failed; serving its last result"
+
     def __init__(self, interval_s: float, *, min_gap_s: float = 1.0, on_update=None,
-                 log=None, clock=time.monotonic):
+                 log=None, clock=time.monotonic, first_delay_s: float = 0.0):
         if not interval_s > 0:
             raise ValueError(f"{self.name}: interval_s={interval_s!r}; allowed: a number > 0")
         self.interval_s = float(interval_s)
         self.min_gap_s = float(min_gap_s)
+        self.first_delay_s = float(first_delay_s)  # before the first run (a chore, not a view)
         self.log = log
         self.clock = clock
         self.on_update = on_update     # called after each successful run (e.g. re-evaluate)
@@ -58,8 +65,7 @@ class Poller:
             self.errors += 1
             msg = describe(e)
             if self.log is not None and msg != self.last_error:
-                self.log.warning(f"{self.name} collector failed; serving its last result",
-                                 error=msg)
+                self.log.warning(f"{self.name} {self.failed_message}", error=msg)
             self.last_error = msg
             return False
         finally:
@@ -67,7 +73,7 @@ class Poller:
             self.last_duration_s = self.clock() - t0
             self.total_duration_s += self.last_duration_s
         if self.last_error and self.log is not None:
-            self.log.info(f"{self.name} collector recovered")
+            self.log.info(f"{self.name} recovered")
         self.last_error = ""
         self.last_ok = self.clock()
         self.last_ok_wall = time.time()
@@ -79,7 +85,7 @@ class Poller:
                     self.log.exception(f"after the {self.name} collector", e)
         return True
 
-    def start(self) -> "Poller":
+    def start(self) -> Self:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name=f"poll-{self.name}",
                                             daemon=True)
@@ -99,6 +105,8 @@ class Poller:
         self._wake.set()
 
     def _loop(self) -> None:
+        if self.first_delay_s > 0:
+            self._stop.wait(self.first_delay_s)
         while not self._stop.is_set():
             started = self.clock()
             self.run_once()
