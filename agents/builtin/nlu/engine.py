@@ -39,7 +39,8 @@ W_SKIP_SLOT = 1.5      # DP penalty: a slot the input does not fill (a word miss
 class TrainingData:
     """What a model is trained from: the intent set and the names from the catalog."""
 
-    def __init__(self, intents: IntentSet, agents: list[str] = (), profiles: list[str] = ()):
+    def __init__(self, intents: IntentSet, agents: list[str] | tuple = (),
+                 profiles: list[str] | tuple = ()):
         self.intents = intents
         self.agents = list(agents)
         self.profiles = list(profiles)
@@ -331,7 +332,7 @@ class _Aligner:
             if key in memo:
                 return memo[key]
             if k == m:
-                r = (tail_in[i], 0.0, ())
+                r: tuple[float, float, tuple] = (tail_in[i], 0.0, ())
             else:
                 item = seq[k]
                 cands = []

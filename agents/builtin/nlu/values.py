@@ -197,8 +197,8 @@ def time_of_day(toks: list[str]) -> str | None:
         return "00:00"
     m = re.match(r"^(\d{1,2}):(\d{2})$", s)
     if m:
-        h, mi = int(m.group(1)), int(m.group(2))
-        return f"{h:02d}:{mi:02d}" if h < 24 and mi < 60 else None
+        hh, mm = int(m.group(1)), int(m.group(2))
+        return f"{hh:02d}:{mm:02d}" if hh < 24 and mm < 60 else None
     suffix = None
     if toks and toks[-1] in ("am", "pm", "o'clock"):
         suffix, toks = toks[-1], toks[:-1]
@@ -207,7 +207,8 @@ def time_of_day(toks: list[str]) -> str | None:
     h: int | float | None
     mi: int | float | None = 0
     if len(toks) >= 3 and toks[-2] in ("past", "to"):
-        rel = {"half": 30, "quarter": 15}.get(toks[0]) if len(toks) == 3 else None
+        rel: int | float | None = {"half": 30, "quarter": 15}.get(toks[0]) if len(toks) == 3 \
+            else None
         if rel is None:
             rel = number(toks[:-2])
         h = number(toks[-1:])
