@@ -142,3 +142,20 @@ def test_an_empty_intent_directory_fails_the_start_naming_it(spawn, tmp_path):
               notify=False)
     assert a.wait_exit(30) == 2
     assert f"{tmp_path}: no intent files (*.yaml) in this directory" in a.stderr()
+
+
+def test_the_check_command_validates_intent_files_without_the_agent(spawn, tmp_path):
+    import subprocess
+
+    from ..sdk.harness import PYTHON
+
+    env = {"PYTHONPATH": str(spawn.sdk_path), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([PYTHON, "-m", "unified_agents.builtin.nlu", "check", INTENTS],
+                        env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and "14 intents in 1 files: ok" in ok.stdout, ok
+    (tmp_path / "bad.yaml").write_text("intents:\n  Hi:\n    examples: ['hello]']\n")
+    bad = subprocess.run([PYTHON, "-m", "unified_agents.builtin.nlu", "check", str(tmp_path)],
+                         env=env, capture_output=True, text=True)
+    assert bad.returncode == 2, bad
+    assert f"{tmp_path}/bad.yaml:3: intents.Hi.examples[0]: template 'hello]': unexpected ']'" \
+        in bad.stderr, bad.stderr
