@@ -297,12 +297,35 @@ class _Aligner:
         self.span_cache: dict[tuple, object] = {}
 
     def best(self, intent) -> tuple[float, dict]:
-        best: tuple = (0.0, 0, {})
+        """The best alignment over the intent's sentences. Sentences are tried best bound
+        first and skipped when even their bound cannot beat what was found: the bound counts
+        every template word present in the input as matched and only the costs no alignment
+        avoids (template words absent from the input; with no slot, input words absent from
+        the template), so skipping never changes the answer (~10x fewer alignments)."""
+        wt, unknown = self.model.weight, self.model.unknown_weight
+        present = set(self.w)
+        bounds = []
         for _, sentences in intent.examples:
             for s in sentences:
-                got = self.align(s, intent)
-                if got[:2] > best[:2]:  # the better score; on a tie the more words matched
-                    best = got
+                words = [x for x in s if isinstance(x, str)]
+                n_slots = len(s) - len(words)
+                typed = sum(1 for x in s if not isinstance(x, str)
+                            and intent.slots[x[1]] != "text")
+                gain = sum(wt.get(x, unknown) for x in words if x in present) + W_SLOT * typed
+                cost = W_MISSING * sum(wt.get(x, unknown) for x in words if x not in present)
+                if not n_slots:
+                    sw = set(words)
+                    cost += sum(wt.get(x, unknown) for x in self.w if x not in sw)
+                if gain > 0:
+                    bounds.append((gain / (gain + cost), s))
+        bounds.sort(key=lambda b: -b[0])
+        best: tuple = (0.0, 0, {})
+        for bound, s in bounds:
+            if bound < best[0]:
+                break
+            got = self.align(s, intent)
+            if got[:2] > best[:2]:  # the better score; on a tie the more words matched
+                best = got
         return best[0], best[2]
 
     def _value(self, kind: str, i: int, j: int):
