@@ -95,16 +95,16 @@ def test_an_agent_that_does_not_start_in_time_is_504(loader):
 
 def test_concurrent_loads_of_one_agent_share_one_activation_and_show_in_the_queue(loader):
     loader.set_state("Helper", "active")
-    # a slow start (3 s), so that a loaded machine still sees the three loads queued on it
-    loader.socket_activated("Echo", delay=3.0)
+    # a slow start, so that a loaded machine still sees the three loads queued on it
+    loader.socket_activated("Echo", delay=1.5)
     results = []
     threads = [threading.Thread(target=lambda: results.append(load(loader, {"agent": "Echo"})))
                for _ in range(3)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 2.5
+    deadline = time.monotonic() + 1.2
     info = health(loader)
-    while info["queue_size"] != 1 and time.monotonic() < deadline:
+    while (info["queue_size"], info["loading"]) != (1, ["Echo"]) and time.monotonic() < deadline:
         time.sleep(0.05)
         info = health(loader)
     assert info["queue_size"] == 1 and info["loading"] == ["Echo"]
