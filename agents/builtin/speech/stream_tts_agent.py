@@ -82,7 +82,8 @@ class Stream:
 
 class StreamingTTSAgent(TTSService):
     version = "1.0.0"
-    task_types = ("streaming_tts", "streaming_tts_chunk", "stop_playback", "playback_status")
+    task_types: tuple | None = ("streaming_tts", "streaming_tts_chunk", "stop_playback",
+                                "playback_status")
 
     def on_start(self) -> None:
         super().on_start()  # the engines (TTSService's settings and checks)
