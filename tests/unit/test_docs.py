@@ -42,7 +42,11 @@ def test_readme_agents_table_is_what_the_catalog_gives():
 
 def test_agents_table_names_every_agent_once_and_the_real_ones_with_their_module():
     block = _agents_table().table()
-    assert block.startswith("13 of 77 agents have a real implementation; the other 64 run")
+    from unified_core.catalog import load_catalog
+    cat = load_catalog(str(ROOT / "etc" / "unified" / "unified.yaml"), env={}, dropins=False)
+    real = sum(1 for a in cat.agents.values() if a.run.kind != "reference")
+    assert block.startswith(f"{real} of 77 agents have a real implementation; the other "
+                            f"{77 - real} run")
     assert "| infrastructure_registry | ServiceRegistry (`agents/builtin/service_registry.py`)," in block
     assert "| tutoring_services | — | TutorAgent, TutoringAgent |" in block
     assert "STTService (`agents/builtin/stt_service.py`)" in block

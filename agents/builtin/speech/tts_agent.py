@@ -31,7 +31,7 @@ def _number(task: dict, name: str, lo: float, hi: float) -> float:
 
 class TTSService(Agent):
     version = "1.0.0"
-    task_types = ("tts", "text_to_speech")
+    task_types: tuple | None = ("tts", "text_to_speech")  # (Agent's type: subclasses serve others)
 
     def on_start(self) -> None:
         env = self.config.env

@@ -1,0 +1,61 @@
+"""Incremental PocketSphinx decoding for StreamingSpeechRecognition: audio is fed as it
+arrives (process_raw with search on, live cepstral mean normalisation), a partial hypothesis
+is read after every chunk (hyp()), and end_utt() gives the final words with their times.
+
+The old swig API of Debian's python3-pocketsphinx 0.1.15 (stt.py says why that binding). A
+decoder holds one utterance at a time, so each open session owns one decoder of a pool that
+is loaded at start (StreamDecoder.load: ~0.6 s and the model's memory each).
+"""
+from __future__ import annotations
+
+import time
+
+from .stt import FRAME_RATE, Pocketsphinx, _ALT
+
+SAMPLE_RATE = 16000  # what the chunks must be: raw signed 16-bit little-endian mono
+
+
+class StreamDecoder(Pocketsphinx):
+    """One utterance at a time: begin(), feed() per chunk, finish()."""
+
+    in_utt = False
+    decode_s = 0.0
+    samples = 0
+
+    def begin(self) -> None:
+        if self.in_utt:  # a session that expired mid-utterance: drop what it had
+            self._decoder.end_utt()
+        self._decoder.start_utt()
+        self.in_utt, self.decode_s, self.samples = True, 0.0, 0
+
+    def feed(self, raw: bytes) -> dict:
+        """Decode one chunk (bytes of int16 at 16 kHz); the partial hypothesis so far."""
+        t0 = time.perf_counter()
+        d = self._decoder
+        if raw:
+            d.process_raw(raw, False, False)  # search on, not the full utterance: live CMN
+        hyp = d.hyp()
+        self.decode_s += time.perf_counter() - t0
+        self.samples += len(raw) // 2
+        return {"partial": _clean(hyp.hypstr) if hyp else "", "in_speech": d.get_in_speech()}
+
+    def finish(self) -> dict:
+        """End the utterance: the final text and words (times from the session's start)."""
+        t0 = time.perf_counter()
+        d = self._decoder
+        d.end_utt()
+        self.in_utt = False
+        logmath = d.get_logmath()
+        words = [{"word": _ALT.sub("", s.word), "start_s": round(s.start_frame / FRAME_RATE, 2),
+                  "end_s": round((s.end_frame + 1) / FRAME_RATE, 2),
+                  "confidence": round(min(1.0, logmath.exp(s.prob)), 3)}
+                 for s in d.seg() if not s.word.startswith(("<", "["))]  # silence, fillers
+        self.decode_s += time.perf_counter() - t0
+        conf = sum(w["confidence"] for w in words) / len(words) if words else 0.0
+        return {"text": " ".join(w["word"] for w in words), "words": words,
+                "confidence": round(conf, 3)}
+
+
+def _clean(hypstr: str) -> str:
+    """A hypothesis string without alternative-pronunciation marks and fillers."""
+    return " ".join(_ALT.sub("", w) for w in hypstr.split() if not w.startswith(("<", "[")))

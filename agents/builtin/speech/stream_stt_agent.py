@@ -1,0 +1,147 @@
+"""StreamingSpeechRecognition: partial and final transcripts while the audio arrives
+(docs/SPEECH.md, "Streaming").
+
+    POST /task {"type": "streaming_stt", "session"?: id, "audio_chunk_b64"?: "<base64 of raw
+                signed 16-bit little-endian mono PCM at 16 kHz>", "final"?: false}
+      → {"session", "final": false, "partial", "in_speech", "audio_s", "chunk_s", "decode_s"}
+      → (with "final": true) {"session", "final": true, "text", "words", "confidence",
+                              "audio_s", "rtf", "engine", "model"}
+
+No "session" opens one (a decoder of the pool is its own until "final" or expiry); every
+later chunk names it. A session API over /task, not a streamed HTTP response: it works the
+same through RequestCoordinator (which forwards whole bodies), each chunk's answer is the
+partial hypothesis after that chunk, and a client that stops sending is bounded by the
+session limits (sessions.py): STREAM_STT_MAX_SESSIONS open at once (429 + Retry-After),
+STREAM_STT_IDLE_S without a chunk or STREAM_STT_MAX_AGE_S since opening (then 404 "expired"),
+STREAM_STT_MAX_AUDIO_S of audio (413, the session closed) and STREAM_STT_MAX_CHUNK_S per chunk.
+"""
+from __future__ import annotations
+
+import threading
+
+from unified_agents import Agent, HTTPError
+
+from . import deps, pcm
+from .sessions import SessionTable
+from .stream_stt import SAMPLE_RATE, StreamDecoder
+from .stt import DEFAULT_MODEL_DIR, real_time_factor
+
+
+class Session:
+    def __init__(self, decoder: StreamDecoder):
+        self.decoder = decoder
+        self.lock = threading.Lock()  # one chunk at a time: chunks are ordered
+        self.closed = False  # its decoder went back to the pool (a late chunk is a 404)
+
+
+class StreamingSpeechRecognition(Agent):
+    version = "1.0.0"
+    task_types = ("streaming_stt",)
+
+    def on_start(self) -> None:
+        env = self.config.env
+        n = env.integer("STREAM_STT_MAX_SESSIONS", 2, 1, 64)
+        self.max_audio_s = env.number("STREAM_STT_MAX_AUDIO_S", 60.0, 1.0, 3600.0)
+        max_chunk_s = env.number("STREAM_STT_MAX_CHUNK_S", 10.0, 0.01, 600.0)
+        self.max_chunk_bytes = int(max_chunk_s * SAMPLE_RATE * 2)
+        self.max_body_bytes = self.max_chunk_bytes * 4 // 3 + 65536  # base64 + the JSON
+        model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
+        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
+                                  "the PocketSphinx speech recogniser")
+        self.pool: list[StreamDecoder] = []
+        for _ in range(n):
+            d = StreamDecoder(module, model_dir)
+            for f in d.files():
+                deps.need_file(self.name, f, "pocketsphinx-en-us", "STT_MODEL_DIR")
+            d.load()
+            self.pool.append(d)
+        self.model_dir = model_dir
+        self.load_s = sum(d.load_s or 0.0 for d in self.pool)
+        self._free = list(self.pool)
+        self._pool_lock = threading.Lock()
+        self.sessions = SessionTable(
+            "session", n, env.number("STREAM_STT_IDLE_S", 10.0, 0.1, 3600.0),
+            env.number("STREAM_STT_MAX_AGE_S", 300.0, 1.0, 86400.0), close=self._release,
+            setting="STREAM_STT_MAX_SESSIONS")
+        self.log.info("recognisers loaded", engine="pocketsphinx", model=model_dir,
+                      decoders=n, load_s=round(self.load_s, 3))
+
+    def _release(self, session: Session) -> None:
+        """A session left the table: its decoder goes back to the pool once no chunk of it
+        is being decoded (an expiry by age may come while one is)."""
+        with session.lock:
+            session.closed = True
+            self._give_back(session.decoder)
+
+    def _give_back(self, decoder: StreamDecoder) -> None:
+        with self._pool_lock:
+            self._free.append(decoder)
+
+    def _open(self) -> tuple[str, Session]:
+        self.sessions.purge()  # expired sessions give their decoders back first
+        with self._pool_lock:
+            decoder = self._free.pop() if self._free else None
+        if decoder is None:  # every decoder belongs to a live session
+            self.sessions.refuse()
+        assert decoder is not None
+        session = Session(decoder)
+        decoder.begin()
+        try:
+            return self.sessions.add(session), session
+        except HTTPError:
+            self._give_back(decoder)
+            raise
+
+    def handle_task(self, task: dict):
+        final = task.get("final", False)
+        if not isinstance(final, bool):
+            raise HTTPError(400, f'"final"={final!r}; allowed: true or false')
+        raw = pcm.chunk(task, self.max_chunk_bytes, "STREAM_STT_MAX_CHUNK_S")
+        sid = task.get("session")
+        if sid is None:
+            sid, session = self._open()
+        else:
+            session = self.sessions.get(sid)
+        if not session.lock.acquire(blocking=False):
+            raise HTTPError(409, f'session "{sid}" is decoding another chunk; allowed: one '
+                                 "chunk at a time, in order (wait for the answer)")
+        try:
+            if session.closed:
+                raise HTTPError(404, f'session "{sid}" was closed while this chunk waited')
+            d = session.decoder
+            if (d.samples + len(raw) // 2) / SAMPLE_RATE > self.max_audio_s:
+                self._close(sid, session)
+                raise HTTPError(413, f'session "{sid}" would hold more than '
+                                     f"{self.max_audio_s:g} s of audio (STREAM_STT_MAX_AUDIO_S);"
+                                     " it is closed: send \"final\" before that")
+            out = d.feed(raw)
+            audio_s = d.samples / SAMPLE_RATE
+            if not final:
+                return {"session": sid, "final": False, "partial": out["partial"],
+                        "in_speech": bool(out["in_speech"]), "audio_s": round(audio_s, 3),
+                        "chunk_s": round(len(raw) / 2 / SAMPLE_RATE, 3),
+                        "decode_s": round(d.decode_s, 4)}
+            result = d.finish()
+            self._close(sid, session)
+            return {"session": sid, "final": True, **result, "audio_s": round(audio_s, 3),
+                    "decode_s": round(d.decode_s, 4),
+                    "rtf": real_time_factor(d.decode_s, audio_s),
+                    "engine": "pocketsphinx", "model": self.model_dir}
+        finally:
+            session.lock.release()
+
+    def _close(self, sid: str, session: Session) -> None:
+        """(with session.lock held) out of the table, the decoder back to the pool."""
+        if self.sessions.pop(sid) is not None:
+            session.closed = True
+            self._give_back(session.decoder)
+
+    def health_checks(self) -> dict:
+        return {"engine": all(d.load_s is not None for d in self.pool)}
+
+    def health_info(self) -> dict:
+        return {"engine": "pocketsphinx", "model": self.model_dir,
+                "engine_version": self.pool[0].version, "model_load_s": round(self.load_s, 3),
+                "sessions": {"open": len(self.sessions), "max": len(self.pool),
+                             "expired": self.sessions.expired},
+                "chunk_format": pcm.FORMAT}
