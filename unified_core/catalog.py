@@ -78,6 +78,18 @@ def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
     return catalog
 
 
+# Environment variables naming a port an agent listens on besides its own two (the speech
+# agents' Wyoming server, docs/SPEECH.md): `validate` checks them like port/health_port, and
+# `profile switch` asks whether they are free like them (unified_ctl/ports.py).
+LISTEN_ENV = ("WYOMING_PORT",)
+
+
+def env_listen_ports(a: m.Agent) -> list[tuple[str, int]]:
+    """(variable, port) of the LISTEN_ENV settings of a valid agent."""
+    return [(var, int(value)) for var, value in a.environment
+            if var in LISTEN_ENV and value.strip()]
+
+
 class _Validator:
     def __init__(self, path: str, marks: dict):
         self.path = path
@@ -432,11 +444,7 @@ class _Validator:
         for lname, port in settings.other_listeners:
             owners[port] = f"other listener {lname!r} (settings.other_listeners)"
         for a in agents.values():
-            for key in ("port", "health_port", "backend_port"):
-                p = a.run.backend_port if key == "backend_port" else getattr(a, key)
-                if not p:
-                    continue
-                at = ("agents", a.name, "run", key) if key == "backend_port" else ("agents", a.name, key)
+            for key, p, at in self._listens(a):
                 src, line = self.mark(at)
                 who = f"{a.name}.{key} ({src}:{line})"
                 if p in owners:
@@ -449,6 +457,21 @@ class _Validator:
                     self.warn(at, f"{a.name} is on port {p}, where {software} listens by default: "
                                   "once that is installed one of them cannot bind; move the agent "
                                   "to a free port")
+
+    def _listens(self, a: m.Agent):
+        """(key, port, catalog path) of every port the agent listens on."""
+        for key in ("port", "health_port", "backend_port"):
+            p = a.run.backend_port if key == "backend_port" else getattr(a, key)
+            if p:
+                yield key, p, (("agents", a.name, "run", key) if key == "backend_port"
+                               else ("agents", a.name, key))
+        for var, value in a.environment:
+            if var in LISTEN_ENV and value.strip():
+                at = ("agents", a.name, "environment", var)
+                try:
+                    yield var, t.port(value.strip()), at
+                except ValueError as e:
+                    self.err(at, str(e))
 
     def dependencies(self, agents: dict[str, m.Agent]) -> None:
         for a in agents.values():

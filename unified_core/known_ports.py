@@ -30,6 +30,10 @@ WELL_KNOWN: dict[int, str] = {
     9187: "the PostgreSQL exporter (prometheus-postgres-exporter)",
     9256: "the process exporter (prometheus-process-exporter)",
     9633: "the smartctl exporter (prometheus-smartctl-exporter)",
+    # Wyoming voice services (Home Assistant's add-ons and the rhasspy/wyoming-* servers)
+    10200: "Wyoming Piper (wyoming-piper)",
+    10300: "Wyoming Whisper (wyoming-faster-whisper)",
+    10400: "Wyoming openWakeWord (wyoming-openwakeword)",
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from unified_core.catalog import env_listen_ports
 from unified_core.errors import UnifiedError
 from unified_core.model import Catalog
 
@@ -30,7 +31,7 @@ class Listener:
 @dataclass(frozen=True)
 class Clash:
     agent: str
-    what: str            # "agent port" | "health port" | "backend port"
+    what: str            # "agent port" | "health port" | "backend port" | "WYOMING_PORT"
     port: int
     holder: Listener
 
@@ -40,7 +41,8 @@ class Clash:
             who = "another program (run as root to see which)"
         else:
             who = f"{h.program or 'a process'} (pid {h.pid}" + (f", {h.unit}" if h.unit else "") + ")"
-        field = {"agent port": "port", "health port": "health_port"}.get(self.what, "run.backend_port")
+        field = {"agent port": "port", "health port": "health_port",
+                 "backend port": "run.backend_port"}.get(self.what, f"environment.{self.what}")
         return (f"{self.agent}: {self.what} {self.port} is in use by {who} on "
                 f"{h.ip or '*'}:{h.port}; stop that program or give the agent another port "
                 f"(agents.{self.agent}.{field} in the catalog)")
@@ -80,6 +82,7 @@ def clashes(cat: Catalog, agents, listeners: list[Listener]) -> list[Clash]:
         wanted = [("agent port", a.port), ("health port", a.health_port)]
         if a.run.binds_own_port and a.run.backend_port:
             wanted.append(("backend port", a.run.backend_port))
+        wanted += env_listen_ports(a)  # e.g. ("WYOMING_PORT", 10310)
         for what, port in wanted:
             for lis in by_port.get(port, ()):
                 if _overlaps(bind, lis.ip):

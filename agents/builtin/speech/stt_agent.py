@@ -13,6 +13,11 @@ Bad audio is a 400 naming what is wrong and what is allowed; audio longer than S
 The decoder is loaded in on_start(), before READY=1: the agent is required (started at boot),
 a broken model fails the start with exit 2 instead of the first task with a 500, and the first
 task is not 0.6 s slower than the rest (cold activation measured in docs/SPEECH.md).
+
+Wyoming (docs/SPEECH.md, "Wyoming"): WYOMING_PORT set → the agent also serves Wyoming's
+describe and transcribe there (wyoming_services.AsrHandler, through recognise() like a task);
+STT_ENGINE=wyoming://HOST:PORT → an operator's Wyoming service recognises instead of
+PocketSphinx (wyoming_client.RemoteSTT; no word times, "confidence" null, no "phrases").
 """
 from __future__ import annotations
 
@@ -21,10 +26,14 @@ import binascii
 import math
 import time
 
-from unified_agents import Agent, HTTPError
+from unified_agents import Agent, ConfigError, HTTPError
 
 from . import deps
 from .stt import DEFAULT_MODEL_DIR, PhraseError, Pocketsphinx, check_phrases, real_time_factor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .wyoming_client import RemoteSTT
 
 BIGGEST_BYTES_PER_S = 48000 * 2 * 4
 SILENCE_DBFS = -60.0  # below this RMS level the audio holds nothing to recognise
@@ -45,6 +54,8 @@ def decode_b64_field(task: dict, name: str) -> bytes:
 class STTService(Agent):
     version = "1.0.0"
     task_types = ("stt", "speech_to_text")
+    wyoming = None  # the Wyoming server (WYOMING_PORT), or None
+    engine: Pocketsphinx | RemoteSTT
 
     def on_start(self) -> None:
         env = self.config.env
@@ -52,19 +63,40 @@ class STTService(Agent):
         # the body limit follows the audio limit: STT_MAX_AUDIO_S of the largest WAV taken
         # (48 kHz, 2 channels, 4-byte samples) in base64, plus room for the JSON around it
         self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
-        model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
         deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
-        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
-                                  "the PocketSphinx speech recogniser")
         from . import wav  # numpy is there: checked just above
 
         self.wav = wav
-        self.engine = Pocketsphinx(module, model_dir)
-        for f in self.engine.files():
+        engine = env.string("STT_ENGINE", "pocketsphinx")
+        if engine.startswith("wyoming:"):  # an operator's Wyoming service (wyoming_client.py)
+            from .wyoming_client import RemoteSTT
+
+            self.engine = RemoteSTT(self.name, engine, env.number(
+                "STT_REMOTE_TIMEOUT_S", 60.0, 1.0, 3600.0), self.log)
+        elif engine == "pocketsphinx":
+            self._load_pocketsphinx(env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR))
+        else:
+            raise ConfigError(f"STT_ENGINE={engine!r} is invalid; allowed: pocketsphinx, or "
+                              "wyoming://HOST:PORT (an operator's Wyoming speech service)")
+        from .wyoming import start_server
+        from .wyoming_services import AsrHandler
+
+        self.wyoming = start_server(self, [AsrHandler(self)])
+
+    def _load_pocketsphinx(self, model_dir: str) -> None:
+        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
+                                  "the PocketSphinx speech recogniser")
+        engine = Pocketsphinx(module, model_dir)
+        for f in engine.files():
             deps.need_file(self.name, f, "pocketsphinx-en-us", "STT_MODEL_DIR")
-        load_s = self.engine.load()
-        self.log.info("recogniser loaded", engine=self.engine.name, model=model_dir,
+        load_s = engine.load()
+        self.engine = engine
+        self.log.info("recogniser loaded", engine=engine.name, model=model_dir,
                       load_s=round(load_s, 3))
+
+    def on_stop(self) -> None:
+        if self.wyoming is not None:
+            self.wyoming.close()
 
     def handle_task(self, task: dict):
         data = decode_b64_field(task, "audio_wav_b64")
@@ -72,6 +104,10 @@ class STTService(Agent):
             phrases = check_phrases(task.get("phrases"))
         except PhraseError as e:
             raise HTTPError(400, str(e)) from None
+        return self.recognise(data, phrases)
+
+    def recognise(self, data: bytes, phrases: tuple | None = None) -> dict:
+        """The task's answer for the WAV `data` (POST /task and Wyoming's transcribe)."""
         t0 = time.perf_counter()
         try:
             audio = self.wav.read(data, self.max_audio_s)
@@ -100,12 +136,28 @@ class STTService(Agent):
                 "level_dbfs": round(level, 1), "warnings": warnings}
 
     def health_checks(self) -> dict:
-        return {"engine": self.engine.load_s is not None}
+        remote = getattr(self.engine, "check", None)  # a Wyoming engine: its last contact
+        return {"engine": remote() if remote else self.engine.load_s is not None}
 
     def health_info(self) -> dict:
-        return {"engine": self.engine.name, "model": self.engine.model_dir,
+        info = {"engine": self.engine.name, "model": self.engine.model_dir,
                 "engine_version": self.engine.version, "model_load_s": round(
                     self.engine.load_s or 0.0, 3), "max_audio_s": self.max_audio_s}
+        if self.wyoming is not None:
+            info["wyoming"] = self.wyoming.stats()
+        return info
+
+    def wyoming_models(self) -> list[dict]:
+        """The model entries of this agent's Wyoming info (wyoming_services.AsrHandler)."""
+        from .wyoming import artifact
+
+        e = self.engine
+        if isinstance(e, Pocketsphinx):
+            return [artifact("pocketsphinx-en-us", f"CMU PocketSphinx, US English ({e.model_dir})",
+                             e.version, by="CMU Sphinx", url="https://cmusphinx.github.io",
+                             languages=["en"])]
+        return [artifact(e.model, f"{e.program}/{e.model} at {e.client.url}", e.version,
+                         by=e.program, url=e.client.url, languages=["en"])]
 
 
 def _dbfs(pcm) -> float:

@@ -32,6 +32,11 @@ def ctl(*args, env=None):
     return CliRunner().invoke(cli_mod.cli, pre + list(args), env=env, catch_exceptions=False)
 
 
+# STTService's environment line in the shipped catalog (its Wyoming port): the tests that change
+# an agent's settings add a variable to it (a second `environment:` key would be a duplicate)
+STT_ENV = "    environment: {WYOMING_PORT: 10310}\n"
+
+
 def edit(path, old, new):
     text = path.read_text()
     assert old in text
@@ -339,7 +344,7 @@ def test_apply_names_running_agents_whose_settings_changed_and_restarts_them_on_
     sd = generating
     start_core(sd)
     main = pathlib.Path(paths.catalog_file())
-    edit(main, "  STTService:\n", "  STTService:\n    environment: {STT_BEAM: '5'}\n")
+    edit(main, STT_ENV, STT_ENV.replace("}", ", STT_BEAM: '5'}"))
     res = ctl("apply")
     assert res.exit_code == 0, res.output
     assert "  STTService: still on the old settings (its unit changed)" in res.output
@@ -357,7 +362,7 @@ def test_an_agent_restarted_by_hand_is_no_longer_stale(generating):
 
     sd = generating
     start_core(sd)
-    edit(pathlib.Path(paths.catalog_file()), "  STTService:\n", "  STTService:\n    environment: {X: '1'}\n")
+    edit(pathlib.Path(paths.catalog_file()), STT_ENV, STT_ENV.replace("}", ", X: '1'}"))
     assert json.loads(ctl("apply", "--json").output)["stale"] == {"STTService": "its unit changed"}
     time.sleep(0.01)
     sd.restart(["unified-agent@STTService.service"])

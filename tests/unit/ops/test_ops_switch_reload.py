@@ -11,7 +11,7 @@ import pytest
 from unified_ctl import generator, operations, ports
 from unified_core import paths, runtime
 
-from .test_ops_config import ctl, edit, fake, start_core  # noqa: F401  (fake: a fixture)
+from .test_ops_config import STT_ENV, ctl, edit, fake, start_core  # noqa: F401  (fake: a fixture)
 
 
 @pytest.fixture()
@@ -47,7 +47,7 @@ def test_a_switch_to_the_profile_the_units_were_rendered_for_does_not_reload(ren
 
 
 def test_a_switch_after_a_catalog_edit_reloads_once_then_not_again(rendered):
-    edit(pathlib.Path(paths.catalog_file()), "  STTService:\n", "  STTService:\n    environment: {STT_BEAM: '5'}\n")
+    edit(pathlib.Path(paths.catalog_file()), STT_ENV, STT_ENV.replace("}", ", STT_BEAM: '5'}"))
     assert switch("core")["reloaded"] is True
     assert reloads(rendered) == 1
     assert "STT_BEAM=5" in (pathlib.Path(paths.generator_dir()) / "unified-agent@STTService.service.d"
