@@ -39,7 +39,7 @@ def require_tool(name: str) -> str:
     exe = shutil.which(name)
     if exe is None:
         pytest.fail(f"{name} not found on the host: install it with {INSTALL} "
-                    f"(Debian package {package})", pytrace=False)
+                    f"(package {package})", pytrace=False)
     return exe
 
 
@@ -48,4 +48,4 @@ def require_module(name: str) -> None:
     package = package_of(f"python3:{name}")
     if importlib.util.find_spec(name) is None:
         pytest.fail(f"python3 module {name} not found: install it with {INSTALL} "
-                    f"(Debian package {package})", pytrace=False)
+                    f"(package {package})", pytrace=False)

@@ -59,11 +59,11 @@ missing_items() {
         # shellcheck disable=SC2086  # one argument per package=module
         python3 -c 'import importlib.util, sys
 for arg in sys.argv[1:]:
-    pkg, mod = arg.split("=")
+    pkg, mod = arg.rsplit("=", 1)
     if importlib.util.find_spec(mod) is None:
         print(f"python3:{mod} ({pkg})")' $mods
     else
-        for m in $mods; do echo "python3:${m#*=} (${m%%=*})"; done
+        for m in $mods; do echo "python3:${m##*=} (${m%=*})"; done
     fi
 }
 
@@ -88,6 +88,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 install=$(packages_of "$missing")
+# pypi:NAME==VERSION (host-tools' header): pip, after the Debian packages (python3-pip among them)
+pypi=$(printf '%s\n' $install | sed -n 's/^pypi://p' | paste -sd' ' -)
+install=$(printf '%s\n' $install | grep -v '^pypi:' | paste -sd' ' -)
 
 # Other engineers/CI jobs may run apt at the same time: wait for the locks.
 apt_update() {
@@ -111,12 +114,22 @@ fi
 
 log=$(mktemp)
 # shellcheck disable=SC2086  # one word per package
-if ! apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $install >"$log" 2>&1; then
+if [ -n "$install" ] && ! apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $install >"$log" 2>&1; then
     cat "$log" >&2; rm -f "$log"
     echo "install_deps: apt-get install failed for: $install" >&2
     exit 1
 fi
 rm -f "$log"
+if [ -n "$pypi" ]; then
+    log=$(mktemp)
+    # shellcheck disable=SC2086  # one word per package
+    if ! python3 -m pip install -q --break-system-packages --no-deps $pypi >"$log" 2>&1; then
+        cat "$log" >&2; rm -f "$log"
+        echo "install_deps: pip install failed for: $pypi" >&2
+        exit 1
+    fi
+    rm -f "$log"
+fi
 
 # We want promtool and amtool, not servers enabled at the next boot.
 for p in $install; do
@@ -136,4 +149,4 @@ if [ -n "$still" ]; then
     echo "install_deps: installed $install but still missing: $(joined "$still")" >&2
     exit 1
 fi
-echo "install_deps: installed: $install"
+echo "install_deps: installed: $install${pypi:+ $pypi (pip)}"

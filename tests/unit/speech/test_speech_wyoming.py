@@ -33,8 +33,9 @@ try:
     from wyoming.ping import Ping
     from wyoming.tts import Synthesize, SynthesizeVoice
 except ImportError:  # a test dependency, not a Debian package: say how to get it
-    pytest.fail("the PyPI package wyoming (the Wyoming client library) is missing: "
-                "python3 -m pip install wyoming", pytrace=False)
+    pytest.fail("the PyPI package wyoming (the Wyoming client library) is missing: install it "
+                "with scripts/dev/install_deps.sh (scripts/dev/host-tools: pypi:wyoming)",
+                pytrace=False)
 
 from unified_agents.builtin.speech import wyoming as ours  # noqa: E402
 
