@@ -7,7 +7,7 @@ the handler stops that playback through StreamingTTSAgent (docs/SPEECH.md, "Stre
       → {"playback_id", "barge_in": bool, "audio_s", "onset_s", "detected_s", "level_dbfs",
          "stop": <StreamingTTSAgent's stop_playback answer> | null, "stop_call_s"}
 
-Each playback_id gets its own detector (vad.py) on its first chunk; chunks are in order. On
+Each playback_id gets its own detector (energy_vad.py) on its first chunk; chunks are in order. On
 detection the handler sends {"type": "stop_playback", "playback_id"} to INTERRUPT_TTS_URL
 (RequestCoordinator by default, which routes it to StreamingTTSAgent) once; later chunks of
 the same playback answer "barge_in": true without calling again. A failed stop call is a 502
@@ -45,7 +45,7 @@ class StreamingInterruptHandler(Agent):
     def on_start(self) -> None:
         env = self.config.env
         deps.need_module(self.name, "numpy", "python3-numpy", "numpy for the voice detector")
-        from . import vad  # numpy is there: checked just above
+        from . import energy_vad as vad  # numpy is there: checked just above
 
         self.vad = vad
         self.threshold = env.number("INTERRUPT_THRESHOLD_DBFS", -40.0, -90.0, 0.0)

@@ -1,77 +1,126 @@
-"""An energy voice activity detector for barge-in, over 10 ms frames of 16 kHz int16 audio.
+"""Voice activity detection on numpy: sub-band energies against an adaptive noise floor.
 
-A frame is speech when its level is above both an absolute threshold (`threshold_dbfs`) and
-the running noise floor plus `margin_db`. The floor is the quietest frame of the first 200 ms
-(CALIBRATION_FRAMES: no speech is detected in them; the user rarely talks over the first
-words of a reply), then follows quieter frames down at once and creeps up slowly
-(FLOOR_RISE_DB per frame), so steady background noise does not count as speech. Speech is detected after `min_speech_ms` of speech frames in one run,
-gaps of up to HANGOVER_FRAMES frames allowed (the pauses inside a word).
+Debian bookworm ships no webrtcvad/silero; this detector is small, deterministic and
+documented (docs/SPEECH.md, "FusedAudioPreprocessor", has its measured accuracy):
 
-Energy, not a trained model: Debian bookworm packages no webrtcvad/silero, and the old
-PocketSphinx decoder's get_in_speech() needs a decoder (the model's memory, 0.6 s to load)
-per watched playback. What energy cannot do is tell the assistant's own voice, heard back
-through the microphone (echo), from the user's: docs/SPEECH.md measures how often that
-fires a false barge-in at several echo levels.
+1. 16 kHz audio in 20 ms Hann frames every 10 ms; the power spectrum of each frame is summed
+   into BANDS (100 Hz - 8 kHz, narrow at the bottom where voiced speech puts its energy).
+2. The noise floor of each band is a low percentile (FLOOR_PERCENTILE) of that band's level
+   over a sliding window of FLOOR_WINDOW_S around the frame: it follows noise that changes
+   (a fan switched on) and needs only ~10 % of any window to be non-speech. It never goes
+   below ABS_FLOOR_DB, so digital silence does not make every dithered sample "speech".
+3. A frame's score is the mean of its TOP_BANDS best band SNRs (dB above the floor, capped at
+   SNR_CAP_DB). Speech is loud in a few bands at a time (formants, fricatives) while
+   broadband noise raises all bands alike, so the best bands separate speech from noise far
+   better than the total energy does: at 10 dB SNR of white noise, the low bands of a vowel
+   are 20-30 dB above their floor.
+4. Hysteresis: a segment starts where the score passes ON_DB and extends both ways while it
+   stays above OFF_DB; segments closer than MERGE_GAP_S merge (pauses inside a sentence),
+   shorter than MIN_SPEECH_S are dropped (clicks), and each is padded by PAD_S.
+
+The constants were set on development audio (espeak-ng voices, bench/bench_prep.py --dev)
+and then frozen; the evaluation voices (flite) never informed them.
 """
 from __future__ import annotations
 
 import numpy as np
 
 RATE = 16000
-FRAME = RATE // 100  # 10 ms
-FLOOR_RISE_DB = 0.02  # per frame: 2 dB/s
-HANGOVER_FRAMES = 5
-CALIBRATION_FRAMES = 20  # 200 ms
+FRAME = 320             # 20 ms
+HOP = 160               # 10 ms: segment times have a 10 ms grid
+BANDS = (100, 250, 450, 700, 1000, 1500, 2200, 3200, 4500, 8000)  # Hz edges
+FLOOR_WINDOW_S = 6.0
+FLOOR_PERCENTILE = 10.0
+FLOOR_STEP = 10         # the floor is computed every 10 frames and interpolated (speed)
+ABS_FLOOR_DB = -90.0    # band power in dB re full scale: below this is digital silence
+SNR_CAP_DB = 30.0
+TOP_BANDS = 3
+ON_DB = 10.0
+OFF_DB = 6.0
+MERGE_GAP_S = 0.3
+MIN_SPEECH_S = 0.08
+PAD_S = 0.03
 
 
-class EnergyVAD:
-    def __init__(self, threshold_dbfs: float = -40.0, margin_db: float = 10.0,
-                 min_speech_ms: int = 150):
-        self.threshold = threshold_dbfs
-        self.margin = margin_db
-        self.min_frames = max(1, min_speech_ms // 10)
-        self.floor = float("inf")  # the quietest frame of the first CALIBRATION_FRAMES
-        self._calibrating = CALIBRATION_FRAMES
-        self.frames = 0  # frames seen
-        self._tail = np.zeros(0, np.int16)
-        self._run_start: int | None = None  # first frame of the current run of speech
-        self._run_speech = 0  # speech frames in it
-        self._gap = 0
-        self.onset_frame: int | None = None  # where detected speech began
-        self.detected_frame: int | None = None
+def band_levels(x) -> np.ndarray:
+    """(frames, bands) power in dB of a float signal at 16 kHz."""
+    n = len(x)
+    frames = max(1, 1 + (n - FRAME + HOP - 1) // HOP) if n > FRAME else 1
+    padded = np.zeros((frames - 1) * HOP + FRAME, np.float64)
+    padded[:n] = x
+    idx = np.arange(FRAME)[None, :] + HOP * np.arange(frames)[:, None]
+    # (FRAME / 2)^2: a full-scale sine is 0 dB
+    spec = np.abs(np.fft.rfft(padded[idx] * np.hanning(FRAME), axis=1)) ** 2 / (FRAME / 2) ** 2
+    freqs = np.fft.rfftfreq(FRAME, 1 / RATE)
+    out = np.empty((frames, len(BANDS) - 1))
+    for k, (lo, hi) in enumerate(zip(BANDS, BANDS[1:])):
+        sel = (freqs >= lo) & (freqs < hi)
+        out[:, k] = spec[:, sel].sum(axis=1)
+    return 10 * np.log10(out + 1e-20)
 
-    def feed(self, pcm) -> bool:
-        """Take the next samples (int16); True once speech has been detected."""
-        x = np.concatenate([self._tail, np.asarray(pcm, np.int16)])
-        n = len(x) // FRAME
-        self._tail = x[n * FRAME:]
-        if n == 0 or self.detected_frame is not None:
-            self.frames += n
-            return self.detected_frame is not None
-        f = x[:n * FRAME].astype(np.float64).reshape(n, FRAME) / 32768.0
-        levels = 10 * np.log10(np.mean(f * f, axis=1) + 1e-12)
-        for level in levels:
-            self._frame(float(level))
-            self.frames += 1
-            if self.detected_frame is not None:
-                break
-        return self.detected_frame is not None
 
-    def _frame(self, level: float) -> None:
-        if self._calibrating:
-            self._calibrating -= 1
-            self.floor = min(self.floor, level)
-            return
-        speech = level > max(self.threshold, self.floor + self.margin)
-        self.floor = level if level < self.floor else self.floor + FLOOR_RISE_DB
-        if speech:
-            if self._run_start is None:
-                self._run_start, self._run_speech = self.frames, 0
-            self._run_speech += 1
-            self._gap = 0
-            if self._run_speech >= self.min_frames:
-                self.onset_frame, self.detected_frame = self._run_start, self.frames + 1
-        elif self._run_start is not None:
-            self._gap += 1
-            if self._gap > HANGOVER_FRAMES:
-                self._run_start = None
+def noise_floor(levels: np.ndarray) -> np.ndarray:
+    """The adaptive floor of every band (same shape as levels)."""
+    frames = levels.shape[0]
+    half = int(FLOOR_WINDOW_S * RATE / HOP / 2)
+    centres = np.arange(0, frames, FLOOR_STEP)
+    floors = np.empty((len(centres), levels.shape[1]))
+    for i, c in enumerate(centres):
+        lo, hi = max(0, c - half), min(frames, c + half + 1)
+        floors[i] = np.percentile(levels[lo:hi], FLOOR_PERCENTILE, axis=0)
+    if len(centres) > 1:
+        full = np.stack([np.interp(np.arange(frames), centres, floors[:, k])
+                         for k in range(levels.shape[1])], axis=1)
+    else:
+        full = np.repeat(floors, frames, axis=0)
+    return np.maximum(full, ABS_FLOOR_DB)
+
+
+def frame_scores(x) -> np.ndarray:
+    """Per 10 ms frame: the mean SNR (dB) of the TOP_BANDS bands most above their floor."""
+    levels = band_levels(x)
+    snr = np.clip(levels - noise_floor(levels), 0.0, SNR_CAP_DB)
+    top = np.sort(snr, axis=1)[:, -TOP_BANDS:]
+    return top.mean(axis=1)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index pairs of the True runs of a boolean array."""
+    d = np.diff(np.concatenate((np.zeros(1, np.int8), mask.astype(np.int8),
+                                np.zeros(1, np.int8))))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+
+def segments_from_scores(scores: np.ndarray, duration_s: float) -> list[list[float]]:
+    """Hysteresis, merging, minimum length and padding → [[start_s, end_s], ...]."""
+    frame_s = HOP / RATE
+    core = scores > ON_DB
+    segs = []
+    for a, b in _runs(scores > OFF_DB):
+        if core[a:b].any():
+            # frame i covers [i*hop, i*hop + frame): its centre is the time it speaks for
+            segs.append([a * frame_s + FRAME / RATE / 2 - frame_s / 2,
+                         b * frame_s + FRAME / RATE / 2 - frame_s / 2])
+    merged: list[list[float]] = []
+    for s in segs:
+        if merged and s[0] - merged[-1][1] < MERGE_GAP_S:
+            merged[-1][1] = s[1]
+        else:
+            merged.append(s)
+    out: list[list[float]] = []
+    for start, end in merged:
+        if end - start < MIN_SPEECH_S:
+            continue
+        start, end = max(0.0, start - PAD_S), min(duration_s, end + PAD_S)
+        if out and start <= out[-1][1]:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+    return [[round(a, 2), round(b, 2)] for a, b in out]
+
+
+def speech_segments(x) -> list[list[float]]:
+    """[[start_s, end_s], ...] of speech in a float signal at 16 kHz."""
+    if len(x) == 0:
+        return []
+    return segments_from_scores(frame_scores(x), len(x) / RATE)

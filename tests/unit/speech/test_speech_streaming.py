@@ -17,7 +17,7 @@ from tests.host_tools import require_tool
 pytestmark = needs_numpy
 from unified_agents.builtin.speech import sentences, wav  # noqa: E402
 from unified_agents.builtin.speech.scoring import word_error_rate  # noqa: E402
-from unified_agents.builtin.speech.vad import EnergyVAD  # noqa: E402
+from unified_agents.builtin.speech.energy_vad import EnergyVAD  # noqa: E402
 
 COMMANDS = ["turn on the kitchen lights", "what time is it", "play some music",
             "turn off the radio"]
