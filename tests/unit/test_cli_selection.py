@@ -157,3 +157,15 @@ def test_logs_takes_a_glob(fake):
     assert [a for a in args if a.startswith("unified-agent@")] == [
         "unified-agent@MemoryClient.service", "unified-agent@MemoryOrchestratorService.service",
         "unified-agent@MemoryClient.socket", "unified-agent@MemoryOrchestratorService.socket"]
+
+
+def test_a_bad_glob_or_group_is_said_before_systemd_is_asked(fake, monkeypatch):
+    def down(patterns):
+        raise AssertionError("systemd was asked")
+
+    monkeypatch.setattr(fake, "list_units", down)
+    for args, said in ((("restart", "Zq*"), "no agent matches 'Zq*'"), (("stop", "--group", "nope"), "unknown group"),
+                       (("restart", "all", "NoSuchAgent"), "unknown agent 'NoSuchAgent'")):
+        res = ctl("agent", *args)
+        assert res.exit_code == 1 and isinstance(res.exception, SystemExit), (args, res.exception)
+        assert said in res.stderr, args

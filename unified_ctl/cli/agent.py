@@ -32,14 +32,18 @@ def agents_argument(f):
 
 
 def _chosen(ctx: Ctx, names, groups, running=None, all_refused: str = "") -> list[str]:
-    """The agents named; with a pattern (glob, group, all), only those in `running` when given."""
+    """The agents named; with a pattern (glob, group, all), only those running() returns
+    when given (asked only once the names, globs and groups are known to be good)."""
     if not names and not groups:
         raise click.UsageError("name the agents: NAME, a glob such as 'Memory*', all, or --group NAME")
-    chosen = selection.select(ctx.catalog, names, groups, all_means=running, all_refused=all_refused)
-    if running is not None and selection.is_pattern(names, groups):
-        named = {n for n in names if n in ctx.catalog.agents}
-        chosen = [n for n in chosen if n in running or n in named]
-    return chosen
+    if running is None:
+        return selection.select(ctx.catalog, names, groups, all_refused=all_refused)
+    chosen = selection.select(ctx.catalog, names, groups, all_means=())  # a bad name: said before asking systemd
+    if not selection.is_pattern(names, groups):
+        return chosen
+    up = running()
+    named = {n for n in names if n in ctx.catalog.agents}
+    return [n for n in selection.select(ctx.catalog, names, groups, all_means=up) if n in up or n in named]
 
 
 def _said(names, groups) -> str:
@@ -149,9 +153,7 @@ def agent_start(ctx: Ctx, names: tuple[str, ...], groups: tuple[str, ...]) -> No
 @fleet_change
 def agent_stop(ctx: Ctx, names: tuple[str, ...], groups: tuple[str, ...]) -> None:
     """Stop agents: service and socket, so no connection wakes them again."""
-    pattern = selection.is_pattern(names, groups)
-    running = fleet.running_agents(ctx.catalog, ctx.sd) if pattern else None
-    agents = _chosen(ctx, names, groups, running)
+    agents = _chosen(ctx, names, groups, lambda: fleet.running_agents(ctx.catalog, ctx.sd))
     if not agents:
         click.echo(f"no running agent matches {_said(names, groups)}: nothing stopped")
         return
@@ -169,8 +171,7 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...], groups: tuple[str, ...]) -> 
     A name restarts that agent (starting it if it was stopped); a glob, --group or `all`
     restarts the matching agents whose process runs (dormant and stopped ones stay so)."""
     pattern = selection.is_pattern(names, groups)
-    running = selection.running_processes(ctx.catalog, ctx.sd) if pattern else None
-    agents = _chosen(ctx, names, groups, running)
+    agents = _chosen(ctx, names, groups, lambda: selection.running_processes(ctx.catalog, ctx.sd))
     if not agents:
         click.echo(f"no running agent matches {_said(names, groups)}: nothing restarted")
         return
