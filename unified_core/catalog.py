@@ -49,6 +49,20 @@ def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
     overriding settings (none by default: the caller's environment is not read)."""
     env = {} if env is None else env
     path = catalog_path(path)
+    data, marks, sources = load_merged(path, dropins)
+    v = _Validator(path, marks)
+    catalog = v.catalog(data, tuple(sources), env)
+    if v.problems:
+        raise CatalogInvalid(v.problems)
+    return catalog
+
+
+def load_merged(path: str | None = None, dropins: bool = True) -> tuple[Any, dict, list[str]]:
+    """The catalog document as the loader validates it: the file with its drop-ins
+    (conf.d/*.yaml, name order) merged in, before validation. Returns (data, marks: where
+    each value came from, the files read); CatalogInvalid when a file cannot be read or parsed.
+    `unified-ctl config show` prints it."""
+    path = catalog_path(path)
     problems: list[Problem] = []
     data, marks = load_file(path, problems)
     sources = [path]
@@ -71,11 +85,7 @@ def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
             data = merge(data, ddata, marks, dmarks)
     if problems:
         raise CatalogInvalid(problems)
-    v = _Validator(path, marks)
-    catalog = v.catalog(data, tuple(sources), env)
-    if v.problems:
-        raise CatalogInvalid(v.problems)
-    return catalog
+    return data, marks, sources
 
 
 # Environment variables naming a port an agent listens on besides its own two (the speech

@@ -26,7 +26,8 @@ class AgentState:
     health: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # "name" as in every other JSON of unified-ctl; "agent" kept for scripts that read it
+        return {"name": self.agent, **asdict(self)}
 
 
 def _monotonic_now_us() -> int:

@@ -231,7 +231,7 @@ def failure_report(cat: Catalog, sd: Systemd, result: WaitResult, lines: int = 8
     for i in result.failed:
         a = cat.agents[i.agent]
         # warning and worse: the agent's own error lines, not systemd's restart chatter
-        out.append({"agent": i.agent, "state": i.state, "reason": i.reason or "not ready before the timeout",
+        out.append({"name": i.agent, "agent": i.agent, "state": i.state, "reason": i.reason or "not ready before the timeout",
                     "journal": sd.journal_tail([a.service, a.socket], lines, priority="warning")})
     return out
 

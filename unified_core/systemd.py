@@ -152,7 +152,7 @@ class Systemd:
 
     def journal_args(self, units: Sequence[str], follow: bool = False, priority: str | None = None,
                      since: str | None = None, lines: int | None = None, output: str | None = None,
-                     extra: Sequence[str] = ()) -> list[str]:
+                     extra: Sequence[str] = (), until: str | None = None, grep: str | None = None) -> list[str]:
         args = [self.journalctl, "--no-pager"] if not follow else [self.journalctl]
         for u in units:
             args += ["-u", u]
@@ -162,6 +162,10 @@ class Systemd:
             args += ["-p", priority]
         if since:
             args += ["--since", since]
+        if until:
+            args += ["--until", until]
+        if grep:
+            args += ["--grep", grep]
         if lines is not None:
             args += ["-n", str(lines)]
         if output:

@@ -214,18 +214,10 @@ class ApplyResult:
 def apply(sd, cat: Catalog, restart: bool = False) -> ApplyResult:
     """Make the installed catalog live (daemon-reload renders it); with restart, restart the
     running agents whose settings changed (sockets keep queueing)."""
-    from unified_core.catalog import load_catalog
-
     from .config_history import trial_catalog
     from .generator import read_status, save_last_good
 
-    if os.path.realpath(cat.path) != os.path.realpath(paths.catalog_file()):
-        raise UnifiedError(f"apply makes {paths.catalog_file()} live; {cat.path} is another file. "
-                           f"Validate it with `unified-ctl validate {cat.path}`, then copy it there.")
-    try:  # what is live now: the generator saved it when it last rendered
-        old = load_catalog(os.path.join(paths.last_good_dir(), "unified.yaml"), env={})
-    except UnifiedError:
-        old = None
+    old = _apply_checks(cat)
     before = changes.snapshot()
     save_last_good(cat, reason="apply")  # also keeps it in the history (config rollback)
     sd.daemon_reload()
@@ -242,6 +234,36 @@ def apply(sd, cat: Catalog, restart: bool = False) -> ApplyResult:
         changes.save_pending({})
     return ApplyResult(cat.path, len(cat.agents), profiles.current_profile(cat), gen, stale,
                        tuple(sorted(stale)) if restart else (), trial_catalog())
+
+
+def _apply_checks(cat: Catalog) -> Catalog | None:
+    """apply's refusal of another file; returns the catalog live now (None: none valid)."""
+    from unified_core.catalog import load_catalog
+
+    if os.path.realpath(cat.path) != os.path.realpath(paths.catalog_file()):
+        raise UnifiedError(f"apply makes {paths.catalog_file()} live; {cat.path} is another file. "
+                           f"Validate it with `unified-ctl validate {cat.path}`, then copy it there.")
+    try:  # what is live now: the generator saved it when it last rendered
+        return load_catalog(os.path.join(paths.last_good_dir(), "unified.yaml"), env={})
+    except UnifiedError:
+        return None
+
+
+def apply_preview(sd, cat: Catalog) -> dict:
+    """What `apply` would do, changing nothing (--dry-run): whether the catalog differs from
+    the live one, and the running agents that would be left on old settings (or restarted
+    with --restart): those the change makes stale and those an earlier apply left so."""
+    from .config_history import trial_catalog
+    from .rollout import unapplied_edits
+
+    old = _apply_checks(cat)
+    # apply's own answer: the units rendered now against those the catalog would render
+    fresh = changes.stale(changes.snapshot(), changes.rendered(cat), old, cat)
+    pending = {n: rec["why"] for n, rec in changes.load_pending().items() if n in cat.agents}
+    running = fleet.running_agents(cat, sd)
+    stale = {n: why for n, why in {**pending, **fresh}.items() if n in running}
+    return {"dry_run": True, "catalog": cat.path, "agents": len(cat.agents), "profile": profiles.current_profile(cat),
+            "changed": old is None or unapplied_edits() is not None, "stale": stale, "trial": trial_catalog()}
 
 
 def _running_stale(sd, cat: Catalog, fresh: dict) -> dict:
@@ -305,6 +327,17 @@ def emergency_stop(sd) -> EmergencyResult:
     if left:
         raise UnifiedError("still running after SIGKILL: " + ", ".join(left))
     return EmergencyResult(ended, round(time.monotonic() - t0, 3))
+
+
+def recover_preview(sd, cat: Catalog, profile: str, keep_state: bool = False) -> dict:
+    """What `recover` would do, changing nothing (--dry-run): the units it would stop, what of
+    the state directory it would delete, the profile it would start with LOG_LEVEL=DEBUG."""
+    profiles.require_known(cat, profile)
+    running = [r["unit"] for r in sd.list_units(list(PATTERNS)) if r["active"] not in ("inactive", "failed")]
+    state_dir = paths.state_dir()
+    doomed = sorted(os.listdir(state_dir)) if not keep_state and os.path.isdir(state_dir) else []
+    return {"dry_run": True, "stop": running, "state_dir": state_dir, "clear": not keep_state, "delete": doomed,
+            "profile": profile, "start": list(cat.profiles[profile].agents), "overrides": {"LOG_LEVEL": "DEBUG"}}
 
 
 @dataclass(frozen=True)

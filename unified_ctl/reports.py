@@ -202,15 +202,15 @@ def weekly(cat, sd, until: float | None = None, days: float = 7) -> dict:
             continue
         w = weeks[n].to_dict()
         a = cat.agents[n]
-        row = {"agent": n, "group": a.group, "required": a.required, **{k: v for k, v in w.items() if k != "timeline"},
+        row = {"name": n, "agent": n, "group": a.group, "required": a.required, **{k: v for k, v in w.items() if k != "timeline"},
                "slow_loads": [t for t in w["load_times"] if t > threshold],
                "memory_now_bytes": states[n].memory_bytes, "state_now": states[n].state,
                "memory_peak_bytes": (pk.get(n) or {}).get("memory_peak_bytes") or w["memory_peak_bytes"],
                "vram_peak_mb": (pk.get(n) or {}).get("vram_peak_mb")}
         rows.append(row)
-    slow = [{"agent": r["agent"], "seconds": s} for r in rows for s in r["slow_loads"]]
+    slow = [{"name": r["agent"], "agent": r["agent"], "seconds": s} for r in rows for s in r["slow_loads"]]
     alerts: dict[str, list[dict] | None] = {
-        "EssentialAgentDown": [{"agent": r["agent"], "time": t, "seconds": round(s, 1)}
+        "EssentialAgentDown": [{"name": r["agent"], "agent": r["agent"], "time": t, "seconds": round(s, 1)}
                                for r in rows if r["required"] for t, s in r["failure_episodes"]],
         "SlowAgentLoading": slow,
         "CircuitBreakerOpen": breakers,

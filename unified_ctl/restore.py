@@ -129,9 +129,9 @@ def restore(archive: str, sd, allow_other_host: bool = False, wait: bool = True)
         v.cleanup()
 
 
-def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
-    m = v.manifest
-    etc, state = paths.etc_dir(), paths.state_dir()
+def _live(state: str):
+    """(the catalog live now or None, the permanent one when none is, the agents holding state
+    files open, other processes holding some)."""
     try:
         old = rollout.load_live()
     except UnifiedError:
@@ -141,7 +141,57 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
         live_cat = old or load_catalog(paths.catalog_file(), env={})
     except UnifiedError:
         live_cat = None
-    stopped = sorted(a for a in holders if live_cat and a in live_cat.agents)
+    return old, live_cat, sorted(a for a in holders if live_cat and a in live_cat.agents), others
+
+
+def _dest(m: dict, e: dict, etc: str, state: str) -> str:
+    """Where an archived file goes: under /etc/unified (config) or the state directory."""
+    return os.path.join(etc, os.path.relpath(e["path"], m["etc"])) if e["kind"] == "config" else \
+        os.path.join(state, os.path.relpath(e["path"], m["state"]))
+
+
+def _dropins_not_in(archived_cfg: set[str]) -> list[tuple[str, str]]:
+    """(name, path) of the drop-ins of /etc/unified the archive does not have: a restore removes them."""
+    from .config_history import catalog_files
+
+    return [(rel, p) for rel, p in catalog_files(paths.catalog_file()).items()
+            if rel.startswith("conf.d/") and p not in archived_cfg]
+
+
+def _kept(state: str, archived: set[str]) -> list[str]:
+    """State files the archive does not have (kept as they are)."""
+    return sorted(p for p in (os.path.join(state, r) for r in backup._walk(state))
+                  if p not in archived and not p.endswith(backup.SIDE_FILES))
+
+
+def preview(archive: str, sd, allow_other_host: bool = False) -> dict:
+    """What restore() would do, changing nothing (--dry-run): the archive verified completely,
+    the files it would install and remove, the agents it would stop (they hold state open),
+    what the profile would do on the archive's catalog."""
+    from .config_history import trial_catalog
+
+    v = backup.verify(archive, allow_other_host)
+    try:
+        m = v.manifest
+        etc, state = paths.etc_dir(), paths.state_dir()
+        old, live_cat, stopped, others = _live(state)
+        dest = {k: [_dest(m, e, etc, state) for e in m["files"] if e["kind"] == k] for k in ("config", "state")}
+        main = next(e for e in m["files"] if e["kind"] == "config" and e["path"] == os.path.join(m["etc"], "unified.yaml"))
+        new = load_catalog(v.staged(main), env={})  # with the archive's drop-ins beside it, as verify read it
+        target = m.get("profile") if m.get("profile") in new.profiles else None
+        return {"dry_run": True, "archive_host": m.get("host"), "created": m.get("created"),
+                "install": dest, "removed_dropins": [rel for rel, _ in _dropins_not_in(set(dest["config"]))],
+                "kept_not_in_archive": _kept(state, set(dest["state"])), "stop": stopped, "other_holders": others,
+                "trial_ended": trial_catalog() is not None,
+                "follow": rollout.preview_follow(sd, old or new, rollout.as_installed(new), profile=target)}
+    finally:
+        v.cleanup()
+
+
+def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
+    m = v.manifest
+    etc, state = paths.etc_dir(), paths.state_dir()
+    old, live_cat, stopped, others = _live(state)
     was: dict = {}
     if stopped and live_cat is not None:  # (stopped: live_cat is not None)
         units = profiles.units_of(live_cat, stopped)
@@ -150,25 +200,21 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
     installed = {"config": 0, "state": 0}
     # config: root-owned, modes as archived (no set-id bits)
     for e in (f for f in m["files"] if f["kind"] == "config"):
-        dest = os.path.join(etc, os.path.relpath(e["path"], m["etc"]))
+        dest = _dest(m, e, etc, state)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         uid, gid = _ids(e, (0, 0))
         _install(v.staged(e), dest, uid, gid, int(e.get("mode", "0644"), 8) & 0o755)
         installed["config"] += 1
     # the catalog is exactly the archive's: drop-ins added since are removed (history keeps them)
-    archived_cfg = {os.path.join(etc, os.path.relpath(e["path"], m["etc"])) for e in m["files"] if e["kind"] == "config"}
     removed = []
-    from .config_history import catalog_files
-
-    for rel, p in catalog_files(paths.catalog_file()).items():
-        if rel.startswith("conf.d/") and p not in archived_cfg:
-            os.unlink(p)
-            removed.append(rel)
+    for rel, p in _dropins_not_in({_dest(m, e, etc, state) for e in m["files"] if e["kind"] == "config"}):
+        os.unlink(p)
+        removed.append(rel)
     # state: owner unified, at most 0640 / 0750 (agent memory is private)
     suid, sgid = _state_ids(state)
     _makedirs(state, state, suid, sgid, 0o750)
     for e in (f for f in m["files"] if f["kind"] == "state"):
-        dest = os.path.join(state, os.path.relpath(e["path"], m["state"]))
+        dest = _dest(m, e, etc, state)
         _makedirs(os.path.dirname(dest), state, suid, sgid, 0o750)
         for side in backup.SIDE_FILES:  # a stale WAL would be replayed into the restored database
             try:
@@ -177,9 +223,7 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
                 pass
         _install(v.staged(e), dest, suid, sgid, int(e.get("mode", "0640"), 8) & 0o640)
         installed["state"] += 1
-    archived = {os.path.join(state, os.path.relpath(e["path"], m["state"])) for e in m["files"] if e["kind"] == "state"}
-    kept = sorted(p for p in (os.path.join(state, r) for r in backup._walk(state))
-                  if p not in archived and not p.endswith(backup.SIDE_FILES))
+    kept = _kept(state, {_dest(m, e, etc, state) for e in m["files"] if e["kind"] == "state"})
     # the restored catalog becomes live (kept in history) and the fleet follows it; a trial
     # would hide it from the generator, so the restore ends it
     from .config_history import end_trial

@@ -50,8 +50,33 @@ def follow_dict(r: SwitchResult) -> dict:
          "notes": []}
     if r.wait is not None:
         d["seconds"] = r.wait.seconds
-        d["not_ready"] = [{"agent": a.agent, "state": a.state, "reason": a.reason} for a in r.wait.failed]
+        d["not_ready"] = [{"name": a.agent, "agent": a.agent, "state": a.state, "reason": a.reason} for a in r.wait.failed]
     return d
+
+
+def preview_follow(sd, old: Catalog | None, new: Catalog, profile: str | None = None) -> dict:
+    """What follow() would do, changing nothing (the --dry-run of rollback and backup restore):
+    the profile's agents that would start, those that would stop (outside it, or gone from the
+    catalog), the running ones that would restart (and why)."""
+    from . import changes
+
+    name = profile or profiles.current_profile(new)
+    p, clashes, running = operations.plan(sd, new, name, old, profiles.read_selected())
+    stale = changes.between(old, new) if old is not None else {}
+    return {"profile": name, "start": list(p.start_agents),
+            "stop": list(p.stop_agents) + sorted(a for a in running if a not in new.agents),
+            "restart": {a: stale[a] for a in p.keep_agents if a in stale},
+            "port_clashes": [str(c) for c in clashes]}
+
+
+def as_installed(cat: Catalog) -> Catalog:
+    """A catalog read from elsewhere (a history entry, a backup being verified) as it will be
+    once installed in /etc/unified: its units name that path, so a preview must too."""
+    import dataclasses
+
+    etc = paths.etc_dir()
+    return dataclasses.replace(cat, path=paths.catalog_file(), sources=(paths.catalog_file(), *(
+        os.path.join(etc, "conf.d", os.path.basename(s)) for s in cat.sources[1:])))
 
 
 # -- which catalog is live ----------------------------------------------------------------
@@ -82,7 +107,9 @@ def unapplied_edits() -> history.Entry | None:
     return last if history.digest(cur) != last.digest else None
 
 
-def _guard_unapplied(force: bool, what: str) -> list[str]:
+def _guard_unapplied(force: bool, what: str, dry_run: bool = False) -> list[str]:
+    """Refuse unapplied edits of /etc/unified, or (force) set them aside; returns the files set
+    aside (dry_run: those that would be, nothing renamed)."""
     last = unapplied_edits()
     if last is None:
         return []
@@ -98,7 +125,8 @@ def _guard_unapplied(force: bool, what: str) -> list[str]:
     for rel, path in history.catalog_files(paths.catalog_file()).items():
         if os.path.exists(path):
             dest = f"{path}.unapplied-{stamp}"
-            os.rename(path, dest)
+            if not dry_run:
+                os.rename(path, dest)
             saved.append(dest)
     return saved
 
@@ -168,7 +196,8 @@ def abort(sd, wait: bool = True) -> SwitchResult:
     return follow(sd, tried, load_live(), wait=wait)
 
 
-def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
+def _rollback_from_to(entry_id: int | None) -> tuple[history.Entry, history.Entry]:
+    """(the live history entry, the one to restore), or why a rollback cannot be done."""
     if history.trial_catalog():
         raise UnifiedError("a catalog is on trial; `unified-ctl config abort` returns to the permanent one "
                            "(rollback acts on the permanent catalog)")
@@ -176,7 +205,16 @@ def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = 
     if last is None:
         raise UnifiedError(f"no catalog history yet in {paths.history_dir()}: a catalog is kept each time one "
                            "becomes live (`unified-ctl apply`)")
-    target = history.get(entry_id) if entry_id is not None else history.rollback_target(last.digest)
+    return last, history.get(entry_id) if entry_id is not None else history.rollback_target(last.digest)
+
+
+def _not_valid(target: history.Entry, e: CatalogInvalid) -> UnifiedError:
+    return UnifiedError(f"history entry {target.id} is not valid for this version of unified-ctl; "
+                        f"nothing changed:\n{e}")
+
+
+def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
+    last, target = _rollback_from_to(entry_id)
     old = load_live()
     saved = _guard_unapplied(force, "`unified-ctl config rollback`")
     removed = history.install(history.entry_files(target))
@@ -184,10 +222,26 @@ def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = 
         new = load_catalog(paths.catalog_file(), env={})
     except CatalogInvalid as e:  # e.g. a catalog format this version no longer accepts
         history.install(history.entry_files(last))
-        raise UnifiedError(f"history entry {target.id} is not valid for this version of unified-ctl; "
-                           f"nothing changed:\n{e}") from None
+        raise _not_valid(target, e) from None
     from .generator import save_last_good
 
     save_last_good(new, reason=f"rollback to {target.id}")
     result = follow(sd, old, new, wait=wait)
     return result, {"from": last.to_dict(), "to": target.to_dict(), "removed_dropins": removed, "set_aside": saved}
+
+
+def rollback_preview(sd, entry_id: int | None = None, force: bool = False) -> dict:
+    """What rollback() would do, changing nothing (--dry-run): the same refusals, the entry it
+    would restore, the drop-ins it would remove, what the running profile would do."""
+    last, target = _rollback_from_to(entry_id)
+    old = load_live()
+    saved = _guard_unapplied(force, "`unified-ctl config rollback`", dry_run=True)
+    files = history.entry_files(target)
+    try:  # the entry as kept in history: its main file with its conf.d/ beside it
+        new = load_catalog(files[history.MAIN], env={})
+    except CatalogInvalid as e:
+        raise _not_valid(target, e) from None
+    removed = sorted(rel for rel in history.catalog_files(paths.catalog_file())
+                     if rel.startswith("conf.d/") and rel not in files)
+    return {"dry_run": True, "from": last.to_dict(), "to": target.to_dict(), "removed_dropins": removed,
+            "set_aside": saved, **preview_follow(sd, old, as_installed(new))}

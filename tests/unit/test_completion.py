@@ -29,3 +29,14 @@ def test_shipped_bash_shim_is_what_click_generates():
     out = subprocess.run([sys.executable, "-c", "from unified_ctl.cli import cli; cli(prog_name='unified-ctl')"],
                          env=env, capture_output=True, text=True).stdout
     assert out == (ROOT / "packaging/completions/unified-ctl").read_text()
+
+
+def test_group_names_complete_from_the_catalog_for_every_command_taking_agents():
+    for cmd in ("status", "agent restart", "logs show", "agent list"):
+        assert complete(f"unified-ctl -c {CATALOG} {cmd} --group memory_f") == ["memory_foundation"], cmd
+
+
+def test_new_commands_complete():
+    assert "diff" in complete(f"unified-ctl -c {CATALOG} profile ")
+    assert {"list", "show"} <= set(complete(f"unified-ctl -c {CATALOG} agent "))
+    assert "show" in complete(f"unified-ctl -c {CATALOG} config ")

@@ -81,14 +81,19 @@ def backup_list(as_json: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--other-host", is_flag=True, help="Accept an archive made on another host.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the profile to be ready.")
+@click.option("--dry-run", is_flag=True, help="Verify the archive, say what would change and change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bool, as_json: bool) -> None:
+def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bool, dry_run: bool,
+                   as_json: bool) -> None:
     """Verify an archive, then restore its configuration and state (agents holding state restart)."""
     from .. import backup as b
     from unified_core import paths
     from .. import restore as r
 
+    if dry_run:
+        _print_preview(r.preview(path, ctx.sd, allow_other_host=other_host), path, as_json)
+        return
     if not yes:
         v = b.verify(path, allow_other_host=other_host)  # refuse a bad archive before asking
         v.cleanup()
@@ -111,6 +116,29 @@ def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bo
                    "NOT ready: " + ", ".join(a["agent"] for a in f.get("not_ready", []))))
     if not res["ok"]:
         sys.exit(1)
+
+
+def _print_preview(d: dict, path: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(d)
+        return
+    from .config import print_follow_preview
+
+    click.echo(f"{path} verified (from {d['archive_host']}, {d['created']}); would restore it, nothing changed "
+               "(--dry-run):")
+    for kind in ("config", "state"):
+        click.echo(f"  would install {len(d['install'][kind])} {kind} files"
+                   + (f": {', '.join(d['install'][kind])}" if kind == "config" else ""))
+    if d["removed_dropins"]:
+        click.echo(f"  would remove drop-ins the archive does not have: {', '.join(d['removed_dropins'])}")
+    click.echo(f"  would stop and start again the agents holding state: {', '.join(d['stop']) or 'none'}")
+    if d["other_holders"]:
+        click.echo("  warning: other processes have state files open: " + ", ".join(d["other_holders"]))
+    if d["kept_not_in_archive"]:
+        click.echo(f"  would keep {len(d['kept_not_in_archive'])} state files the archive does not have")
+    if d["trial_ended"]:
+        click.echo("  would end the catalog on trial")
+    print_follow_preview(d["follow"])
 
 
 COMMANDS = (backup,)

@@ -1,5 +1,5 @@
-"""unified-ctl config history|rollback|promote|abort: the catalog's history and the staged
-rollout (rollout.py does the work)."""
+"""unified-ctl config show|history|rollback|promote|abort: the catalog as it applies, its history
+and the staged rollout (rollout.py does the work)."""
 from __future__ import annotations
 
 import sys
@@ -37,7 +37,7 @@ def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
 # -- config history, rollback, staged rollout ----------------------------------------------
 @click.group()
 def config() -> None:
-    """Catalog history, rollback and staged rollout (trial → promote)."""
+    """The merged catalog, its history, rollback and staged rollout (trial → promote)."""
 
 
 @config.command("history")
@@ -74,16 +74,82 @@ def config_history_cmd(as_json: bool) -> None:
         click.echo(f"note: {paths.catalog_file()} has edits that are not live yet (`unified-ctl apply`)")
 
 
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.option("--no-overrides", is_flag=True, help="The files alone: leave out the overrides in force and "
+              "the selected profile.")
+@pass_ctx
+def config_show(ctx: Ctx, as_json: bool, no_overrides: bool) -> None:
+    """Print the catalog as it applies: the file with its drop-ins merged, plus the operator's
+    overrides in force and the selected profile (as `docker compose config`). The YAML is a
+    valid catalog (`unified-ctl validate` reads it); an invalid catalog is refused."""
+    from unified_core import profiles, runtime
+    from unified_core.catalog import load_merged
+    from ..views import merged_document
+
+    cat = ctx.catalog  # validated: the problems of an invalid one, and nothing printed
+    data, _, sources = load_merged(cat.path, dropins=len(cat.sources) > 1)
+    overrides = {} if no_overrides else runtime.overrides_in_force()
+    selected = profiles.current_profile(cat)
+    doc = data if no_overrides else merged_document(data, overrides, selected)
+    if as_json:
+        emit_json({"sources": sources, "overrides": overrides, "selected_profile": selected, "catalog": doc})
+        return
+    import yaml
+
+    click.echo(f"# unified-ctl config show: {' + '.join(sources)}")
+    if not no_overrides:
+        click.echo("# overrides in force (settings.*; `unified-ctl overrides clear` drops them): "
+                   + (", ".join(f"{k}={v}" for k, v in overrides.items()) or "none"))
+        click.echo(f"# selected profile (settings.profile): {selected}")
+    click.echo(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100), nl=False)
+
+
+def print_follow_preview(f: dict) -> None:
+    """What a catalog change would make the running profile do (rollout.preview_follow)."""
+    click.echo(f"  profile {f['profile']}: would start {len(f['start'])}, stop {len(f['stop'])}, "
+               f"restart {len(f['restart'])}")
+    for what in ("start", "stop"):
+        if f[what]:
+            click.echo(f"    {what}: {' '.join(f[what])}")
+    for name, why in f["restart"].items():
+        click.echo(f"    restart {name} ({why})")
+    for c in f["port_clashes"]:
+        click.echo(f"    would fail: {c}")
+
+
 @config.command("rollback")
 @click.option("--to", "entry_id", type=int, default=None, metavar="ID",
               help="History entry to restore (default: the catalog live before the current one).")
 @click.option("--force", is_flag=True, help="Set unapplied edits of /etc/unified aside instead of refusing.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for the profile to be ready.")
+@click.option("--dry-run", is_flag=True, help="Say what would change and change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-@fleet_change
-def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, as_json: bool) -> None:
+def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, dry_run: bool,
+                    as_json: bool) -> None:
     """Restore the previous catalog (kept at every apply) and make the running profile follow it."""
+    from .. import rollout
+
+    if dry_run:
+        d = rollout.rollback_preview(ctx.sd, entry_id, force=force)
+        if as_json:
+            emit_json(d)
+            return
+        to = d["to"]
+        click.echo(f"would roll back to catalog {to['id']} of {to['when']} ({to['reason']}); nothing changed "
+                   "(--dry-run)")
+        if d["removed_dropins"]:
+            click.echo(f"  would remove drop-ins not in it: {', '.join(d['removed_dropins'])}")
+        if d["set_aside"]:
+            click.echo(f"  would set unapplied edits aside: {', '.join(d['set_aside'])}")
+        print_follow_preview(d)
+        return
+    with ctx.fleet_lock():
+        _rollback(ctx, entry_id, force, no_wait, as_json)
+
+
+def _rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, as_json: bool) -> None:
     from .. import rollout
 
     result, info = rollout.rollback(ctx.sd, entry_id, force=force, wait=not no_wait)

@@ -90,7 +90,7 @@ def _complete(kind: str):
             cat = load_catalog(catalog_path((ctx.find_root().params or {}).get("config")))
         except Exception:
             return []
-        names = cat.agents if kind == "agents" else cat.profiles
+        names = {"agents": cat.agents, "profiles": cat.profiles, "groups": cat.groups}[kind]
         return [n for n in names if n.lower().startswith(incomplete.lower())]
 
     return complete
@@ -98,6 +98,13 @@ def _complete(kind: str):
 
 complete_agents = _complete("agents")
 complete_profiles = _complete("profiles")
+complete_groups = _complete("groups")
+
+
+def group_option(f):
+    """--group NAME (repeatable) for every command that takes agents (selection.py)."""
+    return click.option("--group", "groups", multiple=True, metavar="NAME", shell_complete=complete_groups,
+                        help="The agents of catalog group NAME (repeatable).")(f)
 
 
 def emit_json(data) -> None:

@@ -17,15 +17,23 @@ def debug() -> None:
 
 
 @debug.command("capture")
-@click.option("-o", "--output", "out", metavar="FILE", default=None,
+@click.option("-O", "--output-file", "out", metavar="FILE", default=None,
               help="Where to write (default /var/tmp/unified-capture-HOST-TIME.json; - for stdout).")
+@click.option("--output", "old_out", metavar="FILE", default=None, hidden=True,
+              help="The old name of --output-file (kept for scripts).")
+@click.option("-o", "old_o", metavar="FILE", default=None, hidden=True,
+              help="The old short name of -O (kept working, with a note).")
 @click.option("-n", "--lines", type=click.IntRange(0, 100000), default=300, show_default=True,
               help="Journal lines of our units.")
 @pass_ctx
-def debug_capture(ctx: Ctx, out: str | None, lines: int) -> None:
+def debug_capture(ctx: Ctx, out: str | None, old_out: str | None, old_o: str | None, lines: int) -> None:
     """Capture hub /debug/state, systemd state and the journal into one JSON file.
 
     Works with the hub down (then systemd and the journal only) and with a broken catalog."""
+    if old_o is not None:  # still works (scripts, older runbooks), and says what to type now
+        click.echo("note: `debug capture -o FILE` is now -O FILE (--output-file): -o is an output format "
+                   "elsewhere (`unified-ctl logs -o`, as journalctl's)", err=True)
+    out = out or old_out or old_o
     from .. import capture, rollout
 
     try:

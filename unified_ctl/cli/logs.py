@@ -8,19 +8,36 @@ import click
 
 from unified_core.errors import NeedsRoot, UnifiedError
 
-from .context import Ctx, complete_agents, pass_ctx
+from .context import Ctx, complete_agents, group_option, pass_ctx
 
 
 # -- logs ---------------------------------------------------------------------------------
+PASSTHROUGH = "unified.journalctl_args"  # ctx.meta key: what follows `--`
+
+
 class LogsGroup(click.Group):
-    """`logs [AGENT]... [options]` shows logs; `logs vacuum|rotate|usage` (below) maintain
-    the journal. Anything but a subcommand name goes to `logs show`, so agent names (never
-    lower-case verbs) and the maintenance verbs share one command."""
+    """`logs [AGENT]... [options] [-- JOURNALCTL-ARGS]` shows logs; `logs vacuum|rotate|usage`
+    (below) maintain the journal. Anything but a subcommand name goes to `logs show`, so
+    agent names (never lower-case verbs) and the maintenance verbs share one command (an
+    agent named like a verb: `logs show NAME`)."""
 
     def parse_args(self, ctx, args):
+        if "--" in args:  # journalctl's own options, passed through (Click would take them as agents)
+            i = args.index("--")
+            args, ctx.meta[PASSTHROUGH] = args[:i], args[i + 1:]
         if not (args and (args[0] in self.commands or args[0] in ("-h", "--help"))):
             args = ["show", *args]
+        if ctx.meta.get(PASSTHROUGH) and args[0] != "show":
+            raise click.UsageError("`-- JOURNALCTL-ARGS` goes with `logs [AGENT]...` only", ctx)
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx, formatter):
+        """`logs --help` shows the options of `logs [AGENT]...` too: it is what logs mostly is."""
+        show = self.commands["show"]
+        records = [r for p in show.get_params(ctx) if p.name != "help" and (r := p.get_help_record(ctx))]
+        with formatter.section("Options of logs [AGENT]... (logs show)"):
+            formatter.write_dl(records)
+        super().format_options(ctx, formatter)
 
 
 @click.group(cls=LogsGroup)
@@ -28,28 +45,38 @@ def logs() -> None:
     """Show agents' logs from journald, or maintain the journal.
 
     \b
-      unified-ctl logs [AGENT]... [-f] [-p err] [--since TIME] [-n N]
+      unified-ctl logs [AGENT]... [-f] [-p err] [--since T] [--until T] [-g RE] [-n N] [-o FMT] [-- ARGS]
       unified-ctl logs vacuum --keep 7d     (journalctl --rotate --vacuum-time=7d)
     """
 
 
 @logs.command("show")
 @click.argument("agents", nargs=-1, shell_complete=complete_agents)
+@group_option
 @click.option("-f", "--follow", is_flag=True, help="Follow new lines.")
 @click.option("-p", "--priority", metavar="PRIO", help="Minimum priority: emerg..debug or 0..7 (e.g. err).")
-@click.option("--since", metavar="TIME", help="journalctl --since (e.g. '1 hour ago', today).")
-@click.option("-n", "--lines", type=int, default=None, help="Number of lines.")
+@click.option("-S", "--since", metavar="TIME", help="journalctl --since (e.g. '1 hour ago', today).")
+@click.option("-U", "--until", metavar="TIME", help="journalctl --until (e.g. '10 min ago', '2025-01-31 12:00').")
+@click.option("-g", "--grep", metavar="REGEX", help="Only messages matching REGEX (journalctl --grep).")
+@click.option("-n", "--lines", type=int, default=None, help="Number of lines (default 200 without --since).")
 @click.option("-o", "--output", metavar="FORMAT", help="journalctl output format (short-iso, json, cat …).")
 @pass_ctx
-def logs_show(ctx: Ctx, agents, follow, priority, since, lines, output) -> None:
-    """Show agents' logs from journald (all agents when none is named; the default)."""
+def logs_show(ctx: Ctx, agents, groups, follow, priority, since, until, grep, lines, output) -> None:
+    """Show agents' logs from journald (all agents when none is named; the default).
+
+    AGENTS: names, globs ('Memory*', quoted) or all. Options after `--` go to journalctl as
+    they are (e.g. `unified-ctl logs Hub -- --reverse --output-fields=MESSAGE`)."""
+    from .. import selection
+
     cat = ctx.catalog
-    if agents:
-        units = [cat.agent(a).service for a in agents] + [cat.agent(a).socket for a in agents]
+    if (agents or groups) and tuple(agents) != (selection.ALL,):
+        chosen = selection.select(cat, agents, groups)
+        units = [cat.agents[a].service for a in chosen] + [cat.agents[a].socket for a in chosen]
     else:
         units = ["unified-agent@*", "unified-profile-*", "unified.target"]
-    args = ctx.sd.journal_args(units, follow=follow, priority=priority, since=since,
-                               lines=lines if lines is not None else (None if since else 200), output=output)
+    args = ctx.sd.journal_args(units, follow=follow, priority=priority, since=since, until=until, grep=grep,
+                               lines=lines if lines is not None else (None if since else 200), output=output,
+                               extra=click.get_current_context().meta.get(PASSTHROUGH, ()))
     ctx.sd.journal_exec(args)
 
 

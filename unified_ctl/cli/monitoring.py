@@ -114,10 +114,18 @@ def _print_health(data: dict, show_all: bool) -> None:
                   "(--all lists them)[/]")
 
 
+def _old_short(ctx: click.Context, value, old: str, new: str) -> None:
+    """A short option that changed meaning: a clear error rather than a silent other meaning."""
+    if value is not None:
+        raise click.UsageError(f"{old} is now {new} here: {old} means --lines in every unified-ctl command "
+                               f"(as in journalctl)", ctx)
+
+
 @click.command()
 @click.option("--watch", "-w", is_flag=True, help="Refresh until Ctrl-C.")
-@click.option("--interval", "-n", type=click.FloatRange(0.5), default=5.0, show_default=True,
+@click.option("--interval", "-i", type=click.FloatRange(0.5), default=5.0, show_default=True,
               help="Seconds between refreshes with --watch.")
+@click.option("-n", hidden=True, expose_value=False, callback=lambda ctx, p, v: _old_short(ctx, v, "-n", "-i"))
 @click.option("--all", "show_all", is_flag=True,
               help="List every agent (default: those with something to report).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

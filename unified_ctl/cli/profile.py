@@ -1,4 +1,4 @@
-"""unified-ctl profile list|show|current|switch: the catalog's profiles, and switching
+"""unified-ctl profile list|show|diff|current|switch: the catalog's profiles, and switching
 between them (operations.switch does the work; this module prints it)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .context import Ctx, complete_profiles, console, console_err, emit_json, pa
 
 @click.group()
 def profile() -> None:
-    """List, show and switch profiles."""
+    """List, show, compare and switch profiles."""
 
 
 @profile.command("list")
@@ -66,6 +66,37 @@ def profile_show(ctx: Ctx, name: str, as_json: bool) -> None:
         table.add_row(a["name"], a["group"], "essential" if a["required"] else "optional", a["start"],
                       str(a["port"]), str(a["health_port"]), a["why"])
     console().print(table)
+
+
+@profile.command("diff")
+@click.argument("a", metavar="A", shell_complete=complete_profiles)
+@click.argument("b", metavar="B", shell_complete=complete_profiles)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def profile_diff(ctx: Ctx, a: str, b: str, as_json: bool) -> None:
+    """Compare profiles A and B from the catalog alone (no systemd needed): agents added and
+    removed, start mode, autoload, start timeout. -c FILE compares another catalog's."""
+    from ..views import profile_diff as diff
+
+    d = diff(ctx.catalog, a, b)
+    if as_json:
+        emit_json(d)
+        return
+    click.echo(f"profile {a} -> {b} ({d['catalog']}):")
+    click.echo(f"  + {len(d['added'])} agents" + "".join(f"\n      + {x['name']}  ({x['start']})" for x in d["added"]))
+    click.echo(f"  - {len(d['removed'])} agents" + "".join(f"\n      - {x['name']}" for x in d["removed"]))
+    for x in d["start_changed"]:
+        click.echo(f"  ~ {x['name']}: {x['from']} -> {x['to']}")
+    click.echo(f"  = {d['unchanged']} agents in both")
+    al = d["autoload"]
+    if al["added"] or al["removed"]:
+        click.echo("  autoload: " + " ".join([f"+{n}" for n in al["added"]] + [f"-{n}" for n in al["removed"]]))
+    t = d["start_timeout_s"]
+    click.echo(f"  start timeout: {t['from']:g} s" + (f" -> {t['to']:g} s" if t["to"] != t["from"] else " (same)"))
+    r = d["resources"]
+    if r["from"] != r["to"]:
+        show = (lambda x: f"{x['cpu_percent']} % CPU, {x['memory_mb']} MB" if x else "none")
+        click.echo(f"  resources: {show(r['from'])} -> {show(r['to'])}")
 
 
 def _selected(ctx: Ctx) -> str:
@@ -235,7 +266,7 @@ def run_switch(ctx: Ctx, name: str, env, wait: bool = True, timeout: float | Non
         return r
     if as_json:
         emit_json({**r.plan.to_dict(), "ok": r.ok, "seconds": r.wait.seconds,
-                   "agents": [{"agent": a.agent, "mode": a.mode, "ready": a.ready, "state": a.state}
+                   "agents": [{"name": a.agent, "agent": a.agent, "mode": a.mode, "ready": a.ready, "state": a.state}
                               for a in r.wait.agents],
                    "failed": list(r.failures), "notes": notes, "overrides": overrides,
                    "stopped_strays": list(r.strays), "reloaded": r.reloaded})

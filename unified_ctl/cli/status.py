@@ -5,7 +5,7 @@ import click
 
 from unified_core import fleet, profiles, runtime
 
-from .context import Ctx, complete_agents, console, emit_json, pass_ctx
+from .context import Ctx, complete_agents, group_option, console, emit_json, pass_ctx
 from .overrides import print_overrides
 
 
@@ -28,16 +28,25 @@ def _fmt_secs(s: float | None) -> str:
 # -- status -------------------------------------------------------------------------------
 @click.command()
 @click.argument("agents", nargs=-1, shell_complete=complete_agents)
-@click.option("--all", "show_all", is_flag=True, help="All catalog agents, not only the profile's and running ones.")
+@group_option
+@click.option("--all", "show_all", is_flag=True, help="All catalog agents, not only the profile's and running ones "
+              "(as `status all`).")
 @click.option("--no-health", is_flag=True, help="Skip probing health ports.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-pager", is_flag=True, help="Accepted, as systemctl's (status never pages).")
 @pass_ctx
-def status(ctx: Ctx, agents: tuple[str, ...], show_all: bool, no_health: bool, as_json: bool) -> None:
-    """Show agents: state (dormant = socket listening, process not started), pid, memory, CPU."""
+def status(ctx: Ctx, agents: tuple[str, ...], groups: tuple[str, ...], show_all: bool, no_health: bool,
+           as_json: bool, no_pager: bool) -> None:
+    """Show agents: state (dormant = socket listening, process not started), pid, memory, CPU.
+
+    AGENTS: names, globs ('Memory*', quoted) or all; default: the profile's and the running
+    ones. In --json each agent has "name" (and "agent", the same, for older scripts)."""
+    from .. import selection
+
     cat = ctx.catalog
     current = profiles.current_profile(cat)
-    if agents:
-        names = [cat.agent(a).name for a in agents]
+    if agents or groups:
+        names = selection.select(cat, agents, groups)
     elif show_all:
         names = list(cat.agents)
     else:

@@ -105,7 +105,7 @@ def test_health_watch_refreshes_until_interrupted(hubenv, monkeypatch, capsys):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_monitoring, "_sleep", sleep)
-    rc = cli_mod.main(["-c", str(hubenv.catalog), "health", "--watch", "-n", "2"])
+    rc = cli_mod.main(["-c", str(hubenv.catalog), "health", "--watch", "-i", "2"])
     captured = capsys.readouterr()
     out = captured.out
     assert rc == 0 and ticks == [2.0, 2.0], captured

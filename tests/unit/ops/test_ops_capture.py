@@ -36,7 +36,7 @@ def test_capture_with_the_hub_down_still_has_systemd_state_and_the_journal(sd, o
     sd.start([sd.catalog.profiles["core"].target])
     sd.stop(["unified-agent@ObservabilityHub.service"])
     out = ops_env / "cap.json"
-    res = ctl("debug", "capture", "-o", str(out))
+    res = ctl("debug", "capture", "-O", str(out))
     assert res.exit_code == 0, res.output
     assert "hub: ObservabilityHub is not running" in res.output
     data = json.loads(out.read_text())
@@ -70,7 +70,7 @@ def test_capture_includes_the_hubs_debug_state_when_it_runs(sd, ops_env):
         main = ops_env / "etc" / "unified.yaml"
         main.write_text(main.read_text().replace("port: 9000", f"port: {port}", 1))
         sd.start(["unified-agent@ObservabilityHub.service"])
-        res = ctl("debug", "capture", "-o", "-")
+        res = ctl("debug", "capture", "-O", "-")
     finally:
         server.shutdown()
     assert res.exit_code == 0, res.output
@@ -80,7 +80,7 @@ def test_capture_includes_the_hubs_debug_state_when_it_runs(sd, ops_env):
 
 def test_capture_works_with_a_broken_catalog(sd, ops_env):
     (ops_env / "etc" / "unified.yaml").write_text("version: 1\nagents: [\n")
-    res = ctl("debug", "capture", "-o", "-")
+    res = ctl("debug", "capture", "-O", "-")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert data["catalog"] is None and "units" in data["systemd"] and "skipped" in data["hub"]

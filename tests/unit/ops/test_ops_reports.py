@@ -117,7 +117,7 @@ def test_weekly_report_says_what_happened_and_what_it_could_not_see(sd):
     mc = next(a for a in r["agents"] if a["agent"] == "MemoryClient")
     assert mc["failures"] == 1 and mc["slow_loads"] == [13.0] and mc["errors"] == 1
     assert r["alerts"]["EssentialAgentDown"][0]["agent"] == "MemoryClient"
-    assert r["alerts"]["SlowAgentLoading"] == [{"agent": "MemoryClient", "seconds": 13.0}]
+    assert r["alerts"]["SlowAgentLoading"] == [{"name": "MemoryClient", "agent": "MemoryClient", "seconds": 13.0}]
     assert any("SystemDigitalTwin" in m for m in r["missing"])
     assert any("routing" in m and "ModelManagerSuite" in m for m in r["missing"])
     md = report_render.weekly_markdown(r)
