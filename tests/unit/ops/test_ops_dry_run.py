@@ -10,7 +10,7 @@ from unified_core import paths
 from unified_core.catalog import load_catalog
 
 from .test_ops_backup import make_db, state  # noqa: F401  (fixture)
-from .test_ops_config import apply_ok, ctl, edit, fake, generating, start_core  # noqa: F401  (fixtures)
+from .test_ops_config import STT_ENV, apply_ok, ctl, edit, fake, generating, start_core  # noqa: F401  (fixtures)
 
 
 def tree(root: pathlib.Path) -> dict:
@@ -37,7 +37,7 @@ def test_apply_dry_run_names_the_agents_apply_would_leave_stale_and_changes_noth
     sd = generating
     apply_ok()
     start_core(sd)
-    edit(pathlib.Path(paths.catalog_file()), "  STTService:\n", "  STTService:\n    environment: {STT_BEAM: '5'}\n")
+    edit(pathlib.Path(paths.catalog_file()), STT_ENV, STT_ENV.replace("}", ", STT_BEAM: '5'}"))
     d, text = dry(ops_env, sd, "apply")
     assert d["changed"] is True and d["stale"] == {"STTService": "its unit changed"}
     assert "STTService: would stay on the old settings (its unit changed)" in text
