@@ -33,8 +33,8 @@ ORDER = 61
 EVAL_VOICES = ("flite", ("slt", "kal", "awb", "rms"))
 DEV_VOICES = ("espeak-ng", ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en-gb+m7",
                             "en-us+f4"))
-CANDIDATES = ("hey computer", "okay computer", "hey jarvis")
-TUNE_THRESHOLDS = (1e-10, 1e-20, 1e-30, 1e-45, 1e-60)
+CANDIDATES = ("hey computer", "okay computer")
+TUNE_THRESHOLDS = (1e-20, 1e-40, 1e-60)
 HIT_WINDOW = (-0.5, 1.0)  # a detection this near the phrase's onset is the phrase's
 CATALOG = ("/etc/unified/unified.yaml", "etc/unified/unified.yaml")
 # Non-wake speech: everyday sentences, and sentences using the wake phrases' words

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 # Chosen by measurement on the development voices (espeak-ng only; docs/SPEECH.md,
 # "WakeWordDetector"): bench/bench_wake.py --tune.
-DEFAULT_PHRASES = "hey computer"
-DEFAULT_THRESHOLD = 1e-20
+DEFAULT_PHRASES = "okay computer"
+DEFAULT_THRESHOLD = 1e-60
 MIN_THRESHOLD, MAX_THRESHOLD = 1e-80, 1.0
 MAX_PHRASES = 20
 _WORD = re.compile(r"[a-z][a-z']*")
