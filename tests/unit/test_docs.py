@@ -42,7 +42,7 @@ def test_readme_agents_table_is_what_the_catalog_gives():
 
 def test_agents_table_names_every_agent_once_and_the_real_ones_with_their_module():
     block = _agents_table().table()
-    assert block.startswith("12 of 77 agents have a real implementation; the other 65 run")
+    assert block.startswith("13 of 77 agents have a real implementation; the other 64 run")
     assert "| infrastructure_registry | ServiceRegistry (`agents/builtin/service_registry.py`)," in block
     assert "| tutoring_services | — | TutorAgent, TutoringAgent |" in block
     assert "STTService (`agents/builtin/stt_service.py`)" in block
