@@ -34,7 +34,7 @@ EVAL_VOICES = ("flite", ("slt", "kal", "awb", "rms"))
 DEV_VOICES = ("espeak-ng", ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en-gb+m7",
                             "en-us+f4"))
 CANDIDATES = ("hey computer", "okay computer")
-TUNE_THRESHOLDS = (1e-20, 1e-40, 1e-60)
+TUNE_THRESHOLDS = (1e-30, 1e-40, 1e-50, 1e-60)
 HIT_WINDOW = (-0.5, 1.0)  # a detection this near the phrase's onset is the phrase's
 CATALOG = ("/etc/unified/unified.yaml", "etc/unified/unified.yaml")
 # Non-wake speech: everyday sentences, and sentences using the wake phrases' words
@@ -54,7 +54,7 @@ TALK = [
     "let me know when dinner is ready", "i could not find my keys anywhere",
     "the children are playing in the garden", "please close the window it is cold",
     "my phone battery is almost empty", "we watched a movie about a talking computer",
-    "hey jude is a song by the beatles", "okay computer is an album by radiohead",
+    "hey jude is a song by the beatles", "she said okay and left the computer room",
 ]
 
 
@@ -97,7 +97,7 @@ def silence(seconds: float):
 
 
 def positives(synth: Synth, voices, phrase: str, n: int, seed: int) -> list[dict]:
-    """n clips "<phrase>, <command>", after 0.5-2 s of silence; every second one noisy.
+    """n clips "<phrase>, <command>", after 0.5-2 s of silence; half of each voice's noisy.
     "at" is where the phrase starts."""
     import numpy as np
 
@@ -109,7 +109,7 @@ def positives(synth: Synth, voices, phrase: str, n: int, seed: int) -> list[dict
         speech = synth(f"{phrase}, {command}", voice)
         lead = rng.uniform(0.5, 2.0)
         pcm = np.concatenate([silence(lead), speech, silence(0.5)])
-        noisy = bool(i % 2)
+        noisy = bool(i // len(voices) % 2)  # every voice both clean and noisy
         if noisy:
             pcm = bs.add_noise(pcm, bs.SNR_DB, nrng)
         out.append({"pcm": pcm, "at": lead + wav.onset_s(speech), "voice": voice,
@@ -123,7 +123,9 @@ def negatives(synth: Synth, voices, hours: float, seed: int, clip_s: float = 60.
     import numpy as np
 
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
-    texts = bs.utterances(200, seed + 1) + TALK * 3
+    # never a wake phrase itself: that would be a detection, not a false one
+    texts = [t for t in bs.utterances(200, seed + 1) + TALK * 3
+             if not any(p in t for p in CANDIDATES)]
     total = hours * 3600
     speech_s, i = 0.0, 0
     while speech_s < 0.8 * total:
@@ -189,7 +191,7 @@ def run_set(s, pos: list[dict], negs, phrase: str) -> dict:
             "rtf_cpu": round(cpu / audio, 4), "audio_hours": round(audio / 3600, 3)}
 
 
-def tune(n: int, hours: float) -> list[str]:
+def tune(n: int, hours: float, candidates=CANDIDATES) -> list[str]:
     """The development set (espeak-ng voices): each candidate phrase decoded at each
     threshold; recall and false accepts per hour."""
     synth = Synth(DEV_VOICES[0])
@@ -199,7 +201,7 @@ def tune(n: int, hours: float) -> list[str]:
              f"phrase (half at {bs.SNR_DB:g} dB SNR); {hours:g} h of negatives.", "",
              "| phrase | threshold | recall | clean | noisy | false accepts/h | RTF |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for phrase in CANDIDATES:
+    for phrase in candidates:
         pos = positives(synth, voices, phrase, n, 7)
         for t in TUNE_THRESHOLDS:
             r = run_set(spotter([(phrase, t)]), pos, negs, phrase)
@@ -265,8 +267,8 @@ def markdown(m: dict) -> list[str]:
         f"pocketsphinx-en-us acoustic model), phrases {ph} from the catalog, chosen and tuned "
         "on espeak-ng voices only (`bench_wake.py --tune`). Evaluation: "
         f"{m['n']} positives \"<wake phrase>, <command>\" by flite voices "
-        f"{', '.join(EVAL_VOICES[1])} (not used for tuning), every second one with white noise "
-        f"at {bs.SNR_DB:g} dB SNR; {m['neg_hours']} h of non-wake audio ("
+        f"{', '.join(EVAL_VOICES[1])} (not used for tuning), half of each voice's with white "
+        f"noise at {bs.SNR_DB:g} dB SNR; {m['neg_hours']} h of non-wake audio ("
         + ", ".join(f"{k} {v} h" for k, v in m["kind_hours"].items())
         + f"); {m['audio_hours']} h decoded in all. Load average {m['load_avg']:.1f}.", "",
         "| measure | value | target |", "| --- | --- | --- |",
@@ -305,6 +307,8 @@ def main() -> int:
     ap.add_argument("--tune", action="store_true",
                     help="the development set (espeak-ng): recall and false accepts of each "
                          "candidate phrase by threshold")
+    ap.add_argument("--phrase", action="append", default=[],
+                    help="with --tune: a candidate phrase (default: %s)" % ", ".join(CANDIDATES))
     ap.add_argument("--json", action="store_true", help="print the measurement as JSON")
     ap.add_argument("--installed", action="store_true",
                     help="use the installed unified_agents (default: this checkout's agents/)")
@@ -319,7 +323,8 @@ def main() -> int:
         pythonpath = f"{link_dir}{os.pathsep}{repo}"
         sys.path[:0] = [str(link_dir), str(repo)]
     if args.tune:
-        print("\n".join(tune(args.positives, args.neg_hours)))
+        print("\n".join(tune(args.positives, args.neg_hours,
+                              tuple(args.phrase) or CANDIDATES)))
         return 0
     m = measure(args.positives, args.neg_hours, pythonpath)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # Chosen by measurement on the development voices (espeak-ng only; docs/SPEECH.md,
 # "WakeWordDetector"): bench/bench_wake.py --tune.
 DEFAULT_PHRASES = "okay computer"
-DEFAULT_THRESHOLD = 1e-60
+DEFAULT_THRESHOLD = 1e-30
 MIN_THRESHOLD, MAX_THRESHOLD = 1e-80, 1.0
 MAX_PHRASES = 20
 _WORD = re.compile(r"[a-z][a-z']*")
