@@ -151,13 +151,14 @@ def measure_tts(repeats: int = 5) -> list[dict]:
     return out
 
 
-def measure_cold(pythonpath: str, repeats: int = 3) -> dict:
+def measure_cold(pythonpath: str, repeats: int = 3,
+                 agents=(("STTService", "stt_service"), ("TTSService", "tts_service"))) -> dict:
     """Start each agent as a process and time exec → /health answering (model load included);
     its RSS once idle."""
     import socket
 
     out = {}
-    for name, module in (("STTService", "stt_service"), ("TTSService", "tts_service")):
+    for name, module in agents:
         times, rss = [], []
         for _ in range(repeats):
             ports = []

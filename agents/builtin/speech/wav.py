@@ -185,3 +185,16 @@ def write(samples, rate: int) -> bytes:
         w.setframerate(rate)
         w.writeframes(np.asarray(samples, "<i2").tobytes())
     return buf.getvalue()
+
+
+def onset_s(pcm, rate: int = TARGET_RATE) -> float:
+    """Where sound starts in a clean clip (synthesised speech after digital silence): the
+    first 10 ms frame above 1 % of the loudest frame's RMS. Used to know where a phrase was
+    placed when building test and evaluation audio."""
+    hop = rate // 100
+    n = len(pcm) // hop
+    if n == 0:
+        return 0.0
+    frames = np.asarray(pcm[:n * hop], np.float64).reshape(n, hop)
+    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    return float(np.argmax(rms > 0.01 * rms.max())) / 100

@@ -1,0 +1,104 @@
+"""WakeWordDetector: wake phrase spotting, offline, with PocketSphinx's keyphrase search
+(docs/SPEECH.md, "WakeWordDetector").
+
+    POST /task {"type": "wake_word", "audio_wav_b64": "<base64 WAV>"}
+      → {"detected", "phrase", "at_s", "end_s", "score", "detections": [{"phrase", "at_s",
+         "end_s", "score"}, ...], "engine", "model", "audio_s", "rtf", "processing_s",
+         "phrases", "warnings", ...}
+
+The phrases and their thresholds come from the catalog (WAKE_PHRASES, WAKE_THRESHOLD in the
+agent's `environment:`); a phrase word the pronunciation dictionary lacks fails the start with
+exit 2 naming the word and the setting. "phrase"/"at_s"/"score" describe the first detection
+(where the user started speaking to the assistant: the command follows its "end_s");
+"detections" lists every one. Bad audio is a 400 (413 above WAKE_MAX_AUDIO_S), as for
+STTService; silence is not an error: nothing is detected and "warnings" says it is silent.
+
+The decoder loads in on_start(), before READY=1: the agent is optional (socket-activated,
+exits when idle), so its cold activation includes the load, measured in docs/SPEECH.md.
+"""
+from __future__ import annotations
+
+import time
+
+from unified_agents import Agent, ConfigError, HTTPError
+
+from . import deps
+from .stt import DEFAULT_MODEL_DIR, real_time_factor
+from .stt_agent import BIGGEST_BYTES_PER_S, SILENCE_DBFS, _dbfs, decode_b64_field
+from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD,
+                   KeyphraseSpotter, PhrasesError, UnknownWords, parse_phrases)
+
+
+class WakeWordDetector(Agent):
+    version = "1.0.0"
+    task_types = ("wake_word",)
+
+    def on_start(self) -> None:
+        env = self.config.env
+        self.max_audio_s = env.number("WAKE_MAX_AUDIO_S", 60.0, 0.1, 3600.0)
+        self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
+        default_thr = env.number("WAKE_THRESHOLD", DEFAULT_THRESHOLD, MIN_THRESHOLD,
+                                 MAX_THRESHOLD)
+        raw = env.string("WAKE_PHRASES", DEFAULT_PHRASES)
+        try:
+            phrases = parse_phrases(raw, default_thr)
+        except PhrasesError as e:
+            raise ConfigError(f"WAKE_PHRASES={raw!r} is invalid: {e}") from None
+        model_dir = env.string("WAKE_MODEL_DIR", DEFAULT_MODEL_DIR)
+        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
+                                  "the PocketSphinx speech recogniser")
+        from . import wav  # numpy is there: checked just above
+
+        self.wav = wav
+        self.engine = KeyphraseSpotter(module, phrases, model_dir)
+        for f in self.engine.files():
+            deps.need_file(self.name, f, "pocketsphinx-en-us", "WAKE_MODEL_DIR")
+        try:
+            load_s = self.engine.load()
+        except UnknownWords as e:
+            raise ConfigError(f"WAKE_PHRASES={raw!r} is invalid: the word(s) {e}; allowed: "
+                              "phrases of words in that dictionary") from None
+        self.log.info("keyphrase spotter loaded", engine=self.engine.name, model=model_dir,
+                      phrases=", ".join(p for p, _ in phrases), load_s=round(load_s, 3))
+
+    def handle_task(self, task: dict):
+        data = decode_b64_field(task, "audio_wav_b64")
+        t0 = time.perf_counter()
+        try:
+            audio = self.wav.read(data, self.max_audio_s)
+        except self.wav.WavError as e:
+            msg = e.message + (" (WAKE_MAX_AUDIO_S)" if e.status == 413 else "")
+            raise HTTPError(e.status, msg) from None
+        pcm, clipped = self.wav.to_mono16k(audio)
+        found = self.engine.spot(pcm)["detections"]
+        processing_s = time.perf_counter() - t0
+        warnings = []
+        level = _dbfs(pcm)
+        if level < SILENCE_DBFS:
+            warnings.append(f"the audio is silent ({level:.0f} dBFS)")
+        if clipped > 0.001:
+            warnings.append(f"{clipped:.1%} of the samples are clipped (at full scale)")
+        first = found[0] if found else {}
+        return {"detected": bool(found), "phrase": first.get("phrase"),
+                "at_s": first.get("at_s"), "end_s": first.get("end_s"),
+                "score": first.get("score"), "detections": found,
+                "engine": self.engine.name, "model": self.engine.model_dir,
+                "audio_s": round(audio.seconds, 3),
+                "rtf": real_time_factor(processing_s, audio.seconds),
+                "processing_s": round(processing_s, 4), "phrases": self.phrases(),
+                "input": {"sample_rate": audio.rate, "channels": audio.channels,
+                          "format": audio.source_format},
+                "level_dbfs": round(level, 1), "warnings": warnings}
+
+    def phrases(self) -> list[dict]:
+        return [{"phrase": p, "threshold": t} for p, t in self.engine.phrases]
+
+    def health_checks(self) -> dict:
+        return {"engine": self.engine.load_s is not None}
+
+    def health_info(self) -> dict:
+        return {"engine": self.engine.name, "model": self.engine.model_dir,
+                "engine_version": self.engine.version, "phrases": self.phrases(),
+                "model_load_s": round(self.engine.load_s or 0.0, 3),
+                "max_audio_s": self.max_audio_s}
