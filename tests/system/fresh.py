@@ -82,9 +82,18 @@ def apt_archives() -> Path:
     return d
 
 
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
 def run_script(root: Path, script: str, log: Path, timeout: float = 1800) -> None:
-    """`script` in `root`: not booted, host network, the repo read-only at /mnt/src."""
+    """`script` in `root`: not booted, host network, the repo read-only at /mnt/src.
+
+    The host's network comes with the host's trust: its CA bundle is pip's (PIP_CERT), as
+    apt uses the host's mirrors. A network behind a TLS-inspecting proxy (this project's CI)
+    has its own CA there; a fresh machine on that network would be given it the same way."""
+    options = [f"--bind-ro={harness.REPO}:/mnt/src",
+               f"--bind={apt_archives()}:/var/cache/apt/archives"]
+    if HOST_CA.is_file():
+        options += [f"--bind-ro={HOST_CA}:/run/host-ca.crt", "-E", "PIP_CERT=/run/host-ca.crt"]
     with harness.timed("fresh machine script", root.name):
-        harness._nspawn_chroot(root, script, timeout=timeout, log=log, options=[
-            f"--bind-ro={harness.REPO}:/mnt/src",
-            f"--bind={apt_archives()}:/var/cache/apt/archives"])
+        harness._nspawn_chroot(root, script, timeout=timeout, log=log, options=options)

@@ -120,6 +120,9 @@ def _unchanged(c):
 
 def test_dry_runs_change_nothing_on_systemd(core):
     c = core
+    # a baseline: earlier tests of this container may have left the files ahead of what was
+    # last applied (a drop-in removed without `apply`); the dry run must see only ours
+    ctl(c, "apply", timeout=120)
     c.write_file("/etc/unified/conf.d/50-systest-conventions.yaml",
                  "agents:\n  MemoryClient:\n    environment: {SYSTEST_CONVENTIONS: '1'}\n")
     before = _unchanged(c)
