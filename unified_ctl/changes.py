@@ -58,11 +58,13 @@ def snapshot(root: str | None = None) -> dict[str, bytes]:
 
 
 def rendered(cat: Catalog, ncpu: int | None = None) -> dict[str, bytes]:
-    """What snapshot() would read after the generator rendered `cat` (pure, no I/O)."""
+    """What snapshot() would read after the generator rendered `cat` (the generator's own
+    inputs: the selected profile, the CPU count, whether the token file exists)."""
     from unified_core.profiles import current_profile
+    from .generator import token_for_render
     from .render import render
 
-    files = render(cat, current_profile(cat), ncpu or os.cpu_count() or 1)
+    files = render(cat, current_profile(cat), ncpu or os.cpu_count() or 1, token_for_render())
     return {rel: _what_systemd_reads(text.encode()) for rel, text in files.items()
             if isinstance(text, str) and "/" in rel and rel.startswith(PREFIXES)}
 

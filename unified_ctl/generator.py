@@ -139,6 +139,13 @@ def _token_present() -> bool:
     return os.path.isfile(paths.token_file())
 
 
+def token_for_render() -> str | None:
+    """The token file to render the standard-input drop-in for, as the generator does:
+    the path while the file exists. Whoever renders to compare with what systemd reads
+    (changes.rendered) must pass the same, or every agent looks stale."""
+    return paths.token_file() if _token_present() else None
+
+
 def render_key(catalog_file: str, selected: str, ncpu: int, files_digest: str | None = None) -> str | None:
     """Everything the rendered units depend on, as one digest: this version of the renderer,
     the catalog's files (main and drop-ins, by content), the selected profile and the CPU
@@ -202,7 +209,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     if fell_back:
         log(3, f"{catalog_file} is invalid; running the last good catalog instead:\n{reason}")
     selected = read_selected(cat.profiles) or cat.settings.profile
-    files = render(cat, selected, ncpu, paths.token_file() if _token_present() else None)
+    files = render(cat, selected, ncpu, token_for_render())
     write_files(outdir, files)
     if not fell_back and not trial:  # a trial is not permanent: never the fallback
         try:

@@ -109,3 +109,13 @@ def test_creating_or_removing_the_token_file_counts_as_a_change(rendered):
     token.unlink()
     assert switch("core")["reloaded"] is True
     assert not drop_in.exists()
+
+
+def test_with_the_token_file_nothing_looks_stale_after_a_render(rendered):
+    # changes.rendered() must render what the generator renders (the token's drop-in too),
+    # or an apply right after a reload called every agent stale ("the global settings changed")
+    pathlib.Path(paths.token_file()).write_text("a-token-of-sixteen-or-more\n")
+    switch("core")                                   # reloads: the generator renders the drop-in
+    res = ctl("apply", "--dry-run", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["stale"] == {}
