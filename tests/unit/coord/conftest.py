@@ -150,8 +150,10 @@ class Fleet(FakeUnitsFile):
                 return
             time.sleep(delay)
             self.start(agent, lsock=lsock, **env)
-            self.set_state(agent, "active", MainPID=self.procs[agent].proc.pid)
+            # before systemd's state says active: a loader that sees "active" and returns
+            # must find `.started` set (set after, the test raced this thread)
             t.started = True
+            self.set_state(agent, "active", MainPID=self.procs[agent].proc.pid)
 
         t = threading.Thread(target=run, daemon=True)
         t.started = False
