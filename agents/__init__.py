@@ -4,7 +4,7 @@ Public API (imported lazily, so `python3 -m unified_agents` pays only for what i
 Agent, route, HTTPError, Request, Response, ConfigError, current_request, client.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Agent": ("agent", "Agent"),

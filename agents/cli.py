@@ -187,6 +187,7 @@ def load_agent(config):
         return ReferenceAgent()
     if kind == "builtin":
         modname = f"{__package__}.builtin.{value}"
+        _need_package_of(value, modname)
         mod = _import(modname, f"builtin:{value}", _builtin_names())
         target = getattr(mod, "AGENT", None)
         if target is None:
@@ -218,6 +219,19 @@ def load_agent(config):
         raise StartupError(f"UNIFIED_RUN={kind}:{value} gave {type(agent).__name__}, not an "
                            "instance of unified_agents.Agent")
     return agent
+
+
+def _need_package_of(value: str, modname: str) -> None:
+    """A built-in that ships in another binary package (the speech agents) and is not
+    installed: one line naming the package, exit 2 (systemd does not retry)."""
+    from importlib.util import find_spec
+
+    from .builtin import VOICE_MODULES, VOICE_PACKAGE
+    from .config import ConfigError
+
+    if value in VOICE_MODULES and find_spec(modname) is None:
+        raise ConfigError(f"UNIFIED_RUN='builtin:{value}': this agent ships in the Debian package "
+                          f"{VOICE_PACKAGE}, which is not installed (apt install {VOICE_PACKAGE})")
 
 
 def _builtin_names() -> list[str]:

@@ -1,18 +1,21 @@
 #!/bin/sh
 # Build the unified-system Debian package (debhelper 13 + dh-python) from this tree.
 #
-#   packaging/build-deb.sh        (= make deb)  -> dist/unified-system_0.1.0_all.deb
+#   packaging/build-deb.sh        (= make deb)  -> dist/unified-system_0.2.0_all.deb
+#                                                  + dist/unified-system-voice_0.2.0_all.deb
 #
-# The version is packaging/debian/changelog's (native package: 0.1.0, the same as
+# (two binary packages: the speech agents are unified-system-voice, which the base
+# Recommends; the last line of output is the base .deb, the voice one lies beside it).
+# The version is packaging/debian/changelog's (native package: 0.2.0, the same as
 # unified_ctl.__version__; the build fails when they differ). Higher versions for upgrade
 # tests, built from the same tree without touching it, go to dist/upgrade/ so that
-# `apt install ./dist/unified-system_*_all.deb` always matches exactly one file:
+# `apt install ./dist/unified-system*_all.deb` always matches exactly one build:
 #
-#   VERSION_SUFFIX=+test1 packaging/build-deb.sh  -> dist/upgrade/unified-system_0.1.0+test1_all.deb
-#   DEB_VERSION=0.1.1 packaging/build-deb.sh      -> dist/upgrade/unified-system_0.1.1_all.deb
+#   VERSION_SUFFIX=+test1 packaging/build-deb.sh  -> dist/upgrade/unified-system_0.2.0+test1_all.deb
+#   DEB_VERSION=0.2.1 packaging/build-deb.sh      -> dist/upgrade/unified-system_0.2.1_all.deb
 #
-# (0.1.0+test1 sorts above 0.1.0 for dpkg; only the package version changes, the Python
-# code still says 0.1.0.) Other knobs: OUT_DIR=DIR (where the .deb goes), LINTIAN=0
+# (0.2.0+test1 sorts above 0.2.0 for dpkg; only the package version changes, the Python
+# code still says 0.2.0.) Other knobs: OUT_DIR=DIR (where the .deb goes), LINTIAN=0
 # (skip lintian), KEEP_BUILD=1 (keep the temporary build directory), VERBOSE=1 (show
 # the dpkg-buildpackage output; it is always in build-deb.log next to the .deb).
 #
@@ -72,6 +75,8 @@ fi
 mkdir -p "$OUT_DIR" dist
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 debname=unified-system_${version#*:}_all.deb
+# The speech agents' package, built from the same source (debian/control).
+voicename=unified-system-voice_${version#*:}_all.deb
 
 # --- copy the tree -------------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unified-deb.XXXXXX")
@@ -130,7 +135,9 @@ if [ $rc -ne 0 ]; then
     tail -n 60 "$log" >&2
     die "dpkg-buildpackage failed (exit $rc); full log: ${OUT_DIR#"$ROOT"/}/build-deb.log"
 fi
-[ -f "$tmp/$debname" ] || die "dpkg-buildpackage did not produce $debname (see ${OUT_DIR#"$ROOT"/}/build-deb.log)"
+for d in "$debname" "$voicename"; do
+    [ -f "$tmp/$d" ] || die "dpkg-buildpackage did not produce $d (see ${OUT_DIR#"$ROOT"/}/build-deb.log)"
+done
 grep -E '^dpkg-deb: building package' "$log" || true
 
 # Our own files that the shipped units name (Exec*=, Documentation=file:) must be in
@@ -157,13 +164,17 @@ for u in "$src"/debian/unified-system/lib/systemd/system/*; do
     done
 done
 
-# Same-filesystem rename: a reader never sees a half-copied .deb.
-cp "$tmp/$debname" "$OUT_DIR/.$debname.tmp"
-mv -f "$OUT_DIR/.$debname.tmp" "$OUT_DIR/$debname"
+# Same-filesystem rename: a reader never sees a half-copied .deb. The voice package first:
+# a reader that finds the base .deb finds its companion beside it.
+for d in "$voicename" "$debname"; do
+    cp "$tmp/$d" "$OUT_DIR/.$d.tmp"
+    mv -f "$OUT_DIR/.$d.tmp" "$OUT_DIR/$d"
+done
 if [ "$OUT_DIR" = "$ROOT/dist" ]; then
-    # One release build in dist/: README's `apt install ./dist/unified-system_*_all.deb`.
-    for old in "$OUT_DIR"/unified-system_*_all.deb; do
-        [ "$old" = "$OUT_DIR/$debname" ] || [ ! -e "$old" ] || { rm -f "$old"; say "removed older $(basename "$old")"; }
+    # One release build in dist/: README's `apt install ./dist/unified-system*_all.deb`.
+    for old in "$OUT_DIR"/unified-system_*_all.deb "$OUT_DIR"/unified-system-voice_*_all.deb; do
+        [ "$old" = "$OUT_DIR/$debname" ] || [ "$old" = "$OUT_DIR/$voicename" ] || [ ! -e "$old" ] ||
+            { rm -f "$old"; say "removed older $(basename "$old")"; }
     done
 fi
 
@@ -171,7 +182,8 @@ fi
 if [ "${LINTIAN:-1}" != 0 ]; then
     set +e
     # TMPDIR: lintian leaves mldbm-* files behind in its temporary directory.
-    TMPDIR=$tmp lintian --fail-on error --tag-display-limit 0 "$OUT_DIR/$debname" >"$tmp/lintian.raw" 2>&1
+    TMPDIR=$tmp lintian --fail-on error --tag-display-limit 0 "$OUT_DIR/$debname" "$OUT_DIR/$voicename" \
+        >"$tmp/lintian.raw" 2>&1
     lrc=$?
     set -e
     grep -v 'running with root privileges is not recommended' "$tmp/lintian.raw" >"$tmp/lintian.out" || true
@@ -179,11 +191,11 @@ if [ "${LINTIAN:-1}" != 0 ]; then
     errors=$(grep -c '^E: ' "$tmp/lintian.out" || true)
     warnings=$(grep -c '^W: ' "$tmp/lintian.out" || true)
     if [ "$lrc" -ne 0 ] || [ "$errors" -ne 0 ]; then
-        rm -f "$OUT_DIR/$debname"
-        die "lintian: $errors error(s); the .deb was removed"
+        rm -f "$OUT_DIR/$debname" "$OUT_DIR/$voicename"
+        die "lintian: $errors error(s); the .debs were removed"
     fi
     say "lintian: 0 errors, $warnings warning(s)"
 fi
 
-say "done in $(( $(date +%s) - start )) s: $(du -k "$OUT_DIR/$debname" | cut -f1) KiB"
+say "done in $(( $(date +%s) - start )) s: $(du -k "$OUT_DIR/$debname" | cut -f1) KiB, $voicename $(du -k "$OUT_DIR/$voicename" | cut -f1) KiB"
 echo "$OUT_DIR/$debname"

@@ -1,3 +1,3 @@
 """unified-system control plane: catalog, systemd units and the unified-ctl CLI."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -218,6 +218,33 @@ def deb_relations(deb: Path | str, fields=("Pre-Depends", "Depends")) -> str:
     return ", ".join(parts)
 
 
+def companion_debs(deb: Path | str) -> list[Path]:
+    """The other binary packages built with `deb` (same directory, same version): today
+    unified-system-voice, which the base Recommends. They are installed together, as a
+    user's `apt install ./dist/unified-system*_all.deb` does."""
+    deb = Path(deb)
+    m = re.fullmatch(r"unified-system_(.+)_all\.deb", deb.name)
+    if not m:
+        return []
+    return sorted(deb.parent.glob(f"unified-system-*_{m.group(1)}_all.deb"))
+
+
+def _own_names(debs) -> set[str]:
+    return {deb_field(d, "Package") for d in debs}
+
+
+def relations_of(debs, fields=("Pre-Depends", "Depends")) -> str:
+    """deb_relations of several debs built together, without the relations between them
+    (unified-system-voice Depends on unified-system (= version): no archive has that)."""
+    own = _own_names(debs)
+    groups = []
+    for d in debs:
+        for g in filter(None, (g.strip() for g in deb_relations(d, fields).split(","))):
+            if not own & set(_relation_names(g)):
+                groups.append(g)
+    return ", ".join(dict.fromkeys(groups))
+
+
 def newest_deb(dist: Path | None = None) -> Path | None:
     dist = dist or REPO / "dist"
     debs = sorted(dist.glob("unified-system_*_all.deb"), key=lambda p: p.stat().st_mtime)
@@ -310,6 +337,12 @@ def make_higher_version_deb(deb: Path | str, out_dir: Path | str,
     out_dir.mkdir(parents=True, exist_ok=True)
     version = deb_field(deb, "Version")
     new_version = version + suffix
+    for other in companion_debs(deb):
+        _repack(other, out_dir, version, new_version)
+    return _repack(deb, out_dir, version, new_version)
+
+
+def _repack(deb: Path, out_dir: Path, version: str, new_version: str) -> Path:
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         tree = Path(tmp) / "tree"
         r = _host_run(["dpkg-deb", "-R", str(deb), str(tree)], timeout=120,
@@ -319,6 +352,8 @@ def make_higher_version_deb(deb: Path | str, out_dir: Path | str,
         control = tree / "DEBIAN" / "control"
         text = re.sub(r"^Version: .*$", f"Version: {new_version}",
                       control.read_text(), count=1, flags=re.M)
+        # a companion's (= version) on the base package moves with it
+        text = text.replace(f"(= {version})", f"(= {new_version})")
         control.write_text(text)
         pkg = deb_field(deb, "Package")
         arch = deb_field(deb, "Architecture")
@@ -556,8 +591,9 @@ def ensure_rootfs(deb: Path | str | None = None) -> Path:
     if deb is None:
         root = base
     else:
-        relations = deb_relations(deb)
-        recommends = deb_relations(deb, ("Recommends",))
+        debs = [Path(deb), *companion_debs(deb)]
+        relations = relations_of(debs)
+        recommends = relations_of(debs, ("Recommends",))
         missing = unsatisfied_relations(base, relations, recommends)
         if not missing:
             root = base
@@ -1074,13 +1110,15 @@ class Container:
             self.systemctl("restart", *units, check=False)
 
     # -- packages --------------------------------------------------------------------
-    def install_deb(self, deb: Path | str, *, timeout: float = 600.0,
-                    check: bool = True) -> subprocess.CompletedProcess:
-        """`apt-get install -y ./NAME.deb` inside (the container has no network)."""
+    def install_deb(self, deb: Path | str, *, timeout: float = 600.0, check: bool = True,
+                    companions: bool = True) -> subprocess.CompletedProcess:
+        """`apt-get install -y ./NAME.deb` inside (the container has no network), with the
+        packages built beside it (companion_debs) unless `companions` is false."""
         deb = Path(deb)
-        dest = self.copy_in(deb, f"/root/debs/{deb.name}")
-        with timed("deb install", f"{self.label}: {deb.name}"):
-            return self.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", dest],
+        debs = [deb, *(companion_debs(deb) if companions else [])]
+        dests = [self.copy_in(d, f"/root/debs/{d.name}") for d in debs]
+        with timed("deb install", f"{self.label}: {' '.join(d.name for d in debs)}"):
+            return self.run(["apt-get", "install", "-y", "-o", "Dpkg::Use-Pty=0", *dests],
                             timeout=timeout, check=check, cwd="/root/debs")
 
     def dpkg_version(self, package: str = "unified-system") -> str | None:

@@ -8,6 +8,7 @@ import json
 import harness
 
 PKG = "unified-system"
+VOICE = "unified-system-voice"
 
 
 def _unified_processes(c) -> list[str]:
@@ -87,6 +88,33 @@ def test_install_starts_the_core_profile(new_container):
     c.wait_until(["sh", "-c", f'unified-ctl status --json | python3 -c "{all_healthy}"'], timeout=60)
 
 
+def test_the_base_package_alone_installs_and_a_speech_agent_names_the_voice_package(new_container, deb):
+    """Speech ships in unified-system-voice (a Recommends): installed without it, the base
+    works and a speech agent's start fails once (exit 2, not retried) naming the package;
+    installing the package brings the agent up."""
+    c = new_container(install=False)
+    c.install_deb(deb, companions=False, timeout=600)
+    assert c.dpkg_version(PKG) and c.dpkg_version(VOICE) is None
+    c.run(["test", "!", "-e", "/usr/lib/python3/dist-packages/unified_agents/builtin/speech"])
+    unit = "unified-agent@TTSService.service"
+    c.systemctl("start", unit, check=False, timeout=60)
+    c.wait_until(["sh", "-c", f"systemctl is-failed {unit}"], timeout=30)
+    assert c.unit_property(unit, "ExecMainStatus") == "2"
+    assert c.unit_property(unit, "NRestarts") == "0"
+    log = c.run(["journalctl", "-u", unit, "-o", "cat", "--no-pager"]).stdout
+    assert "ships in the Debian package unified-system-voice" in log, log
+    assert "apt install unified-system-voice" in log, log
+    assert "Traceback" not in log, log
+
+    voice = harness.companion_debs(deb)
+    assert [harness.deb_field(v, "Package") for v in voice] == [VOICE]
+    c.install_deb(voice[0])
+    c.systemctl("reset-failed", unit, check=False)
+    c.systemctl("start", unit, timeout=60)
+    c.wait_until(["curl", "-sf", "http://127.0.0.1:6801/health"], timeout=60)
+    c.systemctl("stop", unit, timeout=60)
+
+
 def test_upgrade_to_higher_version(new_container, deb, upgrade_deb):
     c = new_container()
     old = c.dpkg_version(PKG)
@@ -98,6 +126,7 @@ def test_upgrade_to_higher_version(new_container, deb, upgrade_deb):
 
     new = c.dpkg_version(PKG)
     assert new == harness.deb_field(upgrade_deb, "Version") and new != old
+    assert c.dpkg_version(VOICE) == new   # the speech package moves with the base
     # the operator's conffile edit and the state survive an upgrade
     assert "# local operator edit" in c.read_file("/etc/unified/unified.yaml")
     assert c.read_file("/var/lib/unified/systest-sentinel").strip() == "keep"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from unified_agents import client
+from unified_agents import __version__, client
 
 from .harness import raw_exchange
 
@@ -161,7 +161,7 @@ def test_health_contract_on_both_ports(agent):
         assert body["status"] == "healthy" and body["agent"] == "Registry"
         assert body["checks"] == {"database": True, "cache": True}
         assert body["queue_size"] >= 0 and body["implementation"] == "entry_point"
-        assert isinstance(body["uptime_s"], float) and body["version"] == "0.1.0"
+        assert isinstance(body["uptime_s"], float) and body["version"] == __version__
 
 
 def test_health_degraded_and_unhealthy(spawn):
