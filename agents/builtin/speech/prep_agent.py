@@ -20,7 +20,7 @@ import time
 from unified_agents import Agent, ConfigError, HTTPError
 
 from . import deps
-from .stt_agent import BIGGEST_BYTES_PER_S, decode_b64_field
+from .stt_agent import BIGGEST_BYTES_PER_S, decode_b64_field, read_audio
 
 
 def _option_number(task: dict, name: str, default, lo: float, hi: float, zero_ok=False):
@@ -62,11 +62,7 @@ class FusedAudioPreprocessor(Agent):
         target = _option_number(task, "target_dbfs", None, -40.0, 0.0)
         hp = _option_number(task, "highpass_hz", self.highpass_hz, 20.0, 1000.0, zero_ok=True)
         t0 = time.perf_counter()
-        try:
-            audio = self.wav.read(data, self.max_audio_s)
-        except self.wav.WavError as e:
-            msg = e.message + (" (PREP_MAX_AUDIO_S)" if e.status == 413 else "")
-            raise HTTPError(e.status, msg) from None
+        audio = read_audio(self.wav, data, self.max_audio_s, "PREP_MAX_AUDIO_S")
         clipped = float((abs(audio.samples) >= 0.999).mean())
         mono = audio.samples.mean(axis=1) if audio.channels > 1 else audio.samples[:, 0]
         x = self.wav.resample(mono, audio.rate, self.wav.TARGET_RATE)

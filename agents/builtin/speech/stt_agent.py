@@ -51,6 +51,15 @@ def decode_b64_field(task: dict, name: str) -> bytes:
                              "standard base64") from None
 
 
+def read_audio(wav, data: bytes, max_audio_s: float, setting: str):
+    """`wav.read` for a task: a WavError becomes its 400/413, the 413 naming the setting
+    that sets the limit (STT_MAX_AUDIO_S, WAKE_MAX_AUDIO_S, ...)."""
+    try:
+        return wav.read(data, max_audio_s)
+    except wav.WavError as e:
+        raise HTTPError(e.status, e.message + (f" ({setting})" if e.status == 413 else "")) from None
+
+
 class STTService(Agent):
     version = "1.0.0"
     task_types = ("stt", "speech_to_text")
@@ -109,11 +118,7 @@ class STTService(Agent):
     def recognise(self, data: bytes, phrases: tuple | None = None) -> dict:
         """The task's answer for the WAV `data` (POST /task and Wyoming's transcribe)."""
         t0 = time.perf_counter()
-        try:
-            audio = self.wav.read(data, self.max_audio_s)
-        except self.wav.WavError as e:
-            msg = e.message + (" (STT_MAX_AUDIO_S)" if e.status == 413 else "")
-            raise HTTPError(e.status, msg) from None
+        audio = read_audio(self.wav, data, self.max_audio_s, "STT_MAX_AUDIO_S")
         pcm, clipped = self.wav.to_mono16k(audio)
         try:
             out = self.engine.transcribe(pcm, phrases)

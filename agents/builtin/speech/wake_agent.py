@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import time
 
-from unified_agents import Agent, ConfigError, HTTPError
+from unified_agents import Agent, ConfigError
 
 from . import deps
 from .stt import DEFAULT_MODEL_DIR, real_time_factor
-from .stt_agent import BIGGEST_BYTES_PER_S, SILENCE_DBFS, _dbfs, decode_b64_field
+from .stt_agent import BIGGEST_BYTES_PER_S, SILENCE_DBFS, _dbfs, decode_b64_field, read_audio
 from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD,
                    KeyphraseSpotter, PhrasesError, UnknownWords, parse_phrases)
 
@@ -65,11 +65,7 @@ class WakeWordDetector(Agent):
     def handle_task(self, task: dict):
         data = decode_b64_field(task, "audio_wav_b64")
         t0 = time.perf_counter()
-        try:
-            audio = self.wav.read(data, self.max_audio_s)
-        except self.wav.WavError as e:
-            msg = e.message + (" (WAKE_MAX_AUDIO_S)" if e.status == 413 else "")
-            raise HTTPError(e.status, msg) from None
+        audio = read_audio(self.wav, data, self.max_audio_s, "WAKE_MAX_AUDIO_S")
         pcm, clipped = self.wav.to_mono16k(audio)
         found = self.engine.spot(pcm)["detections"]
         processing_s = time.perf_counter() - t0
