@@ -112,3 +112,62 @@ def test_a_phrase_word_not_in_the_dictionary_fails_the_start_once_naming_it(full
         full.systemctl("reset-failed", UNIT, check=False)
     status, out = post(full, 7201, {"type": "wake_word", "audio_wav_b64": "bm90IGEgd2F2"})
     assert status == 400, out                     # activated again by its socket, now healthy
+
+
+WYOMING_DROPIN = f"/run/systemd/system/{UNIT}.d/90-systest-wyoming.conf"
+WAKE_PORT = 10410  # next to openWakeWord's 10400, as docs/SPEECH.md "Wyoming" says
+# A satellite as Home Assistant drives one, stdlib only (the container has no PyPI wyoming):
+# describe, then detect + the clip streamed in 1024-sample chunks; prints what came back.
+SATELLITE = r'''
+import json, socket, sys, wave
+def send(s, etype, data=None, payload=b""):
+    h = {"type": etype}
+    body = json.dumps(data).encode() if data else b""
+    if body: h["data_length"] = len(body)
+    if payload: h["payload_length"] = len(payload)
+    s.sendall(json.dumps(h).encode() + b"\n" + body + payload)
+def read(f):
+    h = json.loads(f.readline())
+    data = h.get("data") or {}
+    if h.get("data_length"): data.update(json.loads(f.read(h["data_length"])))
+    if h.get("payload_length"): f.read(h["payload_length"])
+    return h["type"], data
+port = int(sys.argv[1])
+with socket.create_connection(("127.0.0.1", port), 30) as s:
+    send(s, "describe"); info = read(s.makefile("rb"))[1]
+w = wave.open("/root/wake-clip.wav"); pcm = w.readframes(w.getnframes())
+fmt = {"rate": 16000, "width": 2, "channels": 1}
+with socket.create_connection(("127.0.0.1", port), 60) as s:
+    send(s, "detect", {"names": None}); send(s, "audio-start", fmt)
+    for i in range(0, len(pcm), 2048): send(s, "audio-chunk", fmt, pcm[i:i + 2048])
+    send(s, "audio-stop"); got = read(s.makefile("rb"))
+print(json.dumps({"models": [m["phrase"] for p in info["wake"] for m in p["models"]], "got": got}))
+'''
+
+
+def test_a_wyoming_satellite_streams_its_microphone_and_gets_the_detection(full):
+    """Home Assistant's way: WakeWordDetector serves Wyoming's wake domain on WYOMING_PORT
+    under systemd, sandboxed; a streamed clip gets "detection" with the phrase's offset."""
+    phrase = full.run(["python3", "-c", CONFIGURED]).stdout.strip()
+    say(full, phrase, "phrase")
+    say(full, "what time is it", "command")
+    clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
+    try:
+        full.write_file(WYOMING_DROPIN, f'[Service]\nEnvironment="WYOMING_PORT={WAKE_PORT}"\n')
+        full.systemctl("daemon-reload")
+        full.systemctl("restart", UNIT, timeout=60)
+        full.wait_until(["python3", "-c", f"import socket; socket.create_connection(('127.0.0.1', "
+                                          f"{WAKE_PORT}), 2).close()"], timeout=60)
+        full.write_file("/root/wake-satellite.py", SATELLITE)
+        out = json.loads(full.run(["python3", "/root/wake-satellite.py", str(WAKE_PORT)],
+                                  timeout=120).stdout)
+        assert out["models"] == [phrase], out
+        etype, data = out["got"]
+        assert etype == "detection" and data["name"] == phrase, out
+        assert abs(data["timestamp"] / 1000 - clip["at_s"]) <= 0.3, (data, clip["at_s"])
+        h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
+        assert h["wyoming"]["port"] == WAKE_PORT and h["wyoming"]["served"] >= 2, h
+    finally:
+        full.run(["rm", "-f", WYOMING_DROPIN, "/root/wake-satellite.py"])
+        full.systemctl("daemon-reload")
+        full.systemctl("stop", UNIT, check=False, timeout=60)

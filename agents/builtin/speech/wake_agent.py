@@ -13,6 +13,10 @@ exit 2 naming the word and the setting. "phrase"/"at_s"/"score" describe the fir
 "detections" lists every one. Bad audio is a 400 (413 above WAKE_MAX_AUDIO_S), as for
 STTService; silence is not an error: nothing is detected and "warnings" says it is silent.
 
+Wyoming (docs/SPEECH.md, "Wyoming"): WYOMING_PORT set → the agent also serves Wyoming's
+"wake" domain there (describe, detect + a streamed microphone → detection / not-detected;
+wyoming_services.WakeHandler), for Home Assistant's Wyoming integration.
+
 The decoder loads in on_start(), before READY=1: the agent is optional (socket-activated,
 exits when idle), so its cold activation includes the load, measured in docs/SPEECH.md.
 """
@@ -32,6 +36,7 @@ from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESH
 class WakeWordDetector(Agent):
     version = "1.0.0"
     task_types = ("wake_word",)
+    wyoming = None  # the Wyoming server (WYOMING_PORT), or None
 
     def on_start(self) -> None:
         env = self.config.env
@@ -61,6 +66,14 @@ class WakeWordDetector(Agent):
                               "phrases of words in that dictionary") from None
         self.log.info("keyphrase spotter loaded", engine=self.engine.name, model=model_dir,
                       phrases=", ".join(p for p, _ in phrases), load_s=round(load_s, 3))
+        from .wyoming import start_server
+        from .wyoming_services import WakeHandler
+
+        self.wyoming = start_server(self, [WakeHandler(self)])
+
+    def on_stop(self) -> None:
+        if self.wyoming is not None:
+            self.wyoming.close()
 
     def handle_task(self, task: dict):
         data = decode_b64_field(task, "audio_wav_b64")
@@ -97,4 +110,5 @@ class WakeWordDetector(Agent):
         return {"engine": self.engine.name, "model": self.engine.model_dir,
                 "engine_version": self.engine.version, "phrases": self.phrases(),
                 "model_load_s": round(self.engine.load_s or 0.0, 3),
-                "max_audio_s": self.max_audio_s}
+                "max_audio_s": self.max_audio_s,
+                **({"wyoming": self.wyoming.stats()} if self.wyoming is not None else {})}

@@ -1,4 +1,5 @@
-"""The Wyoming handlers of STTService ("asr": transcribe) and TTSService ("tts": synthesize).
+"""The Wyoming handlers of STTService ("asr": transcribe), TTSService ("tts": synthesize) and
+WakeWordDetector ("wake": detect).
 
 Both go through the same code as POST /task (the agent's recognise()/synthesize_pcm()), so a
 Wyoming request gets the same checks, limits and engine as a task, and a task's 4xx becomes an
@@ -94,3 +95,100 @@ class TtsHandler(w.Handler):
             raise w.handler_error(e) from None
         for ev in w.chunks(pcm, rate, samples=CHUNK_SAMPLES):
             session.send(ev.type, ev.data, ev.payload)
+
+
+class WakeHandler(w.Handler):
+    """detect + audio-start/-chunk…/-stop → "detection" as soon as a phrase has been heard
+    (Home Assistant streams a satellite's microphone here and waits for it), "not-detected"
+    at audio-stop when none was. Live: each stream has a decoder of its own
+    (KeyphraseStream: the last seconds decoded every half second)."""
+
+    domain, requests, takes_audio = "wake", ("detect",), True
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def names(self) -> list[str]:
+        return [p for p, _ in self.agent.engine.phrases]
+
+    def programs(self) -> list[dict]:
+        a = self.agent
+        models = [w.artifact(p, f"the phrase '{p}' (threshold {t:g})", a.engine.version,
+                             by=PROJECT, url=URL, languages=["en"], phrase=p)
+                  for p, t in a.engine.phrases]
+        return [w.artifact(a.name, f"{a.name} of {PROJECT} ({a.engine.name})", a.version,
+                           by=PROJECT, url=URL, models=models)]
+
+    def handle(self, session: w.Session, event: w.Event) -> None:
+        st = session.state(self)
+        t = event.type
+        if t == "detect":
+            names = event.data.get("names")
+            if names is not None:
+                if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                    raise w.WyomingError(f'"names"={names!r}; allowed: a list of wake word '
+                                         "names, or null for all")
+                unknown = [n for n in names if n not in self.names()]
+                if unknown:
+                    raise w.WyomingError(f"wake word(s) {', '.join(map(repr, unknown))} are not "
+                                         f"served; allowed: {', '.join(self.names())} "
+                                         "(WAKE_PHRASES)", "bad-name")
+            self._close(st)
+            st["names"] = names
+        elif t == "audio-start":
+            self._close(st)
+            self._open(st, w.audio_format(event.data))
+        elif t == "audio-chunk":
+            fmt = w.audio_format(event.data)
+            if "stream" not in st:  # no audio-start: the first chunk says the format
+                self._open(st, fmt)
+            elif fmt != st["fmt"]:
+                raise w.WyomingError(f"audio-chunk format {fmt} (rate, width, channels) differs "
+                                     f"from the stream's {st['fmt']}; allowed: one format per "
+                                     "stream", "bad-audio")
+            self._feed(session, st, event.payload or b"")
+        elif t == "audio-stop":
+            if "stream" not in st:
+                raise w.WyomingError("audio-stop without audio; allowed: audio-start, "
+                                     "audio-chunk…, audio-stop", "bad-audio")
+            self._report(session, st, st["stream"].flush())
+            detected = st.get("detected", False)
+            self._close(st)
+            if not detected:
+                session.send("not-detected", {})
+
+    def _open(self, st: dict, fmt: tuple[int, int, int]) -> None:
+        st["fmt"], st["stream"], st["detected"] = fmt, self.agent.engine.stream(), False
+
+    def _close(self, st: dict) -> None:
+        stream = st.pop("stream", None)
+        if stream is not None:
+            stream.close()
+
+    def _feed(self, session: w.Session, st: dict, pcm: bytes) -> None:
+        rate, width, channels = st["fmt"]
+        if len(pcm) % (width * channels):
+            raise w.WyomingError(f"audio-chunk of {len(pcm)} bytes is not whole samples of "
+                                 f"{width} bytes x {channels} channels", "bad-audio")
+        if not pcm:
+            return
+        wav = self.agent.wav
+        # Home Assistant sends 16 kHz 16-bit mono: taken as is; anything else is converted
+        # chunk by chunk (each chunk resampled on its own: fine for detection)
+        if (rate, width, channels) == (16000, 2, 1):
+            import numpy as np
+
+            x = np.frombuffer(pcm, "<i2")
+        else:
+            x = wav.to_mono16k(wav.read(w.pcm_to_wav(pcm, rate, width, channels), 3600.0))[0]
+        self._report(session, st, st["stream"].feed(x))
+
+    def _report(self, session: w.Session, st: dict, found: list[dict]) -> None:
+        names = st.get("names")
+        for d in found:
+            if names is None or d["phrase"] in names:
+                st["detected"] = True
+                self.agent.log.info("wake word detected (Wyoming)", phrase=d["phrase"],
+                                    at_s=d["at_s"])
+                session.send("detection", {"name": d["phrase"],
+                                           "timestamp": int(round(d["at_s"] * 1000))})
