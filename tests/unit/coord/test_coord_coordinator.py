@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.promlint import promtool_findings
+
 COORD = "builtin:request_coordinator"
 
 
@@ -94,6 +96,7 @@ def test_breaker_opens_after_the_configured_failures_and_closes_after_recovery(c
     assert 'unified_circuit_breaker_state{target="Flaky"} 2' in text
     assert 'unified_circuit_breaker_failures_total{target="Flaky"} 3' in text
     assert 'unified_circuit_breaker_rejected_total{target="Flaky"} 1' in text
+    assert promtool_findings(text) == "", text      # names, types, HELP: Prometheus's lint
 
     coord.switch.unlink()                               # the agent recovers
     time.sleep(0.6)                                     # COORDINATOR_BREAKER_RESET_S=0.5

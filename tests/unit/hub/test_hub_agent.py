@@ -65,6 +65,19 @@ def test_metrics_on_the_agent_port_and_the_sdk_metrics_on_the_health_port(hubenv
     assert status == 200 and b"unified_agent_up{" not in body     # the SDK's own only
 
 
+def test_metrics_of_both_ports_pass_promtool_check_metrics(hubenv):
+    from tests.promlint import promtool_findings
+
+    hubenv.set_state("RequestCoordinator", "failed", Result="signal")   # an alert pending
+    hubenv.log("unified-agent@Worker.service", "Worker cannot open its model", priority=3)
+    p = start(hubenv)
+    wait_for(lambda: b"unified_agent_log_messages_total{" in get(p, "/metrics")[1],
+             what="journal counts in the metrics")
+    for health in (False, True):
+        text = get(p, "/metrics", health=health)[1].decode()
+        assert promtool_findings(text) == "", text
+
+
 def test_file_sd_targets_are_written_for_prometheus(hubenv):
     p = start(hubenv)
     groups = wait_for(lambda: hubenv.targets.exists() and json.loads(hubenv.targets.read_text()),

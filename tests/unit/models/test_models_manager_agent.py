@@ -6,6 +6,8 @@ import re
 import socket
 import time
 
+from tests.promlint import promtool_findings
+
 from ..sdk.harness import Spawner
 from .conftest import ModelsFleet
 
@@ -146,6 +148,7 @@ def test_generate_fails_over_from_a_failing_cloud_and_the_breaker_opens(models_f
     metrics = mm.request("GET", "/metrics", health=True)[1].decode()
     assert 'unified_llm_generate_requests_total{backend="cloud",result="error"} 3' in metrics
     assert "unified_llm_cloud_breaker_state 2" in metrics
+    assert promtool_findings(metrics) == "", metrics
 
 
 def test_deterministic_generations_are_cached_until_cache_clear(models_fleet):
