@@ -93,7 +93,7 @@ def test_hub_endpoints_on_the_core_profile(core):
     metrics = core.run("curl -sf http://localhost:9000/metrics").stdout
     assert re.search(r'^unified_agent_up\{agent="ServiceRegistry",required="true"\} 1\.0$',
                      metrics, re.M)
-    assert re.search(r"^system_health_score 100\.0$", metrics, re.M)
+    assert re.search(r"^unified_system_health_score 100\.0$", metrics, re.M)
     assert re.search(r'^unified_agent_log_messages_total\{agent="ServiceRegistry",'
                      r'priority="info"\} [1-9]', metrics, re.M)
     others = [ln for ln in metrics.splitlines() if re.match(r"(up|process_\w+)\{", ln)]
@@ -345,6 +345,11 @@ def test_grafana_dashboard_every_panel_query_returns_data(prometheus, extra_agen
     wait_for(lambda: prom_query(c, 'up{job="unified_agents", agent="NLUAgent"} == 1'), 90,
              "NLUAgent scraped")
     traffic(c)
+    # the last round scraped (twice: rate() needs two samples) before the counts are printed
+    wait_for(lambda: (lambda r: r if len(r) >= 4 else None)(prom_query(
+        c, 'changes(unified_agent_tasks_total{job="unified_agents", agent=~"NLUAgent|'
+           'ChitchatAgent|STTService|TTSService"}[1m]) > 0')), 60, "the traffic scraped")
+    time.sleep(6)
     for var, selector, label in dashboard.variable_queries(dash):
         values = {s["metric"].get(label) for s in prom_query(c, selector)}
         print(f"variable ${var}: {len(values)} values")
@@ -356,7 +361,10 @@ def test_grafana_dashboard_every_panel_query_returns_data(prometheus, extra_agen
         except AssertionError:
             result = []
             empty.append(f"{title} [{ref}]: {expr}")
-        print(f"{len(result):>3} series  {title} [{ref}]")
+        shown = sorted({" ".join(f"{k}={v}" for k, v in sorted(r["metric"].items())
+                                 if k not in ("job", "instance", "__name__")) or "-"
+                        for r in result})
+        print(f"{len(result):>3} series  {title} [{ref}]: {', '.join(shown)[:150]}")
     assert empty == [], "panel queries without data:\n" + "\n".join(empty)
 
 
