@@ -147,15 +147,18 @@ class Metrics:
             add("# TYPE process_threads gauge")
             add(f"process_threads {_fmt(st['threads'])}")
 
-        c = rt.config
-        add("# HELP unified_agent_info Agent identity (value is always 1).")
-        add("# TYPE unified_agent_info gauge")
-        add(f'unified_agent_info{{agent="{_esc(c.name)}",group="{_esc(c.group)}",'
-            f'required="{str(c.required).lower()}",implementation="{_esc(rt.implementation)}",'
+        # No agent/group/required labels here: Prometheus adds them from the file_sd target
+        # (a series' own label of the same name would be renamed exported_agent), and the
+        # hub's unified_agent_info{agent,group,required,in_profile} holds the catalog facts.
+        add("# HELP unified_agent_build_info The agent's implementation and version (always 1).")
+        add("# TYPE unified_agent_build_info gauge")
+        add(f'unified_agent_build_info{{implementation="{_esc(rt.implementation)}",'
             f'version="{_esc(rt.version)}"}} 1')
-        add("# HELP unified_agent_startup_seconds Process start to READY=1 (systemd's view).")
-        add("# TYPE unified_agent_startup_seconds gauge")
-        add(f"unified_agent_startup_seconds {_fmt(round(rt.startup_s, 4))}")
+        # the same name (and measure) as the hub's per-agent series
+        add("# HELP unified_agent_startup_duration_seconds Process start to READY=1 of this "
+            "process.")
+        add("# TYPE unified_agent_startup_duration_seconds gauge")
+        add(f"unified_agent_startup_duration_seconds {_fmt(round(rt.startup_s, 4))}")
         add("# HELP unified_agent_requests_in_flight Requests being handled now.")
         add("# TYPE unified_agent_requests_in_flight gauge")
         add(f"unified_agent_requests_in_flight {rt.in_flight}")

@@ -1,6 +1,6 @@
 """The SDK's reference agent: what every catalog agent runs until it has a real one.
 
-Honest about it (`"implementation": "reference"` in /health and in unified_agent_info), it
+Honest about it (`"implementation": "reference"` in /health and in unified_agent_build_info), it
 accepts POST /task of its declared task types (UNIFIED_TASK_TYPES; empty = any) and answers
 with a deterministic result (the same task gives the same answer), and it performs a
 configurable simulated load so the platform (start-up ordering, slices, memory limits,

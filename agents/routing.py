@@ -22,7 +22,7 @@ Order of the decision (every step records why, as `reason`):
      other usable backend is taken; with none left: backend "none", reason "no_backend".
 
 Labels are a closed set (backend: local, local_small, cloud, none; reason: the words above)
-so `llm_routing_decisions_total{backend,reason}` stays small. No I/O, no locks, no clock:
+so `unified_llm_routing_decisions_total{backend,reason}` stays small. No I/O, no locks, no clock:
 a decision is a few dict lookups (bench/bench_routing.py measures it).
 """
 from __future__ import annotations

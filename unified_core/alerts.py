@@ -6,7 +6,7 @@ etc/prometheus/unified-rules.yml (unit tests check that both agree, and promtool
 rules file). Thresholds that the catalog sets (an agent's memory limit, the slow-load
 threshold) are read from the catalog here and exported as metrics for the rules.
 
-system_health_score (0-100):
+unified_system_health_score (0-100; system_health_score, the old name, is a recording rule):
 
     E = essential agents of the selected profile that are active / essential agents of it
     O = optional agents of the selected profile that are not failed / optional agents of it

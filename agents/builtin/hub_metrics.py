@@ -16,9 +16,11 @@ Fleet metrics (labels: agent, and what each names):
   unified_agent_start_time_seconds{agent}                when the last start began (epoch)
   unified_agent_log_messages_total{agent,priority}       journald entries (priority names)
   unified_gpu_*                                          unified_agents.gpu (absent: no GPU)
-  unified_vram_limit_bytes, unified_slow_load_threshold_seconds   catalog settings (rules)
-  unified_profile_info{profile}                          the selected profile
-  system_health_score                                    0-100 (unified_core/alerts.py)
+  unified_vram_configured_limit_bytes, unified_slow_load_threshold_seconds  catalog settings
+  unified_profile_info{profile}                          the selected profile (1); not a
+                                                         label of every series, so a profile
+                                                         switch does not start new series
+  unified_system_health_score                            0-100 (unified_core/alerts.py)
   unified_hub_alerts{alertname,severity,state}           the hub's own alert evaluation
 The hub's own collection: unified_hub_collector_{duration_seconds,age_seconds,up,runs_total,
 errors_total}{collector}, unified_hub_journal_*, unified_hub_targets, and process_* of the
@@ -113,8 +115,11 @@ class FleetCollector:
                     logs.add_metric((name, p), n)
         yield logs
 
-        yield GaugeMetricFamily("unified_vram_limit_bytes",
-                                "VRAM budget of the fleet (VRAM_LIMIT_MB).",
+        # not unified_vram_limit_bytes: VRAMOptimizerAgent exports that, the live value
+        # (POST /vram/limit changes it); this is the catalog's
+        yield GaugeMetricFamily("unified_vram_configured_limit_bytes",
+                                "VRAM_LIMIT_MB as configured in the catalog (VRAMOptimizerAgent's "
+                                "unified_vram_limit_bytes is the live value).",
                                 value=cat.settings.limits.vram_limit_mb * MIB)
         yield GaugeMetricFamily("unified_slow_load_threshold_seconds",
                                 "SlowAgentLoading threshold (lazy_loader.slow_load_threshold).",
@@ -126,7 +131,7 @@ class FleetCollector:
 
         score = hub.score
         if score is not None:
-            yield GaugeMetricFamily("system_health_score",
+            yield GaugeMetricFamily("unified_system_health_score",
                                     "Fleet health 0-100: 60 x essential up + 20 x optional not "
                                     "failed + 20 x (1 - alerts); see the hub's docs.",
                                     value=score)

@@ -7,7 +7,10 @@ and the EssentialAgentDown rule), not vanish from Prometheus. Dormant optional a
 left out: their health port is not bound, so they would only show as down. Scraping a
 health port never starts an agent (only the agent port is socket-activated).
 
-Labels: agent, required ("true"/"false"), group, profile (the selected one).
+Labels: agent, required ("true"/"false"), group: facts of the agent that do not change with
+the profile. Not the profile: a target label is part of every series' identity, so each
+profile switch would end every agent's series and start new ones (broken rate()s, doubled
+series counts); the hub exports the selected profile as unified_profile_info{profile} 1.
 
 The file is replaced atomically (Prometheus re-reads it on change) and only when its content
 changes. Default place: /var/lib/unified-prometheus/targets.json, a directory that
@@ -25,7 +28,7 @@ DEFAULT_PATH = "/var/lib/unified-prometheus/targets.json"
 RUNNING = ("active", "starting", "stopping")
 
 
-def target_groups(cat, profile: str, members, units: dict, host: str) -> list[dict]:
+def target_groups(cat, members, units: dict, host: str) -> list[dict]:
     """The file_sd document: one group per agent (each has its own labels)."""
     members = set(members)
     h = f"[{host}]" if ":" in host else host
@@ -37,7 +40,7 @@ def target_groups(cat, profile: str, members, units: dict, host: str) -> list[di
             continue
         out.append({"targets": [f"{h}:{a.health_port}"],
                     "labels": {"agent": a.name, "required": "true" if a.required else "false",
-                               "group": a.group, "profile": profile}})
+                               "group": a.group}})
     return out
 
 

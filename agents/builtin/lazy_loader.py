@@ -406,6 +406,7 @@ class LazyLoader(Agent):
     def metrics_text(self) -> str:
         ld = self.loader
         ld.observe(self.view.states_nowait(ld.view_ttl)[0])
+        # `target`: the agent loaded (`agent` is the file_sd target label: LazyLoader)
         out = ["# HELP unified_lazyloader_queue_size Activations in progress or waiting.",
                "# TYPE unified_lazyloader_queue_size gauge",
                f"unified_lazyloader_queue_size {ld.queue_size}"]
@@ -417,14 +418,14 @@ class LazyLoader(Agent):
         out += ["# HELP unified_lazyloader_slow_loads_total Loads slower than "
                 "lazy_loader.slow_load_threshold.",
                 "# TYPE unified_lazyloader_slow_loads_total counter"]
-        out += [f'unified_lazyloader_slow_loads_total{{agent="{n}"}} {c}' for n, c in slow]
+        out += [f'unified_lazyloader_slow_loads_total{{target="{n}"}} {c}' for n, c in slow]
         out += ["# HELP unified_lazyloader_last_load_seconds Duration of each agent's last load.",
                 "# TYPE unified_lazyloader_last_load_seconds gauge"]
-        out += [f'unified_lazyloader_last_load_seconds{{agent="{n}",source="{e["source"]}"}} '
+        out += [f'unified_lazyloader_last_load_seconds{{target="{n}",source="{e["source"]}"}} '
                 f'{e["seconds"]}' for n, e in last]
         out += ["# HELP unified_lazyloader_loads_total Requested loads by outcome.",
                 "# TYPE unified_lazyloader_loads_total counter"]
-        out += [f'unified_lazyloader_loads_total{{agent="{n}",outcome="{o}"}} {c}'
+        out += [f'unified_lazyloader_loads_total{{target="{n}",outcome="{o}"}} {c}'
                 for (n, o), c in outcomes]
         out += ["# HELP unified_lazyloader_load_seconds Activation to healthy (requested) or "
                 "start job to READY=1 (observed).",

@@ -14,8 +14,8 @@ Agent port:
     POST /cache/clear                                   (runbook: the generation cache)
     GET  /vram           POST /vram/limit {"mb": N}     ({"mb": null}: back to VRAM_LIMIT_MB)
     POST /task  model_management {"action": "list"|"load"|"unload", "model"} | llm_generate
-Health port /metrics: llm_routing_decisions_total{backend,reason} (runbook's PromQL),
-model and VRAM gauges.
+Health port /metrics: unified_llm_routing_decisions_total{backend,reason} (runbook's PromQL;
+the old name llm_routing_decisions_total is kept by a recording rule), model and VRAM gauges.
 
 Catalog: `routing` (rules, threshold, failover), `models` (declared, vram_budget_percentage,
 idle_timeout). Environment: VRAM_LIMIT_MB; CLOUD_LLM_ENDPOINT / CLOUD_LLM_API_KEY /
@@ -454,28 +454,26 @@ class ModelManagerSuite(Agent):
                 "vram_limit_source": self.limit_source}
 
     def metrics_text(self) -> str:
-        lines = ["# HELP llm_routing_decisions_total LLM routing decisions by backend and reason.",
-                 "# TYPE llm_routing_decisions_total counter"]
-        lines += [f'llm_routing_decisions_total{{backend="{b}",reason="{r}"}} {n}'
+        lines = ["# HELP unified_llm_routing_decisions_total LLM routing decisions by backend "
+                 "and reason.",
+                 "# TYPE unified_llm_routing_decisions_total counter"]
+        lines += [f'unified_llm_routing_decisions_total{{backend="{b}",reason="{r}"}} {n}'
                   for (b, r), n in sorted(self.stats.totals.items())]
-        lines += ["# HELP llm_generate_requests_total Generations by backend and result.",
-                  "# TYPE llm_generate_requests_total counter"]
-        lines += [f'llm_generate_requests_total{{backend="{b}",result="{r}"}} {n}'
+        lines += ["# HELP unified_llm_generate_requests_total Generations by backend and result.",
+                  "# TYPE unified_llm_generate_requests_total counter"]
+        lines += [f'unified_llm_generate_requests_total{{backend="{b}",result="{r}"}} {n}'
                   for (b, r), n in sorted(self.gen_counts.items())]
         b = self.registry.budget()
         for name, v, help_ in (
-                ("unified_models_vram_budget_bytes", b["budget_mb"] * MB, "Model VRAM budget."),
-                ("unified_models_vram_reserved_bytes", b["reserved_mb"] * MB,
+                ("unified_model_vram_budget_bytes", b["budget_mb"] * MB, "Model VRAM budget."),
+                ("unified_model_vram_reserved_bytes", b["reserved_mb"] * MB,
                  "VRAM booked by loaded models (catalog estimates)."),
-                ("unified_models_loaded", sum(e.state == "loaded"
-                                              for e in self.registry.entries.values()),
-                 "Models loaded now."),
-                ("llm_cloud_reachable", 1 if self.cloud.reachable is not False else 0,
+                ("unified_llm_cloud_reachable", 1 if self.cloud.reachable is not False else 0,
                  "Last cloud probe answered (1 before the first probe)."),
-                ("llm_cloud_breaker_state", STATE_VALUE[self.breaker.state],
+                ("unified_llm_cloud_breaker_state", STATE_VALUE[self.breaker.state],
                  "Cloud breaker: 0 closed, 1 half-open, 2 open.")):
             lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {v}"]
-        lines += ["# HELP unified_model_loaded Model state (1 loaded).",
+        lines += ["# HELP unified_model_loaded Model state (1 loaded; sum() = models loaded now).",
                   "# TYPE unified_model_loaded gauge"]
         lines += [f'unified_model_loaded{{model="{n}",role="{e.model.role}"}} '
                   f'{1 if e.state == "loaded" else 0}' for n, e in self.registry.entries.items()]
@@ -487,10 +485,10 @@ class ModelManagerSuite(Agent):
         lines += ["# HELP unified_model_refusals_total Loads refused by the VRAM budget.",
                   "# TYPE unified_model_refusals_total counter",
                   f"unified_model_refusals_total {self.registry.refusals}"]
-        lines += ["# HELP llm_cache_requests_total Generation cache lookups by result.",
-                  "# TYPE llm_cache_requests_total counter",
-                  f'llm_cache_requests_total{{result="hit"}} {self.cache.hits}',
-                  f'llm_cache_requests_total{{result="miss"}} {self.cache.misses}']
+        lines += ["# HELP unified_llm_cache_requests_total Generation cache lookups by result.",
+                  "# TYPE unified_llm_cache_requests_total counter",
+                  f'unified_llm_cache_requests_total{{result="hit"}} {self.cache.hits}',
+                  f'unified_llm_cache_requests_total{{result="miss"}} {self.cache.misses}']
         return "\n".join(lines) + "\n"
 
 

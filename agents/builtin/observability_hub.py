@@ -136,8 +136,7 @@ class ObservabilityHub(Agent):
             alerts = self.alerts.evaluate(conds)
             self.score = health_score(snap.catalog, snap.members, units, alerts)
             if units:
-                self.targets.write(target_groups(snap.catalog, snap.profile, snap.members,
-                                                 units, snap.host))
+                self.targets.write(target_groups(snap.catalog, snap.members, units, snap.host))
 
     # ------------------------------------------------------------ views
     def stale_sources(self) -> list[str]:
@@ -269,7 +268,7 @@ class ObservabilityHub(Agent):
         snap = self.view.snap
         counts, errors = self.journal.snapshot() if self.journal is not None else ({}, {})
         gsnap = self.gpu.latest()
-        groups = target_groups(snap.catalog, snap.profile, snap.members, self.systemd.units,
+        groups = target_groups(snap.catalog, snap.members, self.systemd.units,
                                snap.host) if self.systemd.units else []
         return {
             "hub": {"agent": self.name, "pid": os.getpid(), "started_at": iso(self.started_wall),

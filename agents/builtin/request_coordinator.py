@@ -377,11 +377,13 @@ class RequestCoordinator(Agent):
             hist_add(self.hist, agent, seconds, BUCKETS)
 
     def metrics_text(self) -> str:
-        out = ["# HELP unified_circuit_breaker_state Circuit breaker per agent: 0 closed, "
-               "1 half-open, 2 open.",
+        # The agent a series is about is `target`, never `agent`: Prometheus's file_sd
+        # target label `agent` (the coordinator itself) would rename it exported_agent.
+        out = ["# HELP unified_circuit_breaker_state Circuit breaker per target agent: "
+               "0 closed, 1 half-open, 2 open.",
                "# TYPE unified_circuit_breaker_state gauge"]
         snaps = {n: b.snapshot() for n, b in sorted(self.breakers.items())}
-        out += [f'unified_circuit_breaker_state{{agent="{n}"}} {STATE_VALUE[s["state"]]}'
+        out += [f'unified_circuit_breaker_state{{target="{n}"}} {STATE_VALUE[s["state"]]}'
                 for n, s in snaps.items()]
         for key, kind, help_ in (
                 ("failures_total", "counter", "Failed forwards (5xx, timeout, unreachable)."),
@@ -391,22 +393,22 @@ class RequestCoordinator(Agent):
             name = f"unified_circuit_breaker_{key}" if key != "failures" else \
                 "unified_circuit_breaker_consecutive_failures"
             out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-            out += [f'{name}{{agent="{n}"}} {s[key]}' for n, s in snaps.items()]
+            out += [f'{name}{{target="{n}"}} {s[key]}' for n, s in snaps.items()]
         with self.mlock:
             outcomes = sorted(self.outcomes.items())
             hist = {a: list(h) for a, h in sorted(self.hist.items())}
             retried = sorted(self.retried.items())
-        out += ["# HELP unified_coordinator_tasks_total Tasks by type, agent and outcome.",
+        out += ["# HELP unified_coordinator_tasks_total Tasks by type, target agent and outcome.",
                 "# TYPE unified_coordinator_tasks_total counter"]
-        out += [f'unified_coordinator_tasks_total{{type="{_esc(t)}",agent="{a}",'
+        out += [f'unified_coordinator_tasks_total{{type="{_esc(t)}",target="{a}",'
                 f'outcome="{o}"}} {n}' for (t, a, o), n in outcomes]
         out += ["# HELP unified_coordinator_retries_total Forwards tried again (refused or "
                 "stale connection).", "# TYPE unified_coordinator_retries_total counter"]
-        out += [f'unified_coordinator_retries_total{{agent="{a}"}} {n}' for a, n in retried]
+        out += [f'unified_coordinator_retries_total{{target="{a}"}} {n}' for a, n in retried]
         out += ["# HELP unified_coordinator_forward_seconds Forward to the agent and its answer.",
                 "# TYPE unified_coordinator_forward_seconds histogram"]
         out += hist_lines("unified_coordinator_forward_seconds",
-                          ((f'agent="{a}"', h) for a, h in hist.items()), BUCKETS)
+                          ((f'target="{a}"', h) for a, h in hist.items()), BUCKETS)
         return "\n".join(out) + "\n"
 
 

@@ -281,7 +281,8 @@ class VRAMOptimizerAgent(Agent):
               "VRAM in use: NVML with a GPU, else VRAM booked by loaded models.")
         gauge("unified_vram_budget_bytes", v["budget_bytes"], "VRAM budget of the system.")
         gauge("unified_vram_limit_bytes", None if v["limit_mb"] is None else v["limit_mb"] * MB,
-              "VRAM_LIMIT_MB (live value).")
+              "VRAM_LIMIT_MB, the live value (the catalog's: the hub's "
+              "unified_vram_configured_limit_bytes).")
         gauge("unified_vram_exhausted", 1 if v["exhausted"] else 0,
               "1 when used >= VRAM_EXHAUSTED_RATIO x budget (VRAMExhaustion).")
         gauge("unified_vram_gpu_available", 1 if self.gpu.available else 0,

@@ -147,7 +147,7 @@ def test_load_on_the_agent_port_activates_with_dependencies_and_is_recorded(core
         health = json.loads(core.run("curl -s http://localhost:8202/health").stdout)
         assert health["last_loads"]["TutorAgent"]["source"] == "requested"
         metrics = core.run("curl -s http://localhost:8202/metrics").stdout
-        assert re.search(r'unified_lazyloader_loads_total\{agent="TutorAgent",outcome="ok"\} [1-9]', metrics)
+        assert re.search(r'unified_lazyloader_loads_total\{target="TutorAgent",outcome="ok"\} [1-9]', metrics)
         # again: already up, nothing to activate
         status, body = curl(core, ["-X", "POST", "http://localhost:7202/load",
                                    "-d", '{"agent": "TutorAgent"}'])
@@ -253,7 +253,7 @@ def flaky_task(c):
 def breaker_metric(c):
     text = c.run("curl -s http://localhost:8201/metrics").stdout
     line = [ln for ln in text.splitlines()
-            if ln.startswith('unified_circuit_breaker_state{agent="CoordFlaky"}')]
+            if ln.startswith('unified_circuit_breaker_state{target="CoordFlaky"}')]
     return int(line[0].split()[-1]) if line else None
 
 

@@ -93,8 +93,8 @@ def test_routing_decisions_reach_prometheus_metrics(core):
     stats = curl_json(core, "http://localhost:7211/routing/stats")
     assert stats["decisions"] == 4 and stats["by_task_type"]["greeting"] == {"local": 1}
     metrics = core.run("curl -s http://localhost:8211/metrics").stdout
-    assert "# TYPE llm_routing_decisions_total counter" in metrics
-    assert 'llm_routing_decisions_total{backend="local",reason="cloud_unreachable"}' in metrics
+    assert "# TYPE unified_llm_routing_decisions_total counter" in metrics
+    assert 'unified_llm_routing_decisions_total{backend="local",reason="cloud_unreachable"}' in metrics
 
 
 def test_load_generate_and_vram_cleanup_report_bytes_freed(fake_llm):

@@ -7,6 +7,9 @@
   queries return data, and an essential agent killed with auto-restart disabled makes
   EssentialAgentDown reach Alertmanager. Only this test shortens `for:` (a copy of the
   shipped rules); the shipped file is untouched;
+- every exposition (the hub's, each running agent's) passes `promtool check metrics`;
+- every query of the shipped Grafana dashboard returns data from that Prometheus after a
+  little traffic (the result counts are printed: run with -s to see them);
 - the dashboard of a running learning profile in headless Chromium (the host's `chromium`,
   run in the container's network namespace): the screenshot is kept as
   tests/system/artifacts/dashboard-learning.png.
@@ -90,7 +93,7 @@ def test_hub_endpoints_on_the_core_profile(core):
     metrics = core.run("curl -sf http://localhost:9000/metrics").stdout
     assert re.search(r'^unified_agent_up\{agent="ServiceRegistry",required="true"\} 1\.0$',
                      metrics, re.M)
-    assert re.search(r"^system_health_score 100\.0$", metrics, re.M)
+    assert re.search(r"^unified_system_health_score 100\.0$", metrics, re.M)
     assert re.search(r'^unified_agent_log_messages_total\{agent="ServiceRegistry",'
                      r'priority="info"\} [1-9]', metrics, re.M)
     others = [ln for ln in metrics.splitlines() if re.match(r"(up|process_\w+)\{", ln)]
@@ -152,7 +155,12 @@ def prom_query(c, q):
     return d["data"]["result"]
 
 
-def test_prometheus_runbook_queries_and_essential_agent_down_reaches_alertmanager(core):
+@pytest.fixture
+def prometheus(core):
+    """Prometheus and Alertmanager wired by `unified-ctl monitoring setup` (idempotent, the old
+    prometheus.yml kept), then for the test only: 5 s scrape and evaluation intervals and a
+    copy of the shipped rules with `for:` of 5 s (the shipped file is untouched). Afterwards
+    both are stopped and disabled and their configuration is as it was."""
     c = core
     # The test rootfs (debootstrap minbase) has no /etc/hosts, which every Debian install
     # has: Prometheus (Go) would look `localhost` up in DNS, which the container lacks.
@@ -183,28 +191,51 @@ yaml.safe_dump(cfg, open("/etc/prometheus/prometheus.yml", "w"), sort_keys=False
 """])
         c.run(["promtool", "check", "config", "/etc/prometheus/prometheus.yml"])
         c.systemctl("reload", "prometheus.service")
+        yield c
+    finally:
+        c.run(["systemctl", "disable", "--now", "prometheus.service",
+               "prometheus-alertmanager.service"], check=False, timeout=60)
+        for path, backup in res.get("backups", {}).items():
+            c.run(["mv", "-f", backup, path], check=False)
+        for path, changes in res.get("changes", {}).items():
+            if path not in res.get("backups", {}) and changes and path.endswith(".yml"):
+                c.run(["rm", "-f", path], check=False)   # it did not exist before
+        c.run(["rm", "-rf", TEST_RULES, "/var/lib/unified-prometheus"], check=False)
+        if made_hosts:
+            c.run(["rm", "-f", "/etc/hosts"], check=False)
+        c.run(["systemctl", "restart", "unified-agent@ObservabilityHub.service"], check=False)
 
-        # ModelManagerSuite routes some requests (llm_routing_decisions_total); "route"
-        # decides without calling a model (none is reachable in the container)
+
+def test_prometheus_runbook_queries_and_essential_agent_down_reaches_alertmanager(prometheus):
+    c = prometheus
+    try:
+        # ModelManagerSuite routes some requests (unified_llm_routing_decisions_total);
+        # "route" decides without calling a model (none is reachable in the container)
         for kind in ("simple_chat", "code_generation", "greeting"):
             c.run(["curl", "-sf", "-X", "POST", "http://localhost:7211/task", "-H",
                    "Content-Type: application/json", "-d",
                    json.dumps({"type": "model_management",
                                "data": {"action": "route", "task_type": kind}})])
 
+        # the runbook's four queries, as written there (two through the recording rules that
+        # keep the old names), and the new names beside them
         up = wait_for(lambda: (lambda r: r if len(r) == CORE_ESSENTIAL else None)(
             prom_query(c, 'up{job="unified_agents", required="true"}')), 90,
             "up of the 16 essential agents")
         assert all(s["value"][1] == "1" for s in up), up
-        assert {s["metric"]["profile"] for s in up} == {"core"}
-        assert {"agent", "group", "required", "profile"} <= set(up[0]["metric"])
+        assert {"agent", "group", "required"} <= set(up[0]["metric"])
+        assert "profile" not in up[0]["metric"]       # the hub's unified_profile_info instead
+        prof = wait_for(lambda: prom_query(c, "unified_profile_info == 1"), 60, "profile info")
+        assert [s["metric"]["profile"] for s in prof] == ["core"]
         mem = prom_query(c, 'process_resident_memory_bytes{job="unified_agents"}')
         assert len(mem) >= CORE_ESSENTIAL and all(float(s["value"][1]) > 1e6 for s in mem)
-        score = wait_for(lambda: prom_query(c, "system_health_score"), 60, "system_health_score")
-        assert score[0]["value"][1] == "100"
-        routing = wait_for(lambda: prom_query(c, "rate(llm_routing_decisions_total[5m])"), 60,
-                           "rate(llm_routing_decisions_total[5m])")
-        assert {s["metric"]["backend"] for s in routing}, routing
+        for name in ("system_health_score", "unified_system_health_score"):
+            score = wait_for(lambda: prom_query(c, name), 60, name)
+            assert score[0]["value"][1] == "100", (name, score)
+        for name in ("llm_routing_decisions_total", "unified_llm_routing_decisions_total"):
+            q = f"rate({name}[5m])"
+            routing = wait_for(lambda: prom_query(c, q), 60, q)
+            assert {s["metric"]["backend"] for s in routing}, routing
 
         # An essential agent dies and stays down (DISABLE_AUTO_RESTART=true equivalent).
         c.run(["unified-ctl", "auto-restart", "disable"])
@@ -232,17 +263,109 @@ yaml.safe_dump(cfg, open("/etc/prometheus/prometheus.yml", "w"), sort_keys=False
     finally:
         c.run(["unified-ctl", "auto-restart", "enable"], check=False)
         c.run(["unified-ctl", "agent", "restart", VICTIM], check=False)
-        c.run(["systemctl", "disable", "--now", "prometheus.service",
-               "prometheus-alertmanager.service"], check=False, timeout=60)
-        for path, backup in res.get("backups", {}).items():
-            c.run(["mv", "-f", backup, path], check=False)
-        for path, changes in res.get("changes", {}).items():
-            if path not in res.get("backups", {}) and changes and path.endswith(".yml"):
-                c.run(["rm", "-f", path], check=False)   # it did not exist before
-        c.run(["rm", "-rf", TEST_RULES, "/var/lib/unified-prometheus"], check=False)
-        if made_hosts:
-            c.run(["rm", "-f", "/etc/hosts"], check=False)
-        c.run(["systemctl", "restart", "unified-agent@ObservabilityHub.service"], check=False)
+
+
+# ------------------------------------------------------------------ names and Grafana
+EXTRA = ("NLUAgent", "ChitchatAgent")     # optional, not in core: NLU and a reference agent
+DASHBOARD = "/usr/share/unified-system/grafana/unified-system.json"
+
+
+def post_task(c, port, body):
+    r = c.run(["curl", "-sS", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+               "Content-Type: application/json", "-d", json.dumps(body),
+               f"http://127.0.0.1:{port}/task"], timeout=90)
+    return int(r.stdout)
+
+
+def traffic(c, rounds=3):
+    """A little of everything the dashboard shows: speech through the coordinator (TTS, then
+    STT of its audio), routing decisions, NLU and a reference agent's tasks."""
+    for _ in range(rounds):
+        c.write_file("/root/obs-tts.json", json.dumps(
+            {"type": "tts", "text": "turn on the kitchen lights", "voice": "rms"}))
+        r = c.run(["curl", "-sf", "-m", "60", "-H", "Content-Type: application/json",
+                   "-d", "@/root/obs-tts.json", "http://127.0.0.1:7201/task"], timeout=90)
+        wav = json.loads(r.stdout)["result"]["audio_wav_b64"]
+        c.write_file("/root/obs-stt.json", json.dumps({"type": "stt", "audio_wav_b64": wav}))
+        c.run(["curl", "-sf", "-m", "60", "-o", "/dev/null", "-H",
+               "Content-Type: application/json", "-d", "@/root/obs-stt.json",
+               "http://127.0.0.1:7201/task"], timeout=90)
+        assert post_task(c, 7201, {"type": "model_management",
+                                   "data": {"action": "route", "task_type": "simple_chat"}}) == 200
+        assert post_task(c, 5709, {"type": "nlu", "text": "what time is it"}) == 200
+        assert post_task(c, 5711, {"type": "greeting", "data": {"text": "hi"}}) == 200
+    c.run(["rm", "-f", "/root/obs-tts.json", "/root/obs-stt.json"])
+
+
+@pytest.fixture
+def extra_agents(core):
+    """core plus NLUAgent and a reference agent, started by hand; stopped afterwards."""
+    try:
+        for name in EXTRA:
+            core.run(["unified-ctl", "agent", "start", name], timeout=120)
+        yield core
+    finally:
+        for name in EXTRA:
+            core.run(["unified-ctl", "agent", "stop", name], check=False, timeout=120)
+            core.systemctl("reset-failed", f"unified-agent@{name}.service", check=False)
+
+
+def test_every_exposition_passes_promtool_check_metrics(extra_agents):
+    """The hub's fleet metrics and every running agent's own: a reference agent, the speech
+    agents, NLU, RequestCoordinator, ModelManagerSuite... through Prometheus's own lint."""
+    c = extra_agents
+    traffic(c, rounds=1)
+    summary = get_json(c, "http://localhost:9000/health/summary?all=1")
+    running = sorted((a["name"], a["health_port"]) for a in summary["agents"]
+                     if a["state"] == "active")
+    assert {"NLUAgent", "ChitchatAgent", "STTService", "RequestCoordinator",
+            "ModelManagerSuite"} <= {n for n, _ in running}, running
+    findings = {}
+    for name, port in [("ObservabilityHub (fleet, port 9000)", 9000)] + running:
+        r = c.run(["sh", "-c", f"curl -sf http://127.0.0.1:{port}/metrics > /tmp/m.txt && "
+                   "grep -vc '^#' /tmp/m.txt; promtool check metrics < /tmp/m.txt"],
+                  check=False)
+        series = r.stdout.splitlines()[0] if r.stdout else "?"
+        print(f"promtool check metrics: {name:<40} port {port:<5} {series:>5} samples: "
+              f"{'clean' if r.returncode == 0 and not r.stderr.strip() else 'FINDINGS'}")
+        if r.returncode != 0 or r.stderr.strip() or len(r.stdout.splitlines()) > 1:
+            findings[name] = (r.stdout + r.stderr).strip()
+    c.run(["rm", "-f", "/tmp/m.txt"])
+    assert findings == {}, findings
+
+
+def test_grafana_dashboard_every_panel_query_returns_data(prometheus, extra_agents):
+    """Every target of every panel of the installed dashboard, variables as Grafana would
+    set them for the default view ($agent = All; $__rate_interval 2m, $__range 15m), run
+    against the real Prometheus after a little traffic: each returns at least one series."""
+    from tests import dashboard
+
+    c = prometheus
+    dash = json.loads(c.read_file(DASHBOARD))
+    wait_for(lambda: prom_query(c, 'up{job="unified_agents", agent="NLUAgent"} == 1'), 90,
+             "NLUAgent scraped")
+    traffic(c)
+    # the last round scraped (twice: rate() needs two samples) before the counts are printed
+    wait_for(lambda: (lambda r: r if len(r) >= 4 else None)(prom_query(
+        c, 'changes(unified_agent_tasks_total{job="unified_agents", agent=~"NLUAgent|'
+           'ChitchatAgent|STTService|TTSService"}[1m]) > 0')), 60, "the traffic scraped")
+    time.sleep(6)
+    for var, selector, label in dashboard.variable_queries(dash):
+        values = {s["metric"].get(label) for s in prom_query(c, selector)}
+        print(f"variable ${var}: {len(values)} values")
+        assert len(values) >= CORE_ESSENTIAL, (var, values)
+    empty = []
+    for title, ref, expr in dashboard.queries(dash, rate_interval="2m", range_="15m"):
+        try:
+            result = wait_for(lambda: prom_query(c, expr), 45, expr, 2)
+        except AssertionError:
+            result = []
+            empty.append(f"{title} [{ref}]: {expr}")
+        shown = sorted({" ".join(f"{k}={v}" for k, v in sorted(r["metric"].items())
+                                 if k not in ("job", "instance", "__name__")) or "-"
+                        for r in result})
+        print(f"{len(result):>3} series  {title} [{ref}]: {', '.join(shown)[:150]}")
+    assert empty == [], "panel queries without data:\n" + "\n".join(empty)
 
 
 # ------------------------------------------------------------------ the dashboard

@@ -243,7 +243,7 @@ print(json.dumps({"done": done, "retried": retried[0], "errors": errors}))
 
 def coordinator_retries(c, agent) -> int:
     metrics = c.run("curl -s http://127.0.0.1:8201/metrics").stdout
-    prefix = f'unified_coordinator_retries_total{{agent="{agent}"}} '
+    prefix = f'unified_coordinator_retries_total{{target="{agent}"}} '
     return sum(int(float(line[len(prefix):])) for line in metrics.splitlines()
                if line.startswith(prefix))
 

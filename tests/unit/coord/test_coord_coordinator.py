@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.promlint import promtool_findings
+
 COORD = "builtin:request_coordinator"
 
 
@@ -91,16 +93,17 @@ def test_breaker_opens_after_the_configured_failures_and_closes_after_recovery(c
     assert snap["open"] == ["Flaky"]
     assert snap["agents"]["Flaky"]["state"] == "open" and snap["agents"]["Flaky"]["opened_at"]
     text = metrics(coord)
-    assert 'unified_circuit_breaker_state{agent="Flaky"} 2' in text
-    assert 'unified_circuit_breaker_failures_total{agent="Flaky"} 3' in text
-    assert 'unified_circuit_breaker_rejected_total{agent="Flaky"} 1' in text
+    assert 'unified_circuit_breaker_state{target="Flaky"} 2' in text
+    assert 'unified_circuit_breaker_failures_total{target="Flaky"} 3' in text
+    assert 'unified_circuit_breaker_rejected_total{target="Flaky"} 1' in text
+    assert promtool_findings(text) == "", text      # names, types, HELP: Prometheus's lint
 
     coord.switch.unlink()                               # the agent recovers
     time.sleep(0.6)                                     # COORDINATOR_BREAKER_RESET_S=0.5
     assert breakers(coord)["agents"]["Flaky"]["state"] == "half_open"
     assert task(coord, "flaky")[0] == 200               # the probe
     assert breakers(coord)["agents"]["Flaky"]["state"] == "closed"
-    assert 'unified_circuit_breaker_state{agent="Flaky"} 0' in metrics(coord)
+    assert 'unified_circuit_breaker_state{target="Flaky"} 0' in metrics(coord)
 
 
 def test_client_errors_of_an_agent_do_not_count_against_it(coord):
@@ -125,7 +128,7 @@ def test_refused_connections_are_retried_a_bounded_number_of_times(coord):
     # nothing listens on Helper/Echo's port: refused at once, 2 retries, then 502
     status, body, _ = task(coord, "echo")
     assert status == 502 and "connection refused" in body["error"]
-    assert 'unified_coordinator_retries_total{agent="Echo"} 2' in metrics(coord)
+    assert 'unified_coordinator_retries_total{target="Echo"} 2' in metrics(coord)
     assert breakers(coord)["agents"]["Echo"]["failures"] == 1
 
 
@@ -158,7 +161,7 @@ def test_many_concurrent_tasks_all_arrive(coord):
     for t in threads:
         t.join()
     assert results == [200] * 160
-    assert 'unified_coordinator_tasks_total{type="echo",agent="Echo",outcome="ok"} 160' \
+    assert 'unified_coordinator_tasks_total{type="echo",target="Echo",outcome="ok"} 160' \
         in metrics(coord)
 
 

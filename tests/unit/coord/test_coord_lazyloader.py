@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.promlint import promtool_findings
+
 LOADER = "builtin:lazy_loader"
 
 
@@ -79,8 +81,9 @@ def test_a_slow_start_is_recorded_as_a_slow_load(loader):
     status, body, _ = load(loader, {"agent": "Echo"})
     assert status == 200 and body["slow"] is True and body["duration_s"] >= 1.2
     text = loader.procs["Loader"].request("GET", "/metrics", health=True)[1].decode()
-    assert 'unified_lazyloader_slow_loads_total{agent="Echo"} 1' in text
+    assert 'unified_lazyloader_slow_loads_total{target="Echo"} 1' in text
     assert 'unified_lazyloader_load_seconds_count{source="requested"} 1' in text
+    assert promtool_findings(text) == "", text
     assert "slow load: Echo took" in loader.procs["Loader"].stderr()
 
 

@@ -60,9 +60,22 @@ def test_metrics_on_the_agent_port_and_the_sdk_metrics_on_the_health_port(hubenv
     text = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert re.search(r'^unified_agent_up\{agent="Worker",required="true"\} 1\.0$', text, re.M)
-    assert re.search(r"^system_health_score \d+\.0$", text, re.M)
+    assert re.search(r"^unified_system_health_score \d+\.0$", text, re.M)
     status, body, _ = get(p, "/metrics", health=True)
     assert status == 200 and b"unified_agent_up{" not in body     # the SDK's own only
+
+
+def test_metrics_of_both_ports_pass_promtool_check_metrics(hubenv):
+    from tests.promlint import promtool_findings
+
+    hubenv.set_state("RequestCoordinator", "failed", Result="signal")   # an alert pending
+    hubenv.log("unified-agent@Worker.service", "Worker cannot open its model", priority=3)
+    p = start(hubenv)
+    wait_for(lambda: b"unified_agent_log_messages_total{" in get(p, "/metrics")[1],
+             what="journal counts in the metrics")
+    for health in (False, True):
+        text = get(p, "/metrics", health=health)[1].decode()
+        assert promtool_findings(text) == "", text
 
 
 def test_file_sd_targets_are_written_for_prometheus(hubenv):
@@ -73,7 +86,8 @@ def test_file_sd_targets_are_written_for_prometheus(hubenv):
     # running + essential of the profile; dormant Sleeper and the other profile's Faraway not
     assert set(agents) == {"ObservabilityHub", "RequestCoordinator", "Worker"}
     assert agents["Worker"]["targets"] == [f"127.0.0.1:{hubenv.ports['Worker_h']}"]
-    assert agents["Worker"]["labels"]["profile"] == "core"
+    assert agents["Worker"]["labels"] == {"agent": "Worker", "required": "true",
+                                          "group": "work"}     # no profile: it changes
     assert get(p, "/health", health=True)[1]["checks"]["targets"]["status"] == "ok"
 
 

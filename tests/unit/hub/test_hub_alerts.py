@@ -49,7 +49,7 @@ def names(conds):
 # ------------------------------------------------------------------ same as the rules file
 def shipped_rules():
     doc = yaml.safe_load(RULES.read_text())
-    return {r["alert"]: r for g in doc["groups"] for r in g["rules"]}
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
 
 
 def seconds(d):

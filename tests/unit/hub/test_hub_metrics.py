@@ -71,10 +71,10 @@ def test_fleet_metrics_with_their_labels(catalog):
     logs = samples_of(f, "unified_agent_log_messages")
     assert ({"agent": "Worker", "priority": "err"}, 1.0) in logs
     assert ({"agent": "Worker", "priority": "info"}, 1.0) in logs
-    assert samples_of(f, "system_health_score") == [({}, 100.0)]
+    assert samples_of(f, "unified_system_health_score") == [({}, 100.0)]
     assert samples_of(f, "unified_profile_info") == [({"profile": "core"}, 1.0)]
     assert samples_of(f, "unified_slow_load_threshold_seconds") == [({}, 10.0)]
-    assert samples_of(f, "unified_vram_limit_bytes") == [({}, 4000 * 2**20)]
+    assert samples_of(f, "unified_vram_configured_limit_bytes") == [({}, 4000 * 2**20)]
     info = dict((s.labels["agent"], s.labels) for s in f["unified_agent_info"].samples)
     assert info["Faraway"]["in_profile"] == "false" and info["Worker"]["group"] == "work"
 
@@ -122,7 +122,7 @@ def test_gpu_metrics_when_there_is_a_gpu_and_none_without(catalog):
 
 def test_valid_when_systemd_was_never_read_and_nothing_is_known(catalog):
     text, f = scrape(make_hub(catalog, units={}, samples={}, score=None, journal=False))
-    assert "unified_agent_state" not in f and "system_health_score" not in f
+    assert "unified_agent_state" not in f and "unified_system_health_score" not in f
     assert "unified_agent_info" in f and "unified_hub_targets" in f
 
 

@@ -1,7 +1,7 @@
 """Prometheus file_sd targets written by the hub: running agents' health ports plus the
 essential agents of the selected profile (a crashed one must show up == 0), with the labels
-agent/required/group/profile; written atomically, only on change, world-readable; a missing
-directory (Prometheus not set up) is not an error."""
+agent/required/group (not the profile: unified_profile_info on the hub); written atomically,
+only on change, world-readable; a missing directory (Prometheus not set up) is not an error."""
 from __future__ import annotations
 
 import json
@@ -22,26 +22,25 @@ def test_running_agents_and_the_profiles_essential_agents_are_targets(catalog):
                    Sleeper=unit("Sleeper", "dormant"),         # optional, dormant: left out
                    ModelManagerSuite=unit("ModelManagerSuite", "active"),
                    Faraway=unit("Faraway", "active"))          # not in the profile, running
-    groups = by_agent(target_groups(catalog, "core", CORE, units, "127.0.0.1"))
+    groups = by_agent(target_groups(catalog, CORE, units, "127.0.0.1"))
     assert set(groups) == {"ObservabilityHub", "RequestCoordinator", "Worker",
                            "ModelManagerSuite", "Faraway"}
     w = groups["Worker"]
     port = catalog.agents["Worker"].health_port
     assert w == {"targets": [f"127.0.0.1:{port}"],
-                 "labels": {"agent": "Worker", "required": "true", "group": "work",
-                            "profile": "core"}}
+                 "labels": {"agent": "Worker", "required": "true", "group": "work"}}
     assert groups["ModelManagerSuite"]["labels"]["required"] == "false"
 
 
 def test_ipv6_hosts_are_bracketed(catalog):
-    groups = target_groups(catalog, "core", CORE, all_up(), "::1")
+    groups = target_groups(catalog, CORE, all_up(), "::1")
     assert groups[0]["targets"][0].startswith("[::1]:")
 
 
 def test_written_atomically_world_readable_and_only_when_changed(tmp_path, catalog):
     path = tmp_path / "targets.json"
     w = TargetsWriter(str(path))
-    groups = target_groups(catalog, "core", CORE, all_up(), "127.0.0.1")
+    groups = target_groups(catalog, CORE, all_up(), "127.0.0.1")
     assert w.write(groups) and json.loads(path.read_text()) == groups
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     mtime = os.stat(path).st_mtime_ns
@@ -52,7 +51,7 @@ def test_written_atomically_world_readable_and_only_when_changed(tmp_path, catal
 
 def test_no_directory_means_prometheus_is_not_set_up_not_an_error(tmp_path, catalog):
     w = TargetsWriter(str(tmp_path / "missing" / "targets.json"))
-    assert not w.write(target_groups(catalog, "core", CORE, all_up(), "127.0.0.1"))
+    assert not w.write(target_groups(catalog, CORE, all_up(), "127.0.0.1"))
     st = w.status()
     assert st["ok"] and "monitoring setup" in st["note"] and st["targets"] == 4
 
@@ -65,7 +64,7 @@ def test_an_unwritable_directory_is_reported(tmp_path, catalog):
     try:
         if os.access(d, os.W_OK):           # root ignores modes: make the target a directory
             (d / "targets.json.tmp").mkdir()
-        assert not w.write(target_groups(catalog, "core", CORE, all_up(), "127.0.0.1"))
+        assert not w.write(target_groups(catalog, CORE, all_up(), "127.0.0.1"))
         assert not w.status()["ok"] and "cannot write" in w.status()["error"]
     finally:
         os.chmod(d, 0o700)

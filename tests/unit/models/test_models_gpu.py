@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from tests.promlint import promtool_findings
 from unified_agents import gpu
 from .fake_nvml import FakeNvml, GiB, MiB, h100
 
@@ -152,6 +153,7 @@ def test_prometheus_lines_name_every_gpu_and_agent(proc_root):
     assert 'unified_gpu_utilization_percent{gpu="0"' in text
     assert f'unified_gpu_agent_memory_used_bytes{{agent="STTService"}} {3 * GiB}' in text
     assert "# TYPE unified_gpu_memory_reserved_bytes gauge" in text
+    assert promtool_findings(text + "\n") == "", text      # the hub's GPU series, linted
 
 
 def test_bad_interval_is_refused():

@@ -6,6 +6,8 @@ import re
 import socket
 import time
 
+from tests.promlint import promtool_findings
+
 from ..sdk.harness import Spawner
 from .conftest import ModelsFleet
 
@@ -106,9 +108,9 @@ def test_routing_rules_and_cloud_failover(models_fleet):
     assert stats["cloud"]["reachable"] is False
     metrics = mm.request("GET", "/metrics", health=True)[1].decode()
     # (the wait above routed `training` to the cloud until the probe noticed: ≥ 1)
-    assert re.search(r'^llm_routing_decisions_total\{backend="cloud",reason="rule"\} [1-9]',
+    assert re.search(r'^unified_llm_routing_decisions_total\{backend="cloud",reason="rule"\} [1-9]',
                      metrics, re.M)
-    assert 'llm_routing_decisions_total{backend="local",reason="cloud_unreachable"}' in metrics
+    assert 'unified_llm_routing_decisions_total{backend="local",reason="cloud_unreachable"}' in metrics
     for bad, words in (({"complexity": 2}, "from 0 to 1"), ({"backend": "gpu"}, "local, cloud"),
                        ({"task_type": 7}, "task_type")):
         status, err, _ = mm.request("POST", "/route", bad)
@@ -144,8 +146,9 @@ def test_generate_fails_over_from_a_failing_cloud_and_the_breaker_opens(models_f
     d = mm.request("POST", "/route", {"task_type": "code_generation"})[1]
     assert (d["backend"], d["reason"]) == ("local", "breaker_open")   # 3 failures: open
     metrics = mm.request("GET", "/metrics", health=True)[1].decode()
-    assert 'llm_generate_requests_total{backend="cloud",result="error"} 3' in metrics
-    assert "llm_cloud_breaker_state 2" in metrics
+    assert 'unified_llm_generate_requests_total{backend="cloud",result="error"} 3' in metrics
+    assert "unified_llm_cloud_breaker_state 2" in metrics
+    assert promtool_findings(metrics) == "", metrics
 
 
 def test_deterministic_generations_are_cached_until_cache_clear(models_fleet):

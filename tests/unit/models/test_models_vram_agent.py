@@ -1,6 +1,8 @@
 """VRAMOptimizerAgent as a real process next to a real ModelManagerSuite (no GPU here)."""
 from __future__ import annotations
 
+from tests.promlint import promtool_findings
+
 from .test_models_manager_agent import curl_post, wait_for
 
 MM, VO = "builtin:model_manager", "builtin:vram_optimizer"
@@ -78,6 +80,7 @@ def test_metrics_for_the_vram_exhaustion_alert_follow_the_live_limit(models_flee
     assert wait_for(lambda: mm.request("GET", "/models/phi3_mini")[1]["state"] == "unloaded")
     m = vo.request("GET", "/metrics", health=True)[1].decode()
     assert "unified_vram_enforcements_total 0" not in m
+    assert promtool_findings(m) == "", m
     assert wait_for(lambda: "unified_vram_exhausted 0" in
                     vo.request("GET", "/metrics", health=True)[1].decode())
     assert mm.request("GET", "/vram")[1]["limit_source"].startswith("live override")

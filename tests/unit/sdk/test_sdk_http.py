@@ -186,9 +186,9 @@ def test_metrics_parse_as_prometheus_text(agent):
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     for name in ("process_resident_memory_bytes", "process_cpu_seconds",
-                 "process_open_fds", "process_start_time_seconds", "unified_agent_info",
+                 "process_open_fds", "process_start_time_seconds", "unified_agent_build_info",
                  "unified_agent_requests_in_flight", "unified_agent_request_duration_seconds",
-                 "unified_agent_startup_seconds"):
+                 "unified_agent_startup_duration_seconds"):
         assert name in families, name
     reqs = {tuple(sorted(s.labels.items())): s.value
             for s in families["unified_agent_requests"].samples}
@@ -198,6 +198,19 @@ def test_metrics_parse_as_prometheus_text(agent):
     assert any(dict(k).get("route") == "unmatched" for k in reqs)
     assert families["unified_agent_requests_in_flight"].samples[0].value == 0
     assert families["process_resident_memory_bytes"].samples[0].value > 5e6
+
+
+def test_metrics_of_an_sdk_agent_and_a_reference_agent_pass_promtool_check_metrics(agent,
+                                                                                    reference):
+    from tests.promlint import promtool_findings
+
+    agent.request("GET", "/agents/ServiceRegistry")
+    agent.request("PUT", "/agents/x", b"x" * 20000)                 # a bad request (413)
+    reference.request("POST", "/task", {"type": "face", "data": {}})  # a task
+    for who in (agent, reference):
+        text = who.request("GET", "/metrics", health=True)[1].decode()
+        assert "unified_agent_tasks_total{" in text or who is agent
+        assert promtool_findings(text) == "", text
 
 
 # ------------------------------------------------------------------ bad input
