@@ -12,6 +12,7 @@ vaderSentiment package). VADER's lexicon is English: other languages get no scor
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from unified_agents.config import ConfigError
@@ -25,14 +26,13 @@ class LanguageId:
     def __init__(self, agent: str):
         langdetect = deps.need_module(agent, "langdetect", "python3-langdetect",
                                       "langdetect for language identification")
-        from langdetect.lang_detect_exception import LangDetectException
-
         langdetect.DetectorFactory.seed = 0
         self._detect = langdetect.detect_langs
-        self._error = LangDetectException
+        # (no static imports: langdetect and nltk ship no type information)
+        self._error = importlib.import_module(
+            "langdetect.lang_detect_exception").LangDetectException
         self._detect("warm up: load the profiles before the first request")
-        from langdetect.detector_factory import _factory  # loaded by the call above
-
+        _factory = importlib.import_module("langdetect.detector_factory")._factory
         self.languages = sorted(_factory.get_lang_list()) if _factory else []
         self.version = _version("langdetect")
 
@@ -56,10 +56,9 @@ class Sentiment:
                               "allowed: a VADER lexicon file (vader_lexicon.txt), or unset "
                               "(no sentiment)")
         deps.need_module(agent, "nltk", "python3-nltk", "NLTK's VADER sentiment analyser")
-        from nltk.sentiment.vader import SentimentIntensityAnalyzer
-
+        vader = importlib.import_module("nltk.sentiment.vader")
         try:
-            self.analyzer = SentimentIntensityAnalyzer(lexicon_file="file:" + lexicon)
+            self.analyzer = vader.SentimentIntensityAnalyzer(lexicon_file="file:" + lexicon)
         except (ValueError, IndexError, UnicodeDecodeError) as e:
             raise ConfigError(f"{agent}: SENTIMENT_LEXICON={lexicon!r} is not a VADER lexicon "
                               f"(word<TAB>mean<TAB>...): {e}") from None

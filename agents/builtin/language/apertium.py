@@ -97,6 +97,7 @@ class Apertium:
             if lang is None:
                 raise TranslationFailed(400, f"{field} is not a language code or name known "
                                              f"here; {self.available()}")
+        assert src is not None and tgt is not None  # refused just above
         if src == tgt:
             raise TranslationFailed(400, f'"source" and "target" are both {languages.name(src)}'
                                          f" ({src}); allowed: two different languages")

@@ -9,6 +9,7 @@ language token; the target language token is the target prefix.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 
@@ -51,14 +52,14 @@ class NLLB:
                               "sentencepiece.bpe.model (NLLB's tokenizer; convert with "
                               "--copy_files sentencepiece.bpe.model)")
         try:
-            import ctranslate2
+            ctranslate2 = importlib.import_module("ctranslate2")
         except ImportError as e:
             raise ConfigError(f"{agent}: NLLB_MODEL_DIR is set but the Python module "
                               f"ctranslate2 cannot be imported ({e}); it is not in Debian "
                               "bookworm: install it (pip install ctranslate2) or unset "
                               "NLLB_MODEL_DIR to answer through Apertium") from None
         try:
-            import sentencepiece
+            sentencepiece = importlib.import_module("sentencepiece")
         except ImportError as e:
             raise ConfigError(f"{agent}: NLLB_MODEL_DIR is set but the Python module "
                               f"sentencepiece cannot be imported ({e}); install the Debian "

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from .conftest import needs_apertium, ok, refused, start_fails, task
+from .conftest import ROOT, needs_apertium, ok, refused, start_fails, task
 
 pytestmark = needs_apertium
 
@@ -169,7 +169,7 @@ def test_nllb_dir_without_ctranslate2_fails_the_start_naming_what_is_missing(spa
     (hide / "__init__.py").write_text("raise ImportError('not installed (test)')\n")
     rc, lines = start_fails(spawn, "nllb_adapter", NLLB_MODEL_DIR=str(model),
                             PYTHONPATH=f"{hide.parent}{os.pathsep}{spawn.sdk_path}"
-                                       f"{os.pathsep}{os.getcwd()}")
+                                       f"{os.pathsep}{ROOT}")
     assert rc == 2 and len(lines) == 1, lines
     assert "NLLB_MODEL_DIR is set but the Python module ctranslate2 cannot be imported" \
         in lines[0], lines
