@@ -106,7 +106,10 @@ class Apertium:
             raise TranslationFailed(400, f"no Apertium pair {src}-{tgt} ({languages.name(src)} "
                                          f"to {languages.name(tgt)}) is installed; "
                                          f"{self.available()}; {PAIR_HINT}")
-        return min(found, key=lambda p: (p.variant != "", p.mode))  # the plain one first
+        # a variant named in the target ("eng_US") if installed, else the plain direction (a
+        # region such as "en_GB" with no mode of its own is ignored)
+        variant = target.replace("-", "_").partition("_")[2].lower()
+        return min(found, key=lambda p: (p.variant.lower() != variant, p.variant != "", p.mode))
 
     def available(self) -> str:
         have = ", ".join(self.installed()) or "none"
