@@ -4,5 +4,5 @@ NLLBAdapter on Apertium, StreamingLanguageAnalyzer (langdetect, VADER) and Chitc
 
 Nothing here imports an engine at import time: each agent checks its own engine in on_start()
 and a missing one fails that agent alone, exit 2 and one line naming the Debian package
-(speech/deps.py), never a fallback. The engines are Recommends of the package, not Depends.
+(agents/builtin/deps.py), never a fallback. The engines are Recommends of the package, not Depends.
 """

@@ -17,7 +17,7 @@ import os
 
 from unified_agents.config import ConfigError
 
-from ..speech import deps
+from .. import deps
 
 POSITIVE, NEGATIVE = 0.05, -0.05  # VADER's own thresholds on "compound"
 

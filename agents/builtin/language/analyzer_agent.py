@@ -25,7 +25,7 @@ import threading
 
 from unified_agents import Agent, HTTPError
 
-from ..speech.sessions import SessionTable
+from ..sessions import SessionTable
 from .analysis import LanguageId, Sentiment, label
 from .translation_agent import text_field
 

@@ -10,7 +10,7 @@ per turn, a conversation per session (docs/LANGUAGE.md, "ChitchatAgent").
 "session" is the caller's id (RequestCoordinator's session, any 1-64 characters): the first
 turn with a new id opens the conversation, later ones continue it (ELIZA rotates its replies
 and remembers "my ..." statements: eliza.py). No "session": a one-turn conversation, kept
-nowhere. Conversations are bounded like the streaming agents' sessions (speech/sessions.py):
+nowhere. Conversations are bounded like the streaming agents' sessions (agents/builtin/sessions.py):
 CHITCHAT_MAX_SESSIONS at once (429 + Retry-After), CHITCHAT_IDLE_S without a turn (then the
 id starts afresh, "new_session": true). Text beyond CHITCHAT_MAX_CHARS (1000) is a 413.
 """
@@ -20,8 +20,8 @@ import threading
 
 from unified_agents import Agent, HTTPError
 
-from ..speech import deps
-from ..speech.sessions import SessionTable
+from .. import deps
+from ..sessions import SessionTable
 from .eliza import Conversation, Script
 from .translation_agent import text_field
 

@@ -26,7 +26,7 @@ import threading
 
 from unified_agents import HTTPError
 
-from ..speech.sessions import SessionTable
+from ..sessions import SessionTable
 from .apertium import TranslationFailed
 from .segments import SentenceBuffer
 from .translation_agent import ApertiumAgent, lang_field, text_field

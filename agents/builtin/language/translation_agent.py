@@ -24,7 +24,7 @@ import time
 
 from unified_agents import Agent, ConfigError, HTTPError, route
 
-from ..speech import deps
+from .. import deps
 from .apertium import PAIR_HINT, Apertium, TranslationFailed
 
 

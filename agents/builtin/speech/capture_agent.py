@@ -19,7 +19,7 @@ import threading
 
 from unified_agents import Agent, ConfigError, HTTPError
 
-from . import deps
+from .. import deps
 from .capture import Alsa, CaptureError, File, Http, parse_source
 
 

@@ -24,8 +24,9 @@ import time
 
 from unified_agents import Agent, HTTPError
 
-from . import deps, pcm
-from .sessions import SessionTable
+from .. import deps
+from . import pcm
+from ..sessions import SessionTable
 
 MAX_CHUNK_BYTES = 10 * 16000 * 2
 

@@ -19,7 +19,7 @@ import time
 
 from unified_agents import Agent, ConfigError, HTTPError
 
-from . import deps
+from .. import deps
 from .stt_agent import BIGGEST_BYTES_PER_S, decode_b64_field, read_audio
 
 

@@ -21,8 +21,9 @@ import threading
 
 from unified_agents import Agent, HTTPError
 
-from . import deps, pcm
-from .sessions import SessionTable
+from .. import deps
+from . import pcm
+from ..sessions import SessionTable
 from .stream_stt import SAMPLE_RATE, StreamDecoder
 from .stt import DEFAULT_MODEL_DIR, real_time_factor
 

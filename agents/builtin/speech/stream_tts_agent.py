@@ -31,9 +31,10 @@ import time
 
 from unified_agents import ConfigError, HTTPError
 
-from . import deps, sentences
+from .. import deps
+from . import sentences
 from .playback import AlsaSink, FileSink, Playback, SinkFailed
-from .sessions import SessionTable
+from ..sessions import SessionTable
 from .tts_agent import TTSService
 
 SINKS = ("alsa", "file", "none")

@@ -28,7 +28,7 @@ import time
 
 from unified_agents import Agent, ConfigError, HTTPError
 
-from . import deps
+from .. import deps
 from .stt import DEFAULT_MODEL_DIR, PhraseError, Pocketsphinx, check_phrases, real_time_factor
 
 TYPE_CHECKING = False

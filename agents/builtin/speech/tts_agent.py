@@ -22,7 +22,7 @@ import time
 
 from unified_agents import Agent, ConfigError, HTTPError
 
-from . import deps
+from .. import deps
 from .tts import ENGINES, PACKAGES, EngineFailed, VoiceError
 
 

@@ -26,7 +26,7 @@ import time
 
 from unified_agents import Agent, ConfigError
 
-from . import deps
+from .. import deps
 from .stt import DEFAULT_MODEL_DIR, real_time_factor
 from .stt_agent import BIGGEST_BYTES_PER_S, SILENCE_DBFS, _dbfs, decode_b64_field, read_audio
 from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD,
