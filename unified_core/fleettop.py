@@ -60,13 +60,15 @@ class Frame:
 
 class FleetTop:
     """names: the agents to show (None: the profile's and the running ones, re-read each
-    time); health: probe the active agents' health ports on each read."""
+    time); health: probe the active agents' health ports on each read; clock: what the CPU
+    percent divides by (monotonic seconds)."""
 
-    def __init__(self, cat: Catalog, sd, names: list[str] | None = None, health: bool = True):
+    def __init__(self, cat: Catalog, sd, names: list[str] | None = None, health: bool = True,
+                 clock=time.monotonic):
         self.cat, self.sd, self.names, self.health = cat, sd, names, health
         self._units: dict = {}
         # (units.CGROUP_ROOTS read now, not at import: where the cgroup files are, per host)
-        self.collector = units.ResourceCollector(lambda: self._units, roots=units.CGROUP_ROOTS)
+        self.collector = units.ResourceCollector(lambda: self._units, roots=units.CGROUP_ROOTS, clock=clock)
 
     def read(self, sort: str | None = None) -> Frame:
         cat = self.cat

@@ -193,7 +193,7 @@ def wait_for(cat: Catalog, sd: Systemd, items: list[AgentReadiness], timeout: fl
             asked = time.monotonic()
         if sum(i.ready for i in items) > done:
             done, last_progress = sum(i.ready for i in items), time.monotonic()
-        if progress:
+        if progress is not None:
             progress(done, len(items), items)
         if done == len(items) or time.monotonic() - t0 >= timeout:
             break
