@@ -129,7 +129,7 @@ def switch(sd, cat: Catalog, name: str, *, old: Catalog | None = None, env=None,
     profile chosen before (default: as recorded). put_in_place: puts `cat` where the generator
     reads it once the checks passed (a trial's start) and returns it as the agents will see
     it. on_queued: called once the units are queued,
-    before the wait; progress: wait_ready's callback."""
+    before the wait; progress: reported while it waits (profiles.Progress)."""
     p, clashes, running = plan(sd, cat, name, old, selected)
     if clashes:
         raise ports.PortInUse(clashes, f"switch to profile {name}")
