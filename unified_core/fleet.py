@@ -24,6 +24,7 @@ class AgentState:
     restarts: int
     result: str
     health: str | None = None
+    cpu_percent: float | None = None  # of one core since the previous read (fleettop.py); None: one read only
 
     def to_dict(self) -> dict:
         # "name" as in every other JSON of unified-ctl; "agent" kept for scripts that read it
@@ -71,8 +72,11 @@ def agent_states(cat: Catalog, sd: Systemd, names: list[str] | None = None) -> l
     """One row per agent (`unified-ctl status`), read through units.UnitReader like every
     other reader of the fleet (one list-units, one show of the loaded units: a unit systemd
     has not loaded is inactive, and naming it would make systemd load it)."""
-    names = list(cat.agents) if names is None else names
-    units = read_units(cat, sd)
+    return states_of(cat, read_units(cat, sd), list(cat.agents) if names is None else names)
+
+
+def states_of(cat: Catalog, units: dict, names: list[str]) -> list[AgentState]:
+    """agent_states from units read already ({agent: units.AgentUnit})."""
     now_s = _monotonic_now_us() / 1e6
     rows = []
     for n in names:
@@ -89,6 +93,31 @@ def agent_states(cat: Catalog, sd: Systemd, names: list[str] | None = None) -> l
             uptime_s=round(max(0.0, now_s - since), 1) if (u.running and since) else None,
             restarts=u.restarts, result=u.result))
     return rows
+
+
+def shown_by_default(cat: Catalog, sd: Systemd, profile: str) -> list[str]:
+    """What `unified-ctl status` shows without arguments: the profile's agents and whatever
+    else runs, in catalog order."""
+    running = running_agents(cat, sd)
+    members = set(cat.profiles[profile].agents)
+    return [a for a in cat.agents if a in members or a in running]
+
+
+def probe_health(cat: Catalog, rows: list[AgentState], timeout: float = 1.0) -> None:
+    """Set `health` of the active rows from their health ports (in parallel: one slow agent
+    costs `timeout`, not one per agent). Only active rows: no other has a process to answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .health import probe
+
+    active = [r for r in rows if r.state == "active"]
+    if not active:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(active))) as pool:
+        results = pool.map(lambda r: probe(cat.settings.bind_address, cat.agents[r.agent].health_port, timeout),
+                           active)
+        for r, h in zip(active, results):
+            r.health = h.status
 
 
 def running_agents(cat: Catalog, sd: Systemd) -> set[str]:

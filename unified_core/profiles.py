@@ -155,17 +155,30 @@ def check_ready(cat: Catalog, sd: Systemd, items: list[AgentReadiness], probe_ti
             i.reason = f"health {h.status}"
 
 
-def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
-               progress: Callable[[int, int, list[AgentReadiness]], None] | None = None,
+# What every operation that waits for agents (a switch, a catalog change, a restore, an
+# agent load) reports while it waits, for the CLI to draw: (ready, total, the agents with
+# their state so far), after each round of checks.
+Progress = Callable[[int, int, list[AgentReadiness]], None]
+
+
+def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float, progress: Progress | None = None,
                interval: float = 0.1, systemd_every: float = 0.5) -> WaitResult:
-    """Wait until every agent of `profile` is ready (check_ready). The health probes answer
-    for essential agents; systemd is asked (one `systemctl show` of every pending unit) only
-    for what they can't tell: optional agents' sockets, and whether agents that stopped
-    getting ready have failed. While agents keep turning healthy, asking systemd tells
-    nothing new and costs most (PID 1 answers between forking agents: 0.2–0.8 s measured on
-    a loaded host), so it is asked at most every `systemd_every` s after its last answer, and
-    then only when a socket is pending or nothing turned ready for that long."""
+    """Wait until every agent of `profile` is ready (wait_for)."""
     items = expected(cat, profile)
+    seconds = wait_for(cat, sd, items, timeout, progress, interval, systemd_every)
+    return WaitResult(profile=profile, seconds=seconds, agents=items)
+
+
+def wait_for(cat: Catalog, sd: Systemd, items: list[AgentReadiness], timeout: float,
+             progress: Progress | None = None, interval: float = 0.1, systemd_every: float = 0.5) -> float:
+    """Wait until every item is ready (check_ready, which updates them); returns the seconds
+    waited. The health probes answer for agents started as services; systemd is asked (one
+    `systemctl show` of every pending unit) only for what they can't tell: optional agents'
+    sockets, and whether agents that stopped getting ready have failed. While agents keep
+    turning healthy, asking systemd tells nothing new and costs most (PID 1 answers between
+    forking agents: 0.2–0.8 s measured on a loaded host), so it is asked at most every
+    `systemd_every` s after its last answer, and then only when a socket is pending or
+    nothing turned ready for that long."""
     t0 = time.monotonic()
     asked = None  # when systemd last answered
     last_progress, done = t0, 0
@@ -180,7 +193,7 @@ def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
             asked = time.monotonic()
         if sum(i.ready for i in items) > done:
             done, last_progress = sum(i.ready for i in items), time.monotonic()
-        if progress:
+        if progress is not None:
             progress(done, len(items), items)
         if done == len(items) or time.monotonic() - t0 >= timeout:
             break
@@ -189,7 +202,7 @@ def wait_ready(cat: Catalog, sd: Systemd, profile: str, timeout: float,
         if ask and all(i.ready or i.state.startswith("failed") for i in items):
             break
         time.sleep(interval)
-    return WaitResult(profile=profile, seconds=round(time.monotonic() - t0, 3), agents=items)
+    return round(time.monotonic() - t0, 3)
 
 
 def execute_switch(cat: Catalog, sd: Systemd, plan: SwitchPlan, reload: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""Fleet operations as library calls: profile switch, apply, emergency stop, recover.
+"""Fleet operations as library calls: profile switch, apply, agent load, emergency stop, recover.
 
 Each is a plain function of the systemd seam and the catalog (never of the CLI): it raises
 UnifiedError for what the operator can fix and returns a frozen result saying what it did
@@ -6,13 +6,16 @@ UnifiedError for what the operator can fix and returns a frozen result saying wh
 text or JSON. Holding the fleet lock is the caller's job (the CLI says whom it waits for).
 
 One switch implementation (`switch`) serves `profile switch`, `recover` and the catalog
-changes of rollout.py (rollback, promote, abort: `follow`):
+changes of rollout.py (rollback, promote, abort: `follow`) and backup restore:
 
   plan → persist the choice → daemon-reload, only when the rendered units would change
   (generator.units_current: the generator records a digest of what it rendered from; a
   switch back to the same profile of an unchanged catalog reloads nothing, saving 0.6–1.1 s)
   → stop what left (service and socket) → start the profile's target → restart the running
   agents a catalog change left stale (behind their sockets) → wait until ready → stop strays.
+
+Every operation that waits for agents takes `progress` (profiles.Progress): called after each
+round of checks with what is ready so far, for the CLI to draw; the library prints nothing.
 """
 from __future__ import annotations
 
@@ -118,7 +121,7 @@ def switch(sd, cat: Catalog, name: str, *, old: Catalog | None = None, env=None,
            timeout: float | None = None, selected: str | None = None,
            put_in_place: Callable[[], Catalog] | None = None,
            on_queued: Callable[[SwitchResult], None] | None = None,
-           progress: Callable[[int, int, list], None] | None = None) -> SwitchResult:
+           progress: profiles.Progress | None = None) -> SwitchResult:
     """Make profile `name` of `cat` what runs. old: the catalog live before, when `cat` is a
     change of it already in place for the generator (a trial, rollback, promote, abort):
     agents it no longer has stop, running ones it left stale restart. env: the runbook's
@@ -126,7 +129,7 @@ def switch(sd, cat: Catalog, name: str, *, old: Catalog | None = None, env=None,
     profile chosen before (default: as recorded). put_in_place: puts `cat` where the generator
     reads it once the checks passed (a trial's start) and returns it as the agents will see
     it. on_queued: called once the units are queued,
-    before the wait; progress: wait_ready's callback."""
+    before the wait; progress: reported while it waits (profiles.Progress)."""
     p, clashes, running = plan(sd, cat, name, old, selected)
     if clashes:
         raise ports.PortInUse(clashes, f"switch to profile {name}")
@@ -283,6 +286,44 @@ def _running_stale(sd, cat: Catalog, fresh: dict) -> dict:
     return {name: rec["why"] for name, rec in pending.items()}
 
 
+# -- agent load -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadResult:
+    agent: str
+    chain: tuple[str, ...]  # the agent and its dependencies, in start order
+    seconds: float
+    items: tuple[profiles.AgentReadiness, ...]
+
+    @property
+    def not_ready(self) -> list[str]:
+        return [i.agent for i in self.items if not i.ready]
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_ready
+
+
+def load(sd, cat: Catalog, name: str, timeout: float | None = None,
+         progress: profiles.Progress | None = None) -> LoadResult:
+    """Start an agent now with its dependencies (service and socket, dormant or not) and wait
+    until each answers healthy on its health port, at most `timeout` s (default
+    lazy_loader.load_timeout). PortInUse before anything starts when a port is taken."""
+    from unified_core.catalog import dependency_closure, dependency_order
+
+    a = cat.agent(name)
+    chain = dependency_order(dependency_closure({a.name}, cat.agents), cat.agents)
+    running = fleet.running_agents(cat, sd)
+    ports.check(cat, [n for n in chain if n not in running], f"load {a.name}")
+    units = profiles.units_of(cat, chain)
+    sd.reset_failed(units)
+    sd.start(units, no_block=True)
+    # every agent of the chain as a service: a load wants the process, not a listening socket
+    items = [profiles.AgentReadiness(n, "service") for n in chain]
+    limit = timeout if timeout is not None else cat.lazy_loader.load_timeout_s
+    seconds = profiles.wait_for(cat, sd, items, limit, progress)
+    return LoadResult(a.name, tuple(chain), seconds, tuple(items))
+
+
 # -- emergency stop, recover ------------------------------------------------------------------
 PATTERNS = ("unified.target", "unified-profile-*.target", "unified-agent@*.socket", "unified-agent@*.service")
 
@@ -349,7 +390,7 @@ class RecoverResult:
 def recover(sd, cat: Catalog, profile: str, keep_state: bool = False,
             on_cleared: Callable[[str], None] | None = None,
             on_queued: Callable[[SwitchResult], None] | None = None,
-            progress: Callable[[int, int, list], None] | None = None) -> RecoverResult:
+            progress: profiles.Progress | None = None) -> RecoverResult:
     """Stop everything, clear the state directory (unless keep_state), start `profile` with
     LOG_LEVEL=DEBUG (an override until `unified-ctl overrides clear` or reboot)."""
     profiles.require_known(cat, profile)

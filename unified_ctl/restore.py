@@ -120,11 +120,13 @@ def _install(staged: str, dest: str, uid: int, gid: int, mode: int) -> None:
     os.rename(tmp, dest)
 
 
-def restore(archive: str, sd, allow_other_host: bool = False, wait: bool = True) -> dict:
+def restore(archive: str, sd, allow_other_host: bool = False, wait: bool = True,
+            progress: profiles.Progress | None = None) -> dict:
+    """progress: while the profile gets ready on the restored catalog (profiles.Progress)."""
     started = time.monotonic()
     v = backup.verify(archive, allow_other_host)  # raises before anything is touched
     try:
-        return _restore(v, sd, wait, started)
+        return _restore(v, sd, wait, started, progress)
     finally:
         v.cleanup()
 
@@ -188,7 +190,7 @@ def preview(archive: str, sd, allow_other_host: bool = False) -> dict:
         v.cleanup()
 
 
-def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
+def _restore(v: backup.Verified, sd, wait: bool, started: float, progress: profiles.Progress | None) -> dict:
     m = v.manifest
     etc, state = paths.etc_dir(), paths.state_dir()
     old, live_cat, stopped, others = _live(state)
@@ -245,7 +247,8 @@ def _restore(v: backup.Verified, sd, wait: bool, started: float) -> dict:
         import dataclasses
 
         name = result.plan.new
-        result = dataclasses.replace(result, wait=profiles.wait_ready(new, sd, name, new.profiles[name].start_timeout_s))
+        waited = profiles.wait_ready(new, sd, name, new.profiles[name].start_timeout_s, progress)
+        result = dataclasses.replace(result, wait=waited)
     return {"archive_host": m.get("host"), "created": m.get("created"), "profile": result.plan.new,
             "installed": installed, "removed_dropins": removed, "trial_ended": trial_ended, "stopped": stopped, "other_holders": others, "kept_not_in_archive": kept,
             "follow": rollout.follow_dict(result), "ok": result.ok, "seconds": round(time.monotonic() - started, 3)}

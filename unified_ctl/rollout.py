@@ -32,13 +32,13 @@ def _same(a: str, b: str) -> bool:
 
 
 def follow(sd, old: Catalog, new: Catalog, profile: str | None = None, wait: bool = True,
-           timeout: float | None = None) -> SwitchResult:
+           timeout: float | None = None, progress: profiles.Progress | None = None) -> SwitchResult:
     """Make the running fleet match `new` (already in place for the generator): the profile
     re-planned against it, switched to (operations.switch: agents that left stop, new ones
-    start, running ones whose units changed restart)."""
+    start, running ones whose units changed restart). progress: while it waits (profiles.Progress)."""
     target = profile or profiles.current_profile(new)
     return operations.switch(sd, new, target, old=old, wait=wait, timeout=timeout,
-                             selected=profiles.read_selected())
+                             selected=profiles.read_selected(), progress=progress)
 
 
 def follow_dict(r: SwitchResult) -> dict:
@@ -168,7 +168,8 @@ def begin_trial(trial: Trial) -> Catalog:
     return load_catalog(history.start_trial(history.sources_files(trial.new.sources), trial.source))
 
 
-def promote(sd, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
+def promote(sd, force: bool = False, wait: bool = True,
+            progress: profiles.Progress | None = None) -> tuple[SwitchResult, dict]:
     trial = history.trial_catalog()
     if not trial:
         raise UnifiedError("no catalog is on trial; start one with `CONFIG=FILE unified-ctl profile switch NAME`")
@@ -182,18 +183,18 @@ def promote(sd, force: bool = False, wait: bool = True) -> tuple[SwitchResult, d
     save_last_good(perm, reason="promote")
     meta = history.trial_meta()
     history.end_trial()
-    result = follow(sd, tried, perm, wait=wait)
+    result = follow(sd, tried, perm, wait=wait, progress=progress)
     newest = history.newest()
     return result, {"source": meta.get("source"), "removed_dropins": removed, "set_aside": saved,
                     "history": newest.to_dict() if newest else None}
 
 
-def abort(sd, wait: bool = True) -> SwitchResult:
+def abort(sd, wait: bool = True, progress: profiles.Progress | None = None) -> SwitchResult:
     if not history.trial_catalog():
         raise UnifiedError("no catalog is on trial")
     tried = load_live()
     history.end_trial()
-    return follow(sd, tried, load_live(), wait=wait)
+    return follow(sd, tried, load_live(), wait=wait, progress=progress)
 
 
 def _rollback_from_to(entry_id: int | None) -> tuple[history.Entry, history.Entry]:
@@ -213,7 +214,8 @@ def _not_valid(target: history.Entry, e: CatalogInvalid) -> UnifiedError:
                         f"nothing changed:\n{e}")
 
 
-def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True) -> tuple[SwitchResult, dict]:
+def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = True,
+             progress: profiles.Progress | None = None) -> tuple[SwitchResult, dict]:
     last, target = _rollback_from_to(entry_id)
     old = load_live()
     saved = _guard_unapplied(force, "`unified-ctl config rollback`")
@@ -226,7 +228,7 @@ def rollback(sd, entry_id: int | None = None, force: bool = False, wait: bool = 
     from .generator import save_last_good
 
     save_last_good(new, reason=f"rollback to {target.id}")
-    result = follow(sd, old, new, wait=wait)
+    result = follow(sd, old, new, wait=wait, progress=progress)
     return result, {"from": last.to_dict(), "to": target.to_dict(), "removed_dropins": removed, "set_aside": saved}
 
 

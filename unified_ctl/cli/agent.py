@@ -188,33 +188,28 @@ def agent_restart(ctx: Ctx, names: tuple[str, ...], groups: tuple[str, ...]) -> 
 @pass_ctx
 @fleet_change
 def agent_load(ctx: Ctx, name: str, timeout: float | None, as_json: bool) -> None:
-    """Activate an agent now with its dependencies and wait until it is healthy."""
-    import time
-    from unified_core.catalog import dependency_closure, dependency_order
-    from unified_core.health import probe
+    """Activate an agent now with its dependencies and wait until it is healthy (a progress
+    bar on a terminal meanwhile)."""
+    from .. import operations
+    from .progress import shown
 
     cat = ctx.catalog
     a = cat.agent(name)
-    chain = dependency_order(dependency_closure({a.name}, cat.agents), cat.agents)
-    _check_ports(ctx, chain, f"load {a.name}")
-    units = profiles.units_of(cat, chain)
-    ctx.sd.reset_failed(units)
-    t0 = time.monotonic()
-    ctx.sd.start(units, no_block=True)
-    limit = timeout if timeout is not None else cat.lazy_loader.load_timeout_s
-    pending = list(chain)
-    while pending and time.monotonic() - t0 < limit:
-        pending = [n for n in pending if not probe(cat.settings.bind_address, cat.agents[n].health_port, 0.5).ok]
-        if pending:
-            time.sleep(0.05)
-    secs = round(time.monotonic() - t0, 3)
+    with shown(f"load {a.name}", quiet=as_json) as progress:
+        r = operations.load(ctx.sd, cat, a.name, timeout, progress)
     if as_json:
-        emit_json({"name": a.name, "agent": a.name, "ok": not pending, "seconds": secs, "loaded": chain, "not_ready": pending})
-    elif not pending:
-        click.echo(f"{a.name} healthy in {secs:.2f} s (with {len(chain) - 1} dependencies)")
-    if pending:
-        lines = ctx.sd.journal_tail([cat.agents[n].service for n in pending], 10)
-        raise UnifiedError(f"not healthy within {limit:g} s: {', '.join(pending)}\n" + "\n".join(lines))
+        emit_json({"name": r.agent, "agent": r.agent, "ok": r.ok, "seconds": r.seconds, "loaded": list(r.chain),
+                   "not_ready": r.not_ready})
+    elif r.ok:
+        click.echo(f"{r.agent} healthy in {r.seconds:.2f} s (with {len(r.chain) - 1} dependencies)")
+    if not r.ok:
+        limit = timeout if timeout is not None else cat.lazy_loader.load_timeout_s
+        lines = ctx.sd.journal_tail([cat.agents[n].service for n in r.not_ready], 10)
+        states = ", ".join(f"{i.agent} ({i.state}{': ' + i.reason if i.reason else ''})"
+                           for i in r.items if not i.ready)
+        # (the wait ends early once every agent still missing has failed)
+        raise UnifiedError(f"not healthy after {r.seconds:.1f} s (limit {limit:g} s, --timeout): {states}\n"
+                           + "\n".join(lines))
 
 
 COMMANDS = (agent,)

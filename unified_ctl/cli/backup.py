@@ -99,8 +99,10 @@ def backup_restore(ctx: Ctx, path: str, yes: bool, other_host: bool, no_wait: bo
         v.cleanup()
         click.confirm(f"Replace the catalog and the state in {paths.state_dir()} with {path} "
                       f"({v.manifest['created']})?", abort=True)
-    with ctx.fleet_lock():
-        res = r.restore(path, ctx.sd, allow_other_host=other_host, wait=not no_wait)
+    from .progress import shown
+
+    with ctx.fleet_lock(), shown("restore: profile", quiet=as_json or no_wait) as progress:
+        res = r.restore(path, ctx.sd, allow_other_host=other_host, wait=not no_wait, progress=progress)
     if as_json:
         emit_json(res)
     else:

@@ -34,6 +34,14 @@ def _print_follow(result, as_json: bool, extra: dict, headline: str) -> None:
         sys.exit(1)
 
 
+def _progress(as_json: bool, no_wait: bool):
+    """While the running profile gets ready on the changed catalog (progress.py)."""
+    from unified_core.profiles import read_selected
+    from .progress import shown
+
+    return shown(f"profile {read_selected() or ''}".rstrip(), quiet=as_json or no_wait)
+
+
 # -- config history, rollback, staged rollout ----------------------------------------------
 @click.group()
 def config() -> None:
@@ -152,7 +160,8 @@ def config_rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, 
 def _rollback(ctx: Ctx, entry_id: int | None, force: bool, no_wait: bool, as_json: bool) -> None:
     from .. import rollout
 
-    result, info = rollout.rollback(ctx.sd, entry_id, force=force, wait=not no_wait)
+    with _progress(as_json, no_wait) as progress:
+        result, info = rollout.rollback(ctx.sd, entry_id, force=force, wait=not no_wait, progress=progress)
     to = info["to"]
     head = f"rolled back to catalog {to['id']} of {to['when']} ({to['reason']}); it is live"
     if info["removed_dropins"]:
@@ -171,7 +180,8 @@ def config_promote(ctx: Ctx, force: bool, no_wait: bool, as_json: bool) -> None:
     from .. import rollout
     from unified_core import paths
 
-    result, info = rollout.promote(ctx.sd, force=force, wait=not no_wait)
+    with _progress(as_json, no_wait) as progress:
+        result, info = rollout.promote(ctx.sd, force=force, wait=not no_wait, progress=progress)
     head = f"promoted {info['source']} to {paths.catalog_file()} (history entry {info['history']['id']})"
     if info["removed_dropins"]:
         head += f"; removed drop-ins it did not have: {', '.join(info['removed_dropins'])}"
@@ -188,7 +198,8 @@ def config_abort(ctx: Ctx, no_wait: bool, as_json: bool) -> None:
     from .. import rollout
     from unified_core import paths
 
-    result = rollout.abort(ctx.sd, wait=not no_wait)
+    with _progress(as_json, no_wait) as progress:
+        result = rollout.abort(ctx.sd, wait=not no_wait, progress=progress)
     _print_follow(result, as_json, {"catalog": paths.catalog_file()},
                   f"trial dropped; {paths.catalog_file()} is live again")
 

@@ -11,7 +11,8 @@ from unified_core import profiles, runtime
 from unified_core.errors import UnifiedError
 
 from .. import operations
-from .context import Ctx, complete_profiles, console, console_err, emit_json, pass_ctx
+from .context import Ctx, complete_profiles, console, emit_json, pass_ctx
+from .progress import shown as progress_shown
 
 
 @click.group()
@@ -252,11 +253,8 @@ def run_switch(ctx: Ctx, name: str, env, wait: bool = True, timeout: float | Non
             return operations.switch(ctx.sd, cat, name, env=env, wait=wait, timeout=timeout, put_in_place=put_in_place,
                                      old=trial.old if trial is not None else None, **callbacks)
 
-    if as_json or not wait or not sys.stderr.isatty():
-        r = start(on_queued=queued)
-    else:
-        with ProgressBar(name, len(cat.profiles[name].agents)) as progress:
-            r = start(on_queued=queued, progress=progress)
+    with progress_shown(f"profile {name}", quiet=as_json or not wait) as progress:
+        r = start(on_queued=queued, progress=progress)
     ctx.use_catalog(ctx.config, r.catalog)  # the trial, as the agents see it
     overrides = runtime.overrides_in_force()
     if r.wait is None:
@@ -284,33 +282,6 @@ def run_switch(ctx: Ctx, name: str, env, wait: bool = True, timeout: float | Non
             for line in f["journal"]:
                 click.echo(f"      {line}", err=True)
     return r
-
-
-class ProgressBar:
-    """A rich progress bar on stderr while a switch waits (a terminal only)."""
-
-    def __init__(self, name: str, total: int):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.name = name
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), console=console_err(), transient=True)
-        self.total = total
-        self.task = None
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self.update
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
-
-    def update(self, done, total, items):
-        if self.task is None:
-            self.task = self.bar.add_task(f"profile {self.name}", total=self.total)
-        waiting = [i.agent for i in items if not i.ready][:3]
-        self.bar.update(self.task, completed=done, description=f"profile {self.name}" + (
-            f" (waiting: {', '.join(waiting)})" if waiting else ""))
 
 
 COMMANDS = (profile,)
