@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
-FINAL = re.compile(r"^\s*(?:\*\*)?\s*final\s+answer\s*(?:\*\*)?\s*[:\-–]\s*(?:\*\*)?\s*(.+?)\s*$",
-                   re.I | re.M)
+# at a line's start or after a sentence ("... all used. Final answer: 24")
+FINAL = re.compile(r"(?:^|(?<=[.;:!?]\s))\s*(?:\*\*)?\s*final\s+answer\s*(?:\*\*)?\s*[:\-–]"
+                   r"\s*(?:\*\*)?\s*(.+?)\s*$", re.I | re.M)
 FALLBACKS = (
     ("answer_line", re.compile(r"^\s*(?:\*\*)?answer\s*(?:\*\*)?\s*:\s*(.+?)\s*$", re.I | re.M)),
     ("the_answer_is", re.compile(r"\bthe\s+(?:final\s+)?answer\s+is\s*:?\s*(.+?)\s*(?:\.\s*$|$)",

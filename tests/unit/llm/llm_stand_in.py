@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 NO_RULE = "stand-in: no scripted answer"
@@ -32,6 +33,7 @@ class StandIn:
         self.model = model
         self.used: dict[int, int] = {}
         self.requests: list[dict] = []
+        self.delay_s = 0.0            # each completion takes this long (budget tests)
         self.lock = threading.Lock()
         outer = self
 
@@ -69,6 +71,8 @@ class StandIn:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
                 msgs = body.get("messages") or []
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 reply = outer.answer(msgs)
                 words = sum(len(str(m.get("content", "")).split()) for m in msgs)
                 self._send(200, {
