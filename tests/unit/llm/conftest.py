@@ -58,6 +58,7 @@ class LLMFleet:
         self.catalog.write_text(catalog(self.ports, self.llm.url if self.llm else endpoint))
         self.state = tmp / "state"
         self.state.mkdir()
+        self.started: set[str] = set()
 
     def script(self, rules: list) -> None:
         self.llm.script[:] = rules
@@ -70,6 +71,9 @@ class LLMFleet:
              "MODEL_MANAGER_CACHE_ENTRIES": "0",   # scripted answers change between tests
              "PYTHONPATH": f"{self.spawner.sdk_path}:{ROOT}"}
         e.update({k: str(v) for k, v in env.items()})
+        if agent in self.started:   # another instance (other settings): ports of its own
+            return self.spawner(agent, e)
+        self.started.add(agent)
         lsock = socket.create_server(("127.0.0.1", self.ports[agent]), backlog=64)
         self.spawner.sockets.append(lsock)
         return self.spawner(agent, e, lsock=lsock, health_port=self.ports[agent + "_h"])
