@@ -62,7 +62,7 @@ class CognitiveModelAgent(LLMAgent):
         self.served += 1
         if len(parts) <= 1:
             r = self._ask_cot(ledger, question)
-            out = {"answer": r.get("answer"), "strategy": "direct",
+            out: dict = {"answer": r.get("answer"), "strategy": "direct",
                    "sub_questions": [], "synthesis": None}
             if r.get("answer") is None:
                 out["reason"] = f"ChainOfThoughtAgent: {r.get('reason')}"

@@ -41,7 +41,8 @@ class Ledger:
     def add(self, out: dict, seconds: float) -> None:
         self.calls += 1
         self.llm_s += seconds
-        u = out.get("usage") if isinstance(out.get("usage"), dict) else {}
+        u = out.get("usage")
+        u = u if isinstance(u, dict) else {}
         self.prompt_tokens += int(u.get("prompt_tokens") or 0)
         self.completion_tokens += int(u.get("completion_tokens") or 0)
         for seen, v in ((self.models, out.get("model")), (self.backends, out.get("backend"))):

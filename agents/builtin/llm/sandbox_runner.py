@@ -20,13 +20,16 @@ LIMITS = {"cpu_s": resource.RLIMIT_CPU, "memory_bytes": resource.RLIMIT_AS,
 
 
 def main(limits_json: str, results_file: str) -> None:
-    results = {"tests": [], "limits": {}, "limits_refused": []}
+    tests: list = []
+    limits: dict = {}
+    refused: list = []
+    results: dict = {"tests": tests, "limits": limits, "limits_refused": refused}
     for name, value in json.loads(limits_json).items():
         try:
             resource.setrlimit(LIMITS[name], (value, value))
-            results["limits"][name] = value
+            limits[name] = value
         except (OSError, ValueError) as e:
-            results["limits_refused"].append(f"{name}: {e}")
+            refused.append(f"{name}: {e}")
     out = open(results_file, "w")   # opened before the code runs (it may exhaust fds)
     ns = {"__name__": "solution", "__builtins__": __builtins__}
     try:
@@ -40,9 +43,9 @@ def main(limits_json: str, results_file: str) -> None:
             if name.startswith("test_") and callable(fn):
                 try:
                     fn()
-                    results["tests"].append({"name": name, "passed": True, "error": None})
+                    tests.append({"name": name, "passed": True, "error": None})
                 except BaseException as e:  # noqa: BLE001
-                    results["tests"].append({"name": name, "passed": False,
+                    tests.append({"name": name, "passed": False,
                                              "error": _error(e)})
     out.write(json.dumps(results))
     out.close()
