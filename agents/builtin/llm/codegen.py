@@ -77,6 +77,8 @@ class CodeGenerator(LLMAgent):
             attempts.append({"attempt": n, "passed": last["passed"], "error": last["error"],
                              "tests_passed": sum(t["passed"] for t in last["tests"]),
                              "tests_total": len(last["tests"]), "seconds": last["seconds"]})
+            if last.get("limits_refused"):
+                attempts[-1]["limits_refused"] = last["limits_refused"]
             if last["passed"]:
                 break
             conversation += [{"role": "assistant", "content": reply},

@@ -57,6 +57,10 @@ class Sandbox:
         self.isolation = {"network": network, "limits": dict(self.limits),
                           "wall_timeout_s": timeout_s, "workdir": "fresh temporary directory",
                           "user": "the agent's own user (no separate uid)"}
+        # Whether the kernel lets the child set its limits here (a unit's system call
+        # filter may not): one empty run at start, so /health tells before any task does.
+        probe = self.run("", "def test_probe():\n    pass\n")
+        self.isolation["limits_refused"] = probe.get("limits_refused", [probe["error"]])
 
     def run(self, solution: str, tests: str) -> dict:
         t0 = time.perf_counter()
