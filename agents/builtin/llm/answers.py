@@ -61,7 +61,7 @@ def steps(text: str) -> list[str]:
 
 
 SCORE = re.compile(r"(?<![\d.])(10(?:\.0+)?|\d(?:\.\d+)?)(?:\s*/\s*10)?(?![\d.])")
-SCORE_LINE = re.compile(r"score\s*[:=]?\s*(10(?:\.0+)?|\d(?:\.\d+)?)", re.I)
+SCORE_LINE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.I)
 
 
 def score(text: str) -> float | None:

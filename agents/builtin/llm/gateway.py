@@ -136,6 +136,9 @@ class Gateway:
                 raise self.no_backend(f"ModelManagerSuite: {err}",
                                       e.body.get("decision") if isinstance(e.body, dict)
                                       else None) from None
+            if e.status == 409:              # the VRAM budget refused to load the model
+                raise HTTPError(503, f"ModelManagerSuite cannot load a model now: {err}",
+                                headers={"Retry-After": "10"}) from None
             raise HTTPError(502, f"ModelManagerSuite refused the generation "
                                  f"(HTTP {e.status}: {err})") from None
         ledger.add(out, time.perf_counter() - t0)

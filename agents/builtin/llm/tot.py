@@ -19,7 +19,8 @@ from two parents is one node (merged, the better parent kept), not two branches.
 
 Stops at the first of: a kept thought carries "Final answer:" and scores ≥ solved_score
 ("solved"), max_depth ("depth"), the token budget (the servers' usage; checked before each
-call: "tokens"), the time budget ("time"). The answer is the best path's "Final answer:",
+call: "tokens"), the time budget ("time"; at most 240 s, below the SDK's WORKER_HANG_S of
+300 s). The answer is the best path's "Final answer:",
 else null with the reason.
 """
 from __future__ import annotations
@@ -70,7 +71,7 @@ class GoTToTAgent(LLMAgent):
         ledger = self.ledger()
         budget = Budget(ledger, integer(task, "max_depth", 3, 1, 10),
                         integer(task, "max_tokens_total", 4000, 1, 1_000_000),
-                        number(task, "max_seconds", 60.0, 0.1, 3600.0))
+                        number(task, "max_seconds", 60.0, 0.1, 240.0))
         frontier: list[tuple[list[str], list[float]]] = [([], [])]
         tree: list[dict] = []
         best: tuple[list[str], list[float]] = ([], [])
