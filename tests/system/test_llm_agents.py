@@ -52,6 +52,12 @@ SCRIPT = [
         "```python\ndef add(a, b):\n    return a + b\n```\n```python\ndef test_add():\n"
         "    assert add(2, 3) == 5\n```"]},
     {"match": "hello local", "answers": ["Hi from the local server."]},
+    {"match": "Sub-questions and their answers", "answers": [
+        "Big Ben was finished in 1859, the tower in 1889.\nFinal answer: Big Ben"]},
+    {"match": "Which is older", "answers": [
+        "1. When was the Eiffel Tower finished?\n2. When was Big Ben finished?"]},
+    {"match": "Eiffel Tower finished", "answers": ["Step 1: in 1889.\nFinal answer: 1889"]},
+    {"match": "Big Ben finished", "answers": ["Step 1: in 1859.\nFinal answer: 1859"]},
 ]
 
 
@@ -189,12 +195,12 @@ def test_the_sandbox_limits_hold_under_the_units_sandboxing(llm):
 
 def test_cognitive_model_decomposes_and_answers_through_chain_of_thought(llm):
     status, out = post(llm, 7201, {"type": "cognitive_model",
-                                   "question": "I buy three dozen eggs and give away 5."})
+                                   "question": "Which is older, the Eiffel Tower or Big Ben?"})
     assert status == 200 and out["agent"] == "CognitiveModelAgent", out
     r = out["result"]
-    # the stand-in's decomposition is the chain-of-thought reply, which lists no questions:
-    # one line → answered directly by ChainOfThoughtAgent
-    assert r["strategy"] in ("direct", "decomposed") and r["usage"]["calls"] >= 2, r
+    assert (r["answer"], r["strategy"]) == ("Big Ben", "decomposed"), r
+    assert [s["answer"] for s in r["sub_questions"]] == ["1889", "1859"], r
+    assert r["usage"]["calls"] == 4, r      # decompose, 2 × ChainOfThoughtAgent, synthesis
 
 
 def test_tiny_llama_unconfigured_is_503_then_manages_the_operators_server(llm):
