@@ -42,7 +42,11 @@ NOT_CONFIGURED = ("no local LLM server is configured: set TINYLLAMA_SERVER_BIN (
 
 
 def _pdeathsig():
-    """A preexec_fn that makes the kernel SIGTERM the child when this process dies."""
+    """A preexec_fn that makes the kernel SIGTERM the child when this process dies.
+
+    The signal follows the THREAD that forked: the server is started from on_start (the
+    main thread) or from a task (an SDK pool worker: those never exit), never from a
+    short-lived thread."""
     try:
         import ctypes
         import signal
