@@ -8,15 +8,12 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def answers(sdk_path):  # noqa: F811
+def answers(sdk_path):   # sdk_path: conftest's (the SDK harness fixture)
     if str(sdk_path) not in sys.path:
         sys.path.insert(0, str(sdk_path))
     from unified_agents.builtin.llm import answers
 
     return answers
-
-
-from ..sdk.harness import sdk_path  # noqa: E402,F401  (fixture)
 
 
 @pytest.mark.parametrize("reply,answer,how", [
