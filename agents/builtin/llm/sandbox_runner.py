@@ -1,0 +1,64 @@
+"""Runs generated code and its tests inside the sandbox's child process (sandbox.py).
+
+    python3 -I -S sandbox_runner.py LIMITS_JSON RESULTS_FILE     (cwd: the sandbox directory)
+
+Sets its own resource limits first (setrlimit; a limit the system refuses is reported, not
+fatal), then executes solution.py and tests.py in ONE namespace (the tests call the solution
+directly, as pytest-style `test_*` functions with plain asserts) and calls each test_*
+function in definition order. Writes {"tests": [{"name", "passed", "error"}], "limits":
+{...}, "limits_refused": [...]} to RESULTS_FILE. Standard library only; imports nothing
+from unified_agents (it runs with -I -S, outside the agent's environment).
+"""
+import json
+import resource
+import sys
+import traceback
+
+LIMITS = {"cpu_s": resource.RLIMIT_CPU, "memory_bytes": resource.RLIMIT_AS,
+          "file_bytes": resource.RLIMIT_FSIZE, "open_files": resource.RLIMIT_NOFILE,
+          "core_bytes": resource.RLIMIT_CORE}
+
+
+def main(limits_json: str, results_file: str) -> None:
+    tests: list = []
+    limits: dict = {}
+    refused: list = []
+    results: dict = {"tests": tests, "limits": limits, "limits_refused": refused}
+    for name, value in json.loads(limits_json).items():
+        try:
+            resource.setrlimit(LIMITS[name], (value, value))
+            limits[name] = value
+        except (OSError, ValueError) as e:
+            refused.append(f"{name}: {e}")
+    out = open(results_file, "w")   # opened before the code runs (it may exhaust fds)
+    ns = {"__name__": "solution", "__builtins__": __builtins__}
+    try:
+        for fname in ("solution.py", "tests.py"):
+            with open(fname, encoding="utf-8") as f:
+                exec(compile(f.read(), fname, "exec"), ns)
+    except BaseException as e:  # noqa: BLE001 - the generated code's failure is the result
+        results["load_error"] = _error(e)
+    else:
+        for name, fn in list(ns.items()):
+            if name.startswith("test_") and callable(fn):
+                try:
+                    fn()
+                    tests.append({"name": name, "passed": True, "error": None})
+                except BaseException as e:  # noqa: BLE001
+                    tests.append({"name": name, "passed": False,
+                                             "error": _error(e)})
+    out.write(json.dumps(results))
+    out.close()
+
+
+def _error(e: BaseException) -> str:
+    """The exception and the last frame of the generated code that raised it."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__)
+              if f.filename in ("solution.py", "tests.py")]
+    where = f" ({frames[-1].filename}:{frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    msg = str(e) or ("assertion failed" if isinstance(e, AssertionError) else "(no message)")
+    return f"{type(e).__name__}: {msg}{where}"[:500]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
