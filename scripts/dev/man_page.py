@@ -53,7 +53,10 @@ def option_tag(param, ctx) -> tuple[str, str] | None:
     record = param.get_help_record(ctx)
     if record is None:
         return None
-    names = [f"\\fB{esc(o)}\\fR" for o in [*param.opts, *param.secondary_opts]]
+    # short options first, as man pages list them (and the help option's names come from a
+    # set in Click 8.1: their order changes from run to run)
+    opts = sorted(param.opts, key=lambda o: (o.startswith("--"), o)) + list(param.secondary_opts)
+    names = [f"\\fB{esc(o)}\\fR" for o in opts]
     tag = ", ".join(names)
     if isinstance(param, click.Option) and not param.is_flag and not param.count:
         tag += f" \\fI{esc(param.make_metavar())}\\fR"

@@ -1,0 +1,179 @@
+"""`unified-ctl monitoring remove`: put back what `monitoring setup` changed, byte for byte.
+
+Before setup first replaces a file of another package (prometheus.yml, alertmanager.yml,
+/etc/default/prometheus-alertmanager) it keeps the file as it was, or the fact that there
+was none, in the state directory (paths.monitoring_dir(): /var/lib/unified-system/monitoring):
+
+  manifest.json   {"files": {PATH: {"existed", "copy", "mode", "uid", "gid", "written"}},
+                   "dirs": [directories setup created]}
+  N.orig          the original bytes of a file
+
+Only the first original of a file is kept: a later setup (the hub moved to another port)
+replaces the file again, and remove still restores the file as it was before any setup.
+"written" is the digest of what setup wrote last: a file changed since (the operator edited
+it) is restored all the same, and its current content kept next to it as
+PATH.unified-removed-STAMP, which remove reports.
+
+remove restores every file (atomically, with its owner and mode), deletes the files and
+directories setup created, forgets the state, and reloads the running daemons (Alertmanager
+restarts when its ARGS changed: they are read at start). Nothing kept: a clear refusal.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from unified_core import paths
+from unified_core.errors import UnifiedError
+
+MANIFEST = "manifest.json"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_manifest(state_dir: str) -> dict:
+    try:
+        with open(os.path.join(state_dir, MANIFEST)) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return {"files": {}, "dirs": []}
+    except (OSError, ValueError) as e:
+        raise UnifiedError(f"cannot read {os.path.join(state_dir, MANIFEST)}: {e}") from None
+    return {"files": dict(doc.get("files") or {}), "dirs": list(doc.get("dirs") or [])}
+
+
+def _write_manifest(state_dir: str, doc: dict) -> None:
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, MANIFEST)
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def remember_file(state_dir: str | None, path: str, new: bytes) -> None:
+    """Called by setup just before it replaces `path` with `new`: keep the original (once)."""
+    state_dir = state_dir or paths.monitoring_dir()
+    doc = _read_manifest(state_dir)
+    entry = doc["files"].get(path)
+    if entry is None:
+        entry = {"existed": os.path.exists(path)}
+        if entry["existed"]:
+            st = os.stat(path)
+            entry.update(copy=f"{len(doc['files'])}.orig", mode=st.st_mode & 0o7777,
+                         uid=st.st_uid, gid=st.st_gid)
+            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+            copy = os.path.join(state_dir, entry["copy"])
+            shutil.copyfile(path, copy + ".tmp")
+            os.replace(copy + ".tmp", copy)
+        doc["files"][path] = entry
+    entry["written"] = _digest(new)
+    _write_manifest(state_dir, doc)
+
+
+def remember_dir(state_dir: str | None, path: str) -> None:
+    """Setup created this directory: remove deletes it."""
+    state_dir = state_dir or paths.monitoring_dir()
+    doc = _read_manifest(state_dir)
+    if path not in doc["dirs"]:
+        doc["dirs"].append(path)
+        _write_manifest(state_dir, doc)
+
+
+@dataclass
+class RemoveResult:
+    restored: list = field(default_factory=list)    # files put back as they were
+    deleted: list = field(default_factory=list)     # files and directories setup created
+    kept: dict = field(default_factory=dict)        # file changed since setup -> its copy
+    actions: list = field(default_factory=list)     # services reloaded/restarted
+    warnings: list = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "restored": self.restored, "deleted": self.deleted,
+                "kept": self.kept, "actions": self.actions, "warnings": self.warnings}
+
+
+def plan(state_dir: str | None = None) -> RemoveResult:
+    """What remove would do (nothing is changed); UnifiedError when there is nothing to undo."""
+    state_dir = state_dir or paths.monitoring_dir()
+    doc = _read_manifest(state_dir)
+    if not doc["files"] and not doc["dirs"]:
+        raise UnifiedError(f"nothing to restore: `unified-ctl monitoring setup` has changed no "
+                           f"file here (no record in {state_dir})")
+    res = RemoveResult(dry_run=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for path, entry in doc["files"].items():
+        (res.restored if entry["existed"] else res.deleted).append(path)
+        try:
+            with open(path, "rb") as f:
+                current = _digest(f.read())
+        except FileNotFoundError:
+            continue
+        if current != entry.get("written"):
+            res.kept[path] = f"{path}.unified-removed-{stamp}"
+    res.deleted += [d for d in doc["dirs"] if os.path.isdir(d)]
+    for path, copy in res.kept.items():
+        res.warnings.append(f"{path} changed since `monitoring setup` wrote it: its current "
+                            f"content is kept as {copy}")
+    return res
+
+
+def remove(sd, *, state_dir: str | None = None, dry_run: bool = False, start: bool = True,
+           units: dict | None = None, settle_s: float = 3.0) -> RemoveResult:
+    """Restore (see the module's doc). units: {unit: (files it reads on reload, files it
+    reads only at start)}: a running unit is restarted when one of the latter changed,
+    reloaded when one of the former did."""
+    state_dir = state_dir or paths.monitoring_dir()
+    res = plan(state_dir)
+    if dry_run:
+        return res
+    res.dry_run = False
+    doc = _read_manifest(state_dir)
+    for path, copy in res.kept.items():
+        shutil.copy2(path, copy)
+    for path, entry in doc["files"].items():
+        if not entry["existed"]:
+            if os.path.exists(path):
+                os.unlink(path)
+            continue
+        tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.unified-restore")
+        shutil.copyfile(os.path.join(state_dir, entry["copy"]), tmp)
+        os.chmod(tmp, entry["mode"])
+        try:
+            os.chown(tmp, entry["uid"], entry["gid"])
+        except PermissionError:
+            pass
+        os.replace(tmp, path)
+    for d in doc["dirs"]:
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(state_dir)
+    if start:
+        _restart_services(sd, res, units or {}, doc)
+        if res.actions:
+            time.sleep(settle_s)
+        for unit in units or {}:
+            if any(unit in a for a in res.actions) and not sd.is_active(unit):
+                tail = "\n".join(sd.journal_tail([unit], 5))
+                res.warnings.append(f"{unit} is not running after the restore; its last log "
+                                    f"lines:\n{tail}")
+    return res
+
+
+def _restart_services(sd, res: RemoveResult, units: dict, doc: dict) -> None:
+    changed = set(doc["files"]) | set(doc["dirs"])
+    for unit, (on_reload, on_start) in units.items():
+        if not sd.is_active(unit):
+            continue
+        if changed & set(on_start):
+            sd.restart([unit])
+            res.actions.append(f"restarted {unit}")
+        elif changed & set(on_reload):
+            sd.reload([unit])
+            res.actions.append(f"reloaded {unit}")
