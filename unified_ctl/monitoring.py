@@ -457,8 +457,10 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                     sd.reload([unit])
                     res.actions.append(f"reloaded {unit}")
         else:
+            was = sd.show([unit], ("UnitFileState",)).get(unit, {}).get("UnitFileState", "")
             sd.reset_failed([unit])
             sd.enable([unit], now=True)
+            undo.remember_started(state_dir, unit, enabled_before=was == "enabled")
             res.actions.append(f"enabled and started {unit}")
         started.append(unit)
     # A daemon that exits right after its start (bad flags, no address) shows as inactive

@@ -5,7 +5,8 @@ Before setup first replaces a file of another package (prometheus.yml, alertmana
 was none, in the state directory (paths.monitoring_dir(): /var/lib/unified-system/monitoring):
 
   manifest.json   {"files": {PATH: {"existed", "copy", "mode", "uid", "gid", "written"}},
-                   "dirs": [directories setup created]}
+                   "dirs": [directories setup created],
+                   "started": {UNIT: enabled before setup?} (services setup started)}
   N.orig          the original bytes of a file
 
 Only the first original of a file is kept: a later setup (the hub moved to another port)
@@ -15,8 +16,10 @@ it) is restored all the same, and its current content kept next to it as
 PATH.unified-removed-STAMP, which remove reports.
 
 remove restores every file (atomically, with its owner and mode), deletes the files and
-directories setup created, forgets the state, and reloads the running daemons (Alertmanager
-restarts when its ARGS changed: they are read at start). Nothing kept: a clear refusal.
+directories setup created, forgets the state, stops the services setup started (and
+disables them unless they were enabled before), and reloads the other running daemons
+(Alertmanager restarts when its ARGS changed: they are read at start). Nothing kept: a
+clear refusal.
 """
 from __future__ import annotations
 
@@ -42,10 +45,11 @@ def _read_manifest(state_dir: str) -> dict:
         with open(os.path.join(state_dir, MANIFEST)) as f:
             doc = json.load(f)
     except FileNotFoundError:
-        return {"files": {}, "dirs": []}
+        return {"files": {}, "dirs": [], "started": {}}
     except (OSError, ValueError) as e:
         raise UnifiedError(f"cannot read {os.path.join(state_dir, MANIFEST)}: {e}") from None
-    return {"files": dict(doc.get("files") or {}), "dirs": list(doc.get("dirs") or [])}
+    return {"files": dict(doc.get("files") or {}), "dirs": list(doc.get("dirs") or []),
+            "started": dict(doc.get("started") or {})}
 
 
 def _write_manifest(state_dir: str, doc: dict) -> None:
@@ -86,10 +90,19 @@ def remember_dir(state_dir: str | None, path: str) -> None:
         _write_manifest(state_dir, doc)
 
 
+def remember_started(state_dir: str | None, unit: str, enabled_before: bool) -> None:
+    """Setup enabled and started this service: remove stops it (and disables it again)."""
+    state_dir = state_dir or paths.monitoring_dir()
+    doc = _read_manifest(state_dir)
+    doc["started"].setdefault(unit, enabled_before)
+    _write_manifest(state_dir, doc)
+
+
 @dataclass
 class RemoveResult:
     restored: list = field(default_factory=list)    # files put back as they were
     deleted: list = field(default_factory=list)     # files and directories setup created
+    stopped: list = field(default_factory=list)     # services setup started
     kept: dict = field(default_factory=dict)        # file changed since setup -> its copy
     actions: list = field(default_factory=list)     # services reloaded/restarted
     warnings: list = field(default_factory=list)
@@ -97,6 +110,7 @@ class RemoveResult:
 
     def to_dict(self) -> dict:
         return {"dry_run": self.dry_run, "restored": self.restored, "deleted": self.deleted,
+                "stopped": self.stopped,
                 "kept": self.kept, "actions": self.actions, "warnings": self.warnings}
 
 
@@ -104,7 +118,7 @@ def plan(state_dir: str | None = None) -> RemoveResult:
     """What remove would do (nothing is changed); UnifiedError when there is nothing to undo."""
     state_dir = state_dir or paths.monitoring_dir()
     doc = _read_manifest(state_dir)
-    if not doc["files"] and not doc["dirs"]:
+    if not doc["files"] and not doc["dirs"] and not doc["started"]:
         raise UnifiedError(f"nothing to restore: `unified-ctl monitoring setup` has changed no "
                            f"file here (no record in {state_dir})")
     res = RemoveResult(dry_run=True)
@@ -119,6 +133,7 @@ def plan(state_dir: str | None = None) -> RemoveResult:
         if current != entry.get("written"):
             res.kept[path] = f"{path}.unified-removed-{stamp}"
     res.deleted += [d for d in doc["dirs"] if os.path.isdir(d)]
+    res.stopped = list(doc["started"])
     for path, copy in res.kept.items():
         res.warnings.append(f"{path} changed since `monitoring setup` wrote it: its current "
                             f"content is kept as {copy}")
@@ -159,7 +174,8 @@ def remove(sd, *, state_dir: str | None = None, dry_run: bool = False, start: bo
         if res.actions:
             time.sleep(settle_s)
         for unit in units or {}:
-            if any(unit in a for a in res.actions) and not sd.is_active(unit):
+            if unit not in doc["started"] and any(unit in a for a in res.actions) \
+                    and not sd.is_active(unit):
                 tail = "\n".join(sd.journal_tail([unit], 5))
                 res.warnings.append(f"{unit} is not running after the restore; its last log "
                                     f"lines:\n{tail}")
@@ -167,9 +183,16 @@ def remove(sd, *, state_dir: str | None = None, dry_run: bool = False, start: bo
 
 
 def _restart_services(sd, res: RemoveResult, units: dict, doc: dict) -> None:
+    for unit, enabled_before in doc["started"].items():
+        if enabled_before:
+            sd.stop([unit])
+            res.actions.append(f"stopped {unit} (setup started it)")
+        else:
+            sd.disable([unit], now=True)
+            res.actions.append(f"stopped and disabled {unit} (setup enabled and started it)")
     changed = set(doc["files"]) | set(doc["dirs"])
     for unit, (on_reload, on_start) in units.items():
-        if not sd.is_active(unit):
+        if unit in doc["started"] or not sd.is_active(unit):
             continue
         if changed & set(on_start):
             sd.restart([unit])

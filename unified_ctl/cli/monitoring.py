@@ -98,11 +98,13 @@ def monitoring_remove(ctx: Ctx, dry_run: bool, yes: bool, no_start: bool,
     if as_json:
         emit_json(res.to_dict())
         return
-    verb = "would " if dry_run else ""
     for path in res.restored:
-        click.echo(f"{path}: {verb}{'restore' if dry_run else 'restored'} as before setup")
+        click.echo(f"{path}: {'would restore' if dry_run else 'restored'} as before setup")
     for path in res.deleted:
-        click.echo(f"{path}: {verb}{'delete' if dry_run else 'deleted'} (setup created it)")
+        click.echo(f"{path}: {'would delete' if dry_run else 'deleted'} (setup created it)")
+    if dry_run:
+        for unit in res.stopped:
+            click.echo(f"{unit}: would stop (setup started it)")
     for a in res.actions:
         click.echo(a)
     for w in res.warnings:

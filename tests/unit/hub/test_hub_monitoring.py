@@ -160,8 +160,9 @@ def test_alertmanager_args_only_debians_untouched_default_changes():
 
 # ------------------------------------------------------------------ setup, with files
 class RecordingSystemd:
-    def __init__(self, active=()):
+    def __init__(self, active=(), enabled=()):
         self.active = set(active)
+        self.enabled = set(enabled)
         self.calls = []
 
     def is_active(self, unit):
@@ -171,6 +172,17 @@ class RecordingSystemd:
         self.calls.append((what, tuple(units)))
         if what in ("enable", "restart"):
             self.active |= set(units)
+        if what in ("disable", "stop"):
+            self.active -= set(units)
+
+    def show(self, units, props):
+        return {u: {"UnitFileState": "enabled" if u in self.enabled else "disabled"} for u in units}
+
+    def stop(self, units):
+        self._do("stop", units)
+
+    def disable(self, units, now=False):
+        self._do("disable", units)
 
     def restart(self, units):
         self._do("restart", units)
@@ -335,9 +347,12 @@ def test_remove_restores_every_file_byte_for_byte_and_deletes_what_setup_created
     (files / "prometheus.yml").write_text(DEBIANS_PROMETHEUS_YML.read_text())
     os.chmod(files / "alertmanager.yml", 0o640)
     before = _snapshot(files)
-    run_setup(catalog, RecordingSystemd(), files)
+    # the operator's Prometheus runs; Alertmanager is installed but stopped (disabled)
+    sd = RecordingSystemd(active={"prometheus.service"})
+    run_setup(catalog, sd, files)
     assert _snapshot(files) != before and (files / "targets").is_dir()
-    sd = RecordingSystemd(active={"prometheus.service", "prometheus-alertmanager.service"})
+    assert sd.active == {"prometheus.service", "prometheus-alertmanager.service"}
+    sd.calls.clear()
     res = mon.remove(catalog, sd, prometheus_config=str(files / "prometheus.yml"),
                      alertmanager_config=str(files / "alertmanager.yml"),
                      alertmanager_defaults=str(files / "defaults"), settle_s=0)
@@ -345,10 +360,20 @@ def test_remove_restores_every_file_byte_for_byte_and_deletes_what_setup_created
     assert oct(os.stat(files / "alertmanager.yml").st_mode & 0o777) == "0o640"
     assert not (files / "targets").exists() and not (files / "monitoring-state").exists()
     assert sorted(res.restored) == sorted(str(files / n) for n in ("prometheus.yml", "alertmanager.yml", "defaults"))
-    assert ("reload", ("prometheus.service",)) in sd.calls
-    assert ("restart", ("prometheus-alertmanager.service",)) in sd.calls   # its ARGS changed back
+    assert sd.calls == [("disable", ("prometheus-alertmanager.service",)),   # as before setup
+                        ("reload", ("prometheus.service",))]                   # re-reads its file
+    assert res.stopped == ["prometheus-alertmanager.service"] and res.warnings == []
     with pytest.raises(UnifiedError, match="nothing to restore"):         # done: nothing left
         mon.remove(catalog, sd, settle_s=0)
+
+
+def test_remove_only_stops_a_service_that_was_enabled_before_setup(catalog, files):
+    sd = RecordingSystemd(enabled={"prometheus-alertmanager.service"})
+    run_setup(catalog, sd, files)
+    sd.calls.clear()
+    mon.remove(catalog, sd, settle_s=0)
+    assert ("stop", ("prometheus-alertmanager.service",)) in sd.calls
+    assert ("disable", ("prometheus.service",)) in sd.calls
 
 
 def test_remove_after_two_setups_restores_the_file_as_before_the_first(catalog, files):
