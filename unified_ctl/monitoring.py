@@ -269,11 +269,11 @@ def check_file(tool: list[str], path: str) -> str:
 
 
 def install_config(path: str, data: dict, validator: list[str], header: str,
-                   stamp: str, old_text: str | None = None,
-                   state_dir: str | None = None) -> str | None:
+                   stamp: str, old_text: str | None = None, state_dir: str | None = None,
+                   unit: str = PROMETHEUS_UNIT) -> str | None:
     """Validate `data` written next to `path` (laid out like old_text, our previous header
-    replaced by `header`), keep a backup and the original (monitoring_undo), replace
-    atomically. → the backup path (None when there was no file)."""
+    replaced by `header`), keep a backup and the original (monitoring_undo; `unit` reloads
+    it), replace atomically. → the backup path (None when there was no file)."""
     d = os.path.dirname(path) or "."
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".{os.path.basename(path)}.unified-new")
@@ -282,7 +282,7 @@ def install_config(path: str, data: dict, validator: list[str], header: str,
         f.write(text)
     try:
         check_file(validator, tmp)
-        undo.remember_file(state_dir, path, text.encode())
+        undo.remember_file(state_dir, path, text.encode(), unit)
         backup = None
         if os.path.exists(path):
             backup = f"{path}.unified-backup-{stamp}"
@@ -396,7 +396,8 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                 else "(none: new file)"
             b = install_config(alertmanager_config, merged_am, ["amtool", "check-config"],
                                HEADER.format(when=when, what="; ".join(changes),
-                                             backup=backup_name), stamp, text, state_dir)
+                                             backup=backup_name), stamp, text, state_dir,
+                               ALERTMANAGER_UNIT)
             if b:
                 res.backups[alertmanager_config] = b
         try:
@@ -415,7 +416,9 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
             with open(tmp, "w") as f:
                 f.write(new_text)
             shutil.copymode(defaults_path, tmp)
-            undo.remember_file(state_dir, defaults_path, new_text.encode())
+            # ARGS are read at start only
+            undo.remember_file(state_dir, defaults_path, new_text.encode(), ALERTMANAGER_UNIT,
+                               "restart")
             os.replace(tmp, defaults_path)
             res.backups[defaults_path] = backup
     else:
@@ -429,7 +432,8 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
         res.changes[tdir] = ["created (owner unified, mode 0755)"]
         if not dry_run:
             created = ensure_targets_dir(tdir)
-            undo.remember_dir(state_dir, tdir)
+            # the hub's unit makes it writable at start (ReadWritePaths=)
+            undo.remember_dir(state_dir, tdir, cat.agents[HUB].service)
     else:
         res.changes[tdir] = []
 
@@ -474,18 +478,3 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                                 f"lines:\n{tail}")
     return res
 
-
-def remove(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
-           alertmanager_config: str = ALERTMANAGER_CONFIG, dry_run: bool = False,
-           start: bool = True, alertmanager_defaults: str | None = None,
-           settle_s: float = 3.0, state_dir: str | None = None) -> undo.RemoveResult:
-    """Undo `setup`: its files back as they were (monitoring_undo.py), then the running
-    daemons reload them; the hub restarts when its targets directory went away."""
-    units = {PROMETHEUS_UNIT: ([prometheus_config], []),
-             ALERTMANAGER_UNIT: ([alertmanager_config],
-                                 [alertmanager_defaults or ALERTMANAGER_DEFAULTS])}
-    hub = cat.agents.get(HUB)
-    if hub is not None:
-        units[hub.service] = ([], [os.path.dirname(hub_facts(cat)[1])])
-    return undo.remove(sd, state_dir=state_dir, dry_run=dry_run, start=start, units=units,
-                       settle_s=settle_s)

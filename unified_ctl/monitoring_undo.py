@@ -4,14 +4,16 @@ Before setup first replaces a file of another package (prometheus.yml, alertmana
 /etc/default/prometheus-alertmanager) it keeps the file as it was, or the fact that there
 was none, in the state directory (paths.monitoring_dir(): /var/lib/unified-system/monitoring):
 
-  manifest.json   {"files": {PATH: {"existed", "copy", "mode", "uid", "gid", "written"}},
-                   "dirs": [directories setup created],
+  manifest.json   {"files": {PATH: {"existed", "copy", "mode", "uid", "gid", "written",
+                                     "unit", "reread"}},
+                   "dirs": {PATH: {"unit", "reread"}} (directories setup created),
                    "started": {UNIT: enabled before setup?} (services setup started)}
   N.orig          the original bytes of a file
 
 Only the first original of a file is kept: a later setup (the hub moved to another port)
 replaces the file again, and remove still restores the file as it was before any setup.
-"written" is the digest of what setup wrote last: a file changed since (the operator edited
+"unit" reads the file (or directory) and takes a change at a "reload" or only at a
+"restart". "written" is the digest of what setup wrote last: a file changed since (the operator edited
 it) is restored all the same, and its current content kept next to it as
 PATH.unified-removed-STAMP, which remove reports.
 
@@ -45,10 +47,10 @@ def _read_manifest(state_dir: str) -> dict:
         with open(os.path.join(state_dir, MANIFEST)) as f:
             doc = json.load(f)
     except FileNotFoundError:
-        return {"files": {}, "dirs": [], "started": {}}
+        return {"files": {}, "dirs": {}, "started": {}}
     except (OSError, ValueError) as e:
         raise UnifiedError(f"cannot read {os.path.join(state_dir, MANIFEST)}: {e}") from None
-    return {"files": dict(doc.get("files") or {}), "dirs": list(doc.get("dirs") or []),
+    return {"files": dict(doc.get("files") or {}), "dirs": dict(doc.get("dirs") or {}),
             "started": dict(doc.get("started") or {})}
 
 
@@ -61,8 +63,10 @@ def _write_manifest(state_dir: str, doc: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
-def remember_file(state_dir: str | None, path: str, new: bytes) -> None:
-    """Called by setup just before it replaces `path` with `new`: keep the original (once)."""
+def remember_file(state_dir: str | None, path: str, new: bytes, unit: str,
+                  reread: str = "reload") -> None:
+    """Called by setup just before it replaces `path` with `new`: keep the original (once).
+    unit: the service reading the file; reread: "reload" or "restart" (read at start only)."""
     state_dir = state_dir or paths.monitoring_dir()
     doc = _read_manifest(state_dir)
     entry = doc["files"].get(path)
@@ -77,17 +81,16 @@ def remember_file(state_dir: str | None, path: str, new: bytes) -> None:
             shutil.copyfile(path, copy + ".tmp")
             os.replace(copy + ".tmp", copy)
         doc["files"][path] = entry
-    entry["written"] = _digest(new)
+    entry.update(written=_digest(new), unit=unit, reread=reread)
     _write_manifest(state_dir, doc)
 
 
-def remember_dir(state_dir: str | None, path: str) -> None:
-    """Setup created this directory: remove deletes it."""
+def remember_dir(state_dir: str | None, path: str, unit: str, reread: str = "restart") -> None:
+    """Setup created this directory (for `unit`): remove deletes it."""
     state_dir = state_dir or paths.monitoring_dir()
     doc = _read_manifest(state_dir)
-    if path not in doc["dirs"]:
-        doc["dirs"].append(path)
-        _write_manifest(state_dir, doc)
+    doc["dirs"].setdefault(path, {"unit": unit, "reread": reread})
+    _write_manifest(state_dir, doc)
 
 
 def remember_started(state_dir: str | None, unit: str, enabled_before: bool) -> None:
@@ -141,10 +144,8 @@ def plan(state_dir: str | None = None) -> RemoveResult:
 
 
 def remove(sd, *, state_dir: str | None = None, dry_run: bool = False, start: bool = True,
-           units: dict | None = None, settle_s: float = 3.0) -> RemoveResult:
-    """Restore (see the module's doc). units: {unit: (files it reads on reload, files it
-    reads only at start)}: a running unit is restarted when one of the latter changed,
-    reloaded when one of the former did."""
+           settle_s: float = 3.0) -> RemoveResult:
+    """Restore (see the module's doc); start=False: the files only, no service touched."""
     state_dir = state_dir or paths.monitoring_dir()
     res = plan(state_dir)
     if dry_run:
@@ -170,19 +171,20 @@ def remove(sd, *, state_dir: str | None = None, dry_run: bool = False, start: bo
         shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(state_dir)
     if start:
-        _restart_services(sd, res, units or {}, doc)
+        rereads = _restart_services(sd, res, doc)
         if res.actions:
             time.sleep(settle_s)
-        for unit in units or {}:
-            if unit not in doc["started"] and any(unit in a for a in res.actions) \
-                    and not sd.is_active(unit):
+        for unit in rereads:   # a daemon that does not take its old file back: say so
+            if not sd.is_active(unit):
                 tail = "\n".join(sd.journal_tail([unit], 5))
                 res.warnings.append(f"{unit} is not running after the restore; its last log "
                                     f"lines:\n{tail}")
     return res
 
 
-def _restart_services(sd, res: RemoveResult, units: dict, doc: dict) -> None:
+def _restart_services(sd, res: RemoveResult, doc: dict) -> list[str]:
+    """Stop what setup started; reload or restart the other running readers of what changed.
+    → the units reloaded or restarted."""
     for unit, enabled_before in doc["started"].items():
         if enabled_before:
             sd.stop([unit])
@@ -190,13 +192,19 @@ def _restart_services(sd, res: RemoveResult, units: dict, doc: dict) -> None:
         else:
             sd.disable([unit], now=True)
             res.actions.append(f"stopped and disabled {unit} (setup enabled and started it)")
-    changed = set(doc["files"]) | set(doc["dirs"])
-    for unit, (on_reload, on_start) in units.items():
-        if unit in doc["started"] or not sd.is_active(unit):
+    how: dict[str, str] = {}
+    for entry in [*doc["files"].values(), *doc["dirs"].values()]:
+        unit = entry.get("unit")
+        if unit and unit not in doc["started"] and how.get(unit) != "restart":
+            how[unit] = entry.get("reread", "reload")
+    done = []
+    for unit, reread in how.items():
+        if not sd.is_active(unit):
             continue
-        if changed & set(on_start):
+        if reread == "restart":
             sd.restart([unit])
-            res.actions.append(f"restarted {unit}")
-        elif changed & set(on_reload):
+        else:
             sd.reload([unit])
-            res.actions.append(f"reloaded {unit}")
+        res.actions.append(f"{'restarted' if reread == 'restart' else 'reloaded'} {unit}")
+        done.append(unit)
+    return done

@@ -69,20 +69,14 @@ def monitoring_setup(ctx: Ctx, dry_run: bool, no_start: bool, prometheus_config:
 @click.option("--dry-run", is_flag=True, help="Say what would be restored; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-start", is_flag=True,
-              help="Restore the files only; do not reload or restart services.")
-@click.option("--prometheus-config", default=None, metavar="FILE",
-              help="Prometheus configuration (default /etc/prometheus/prometheus.yml).")
-@click.option("--alertmanager-config", default=None, metavar="FILE",
-              help="Alertmanager configuration (default /etc/prometheus/alertmanager.yml).")
+              help="Restore the files only; do not stop, reload or restart services.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_ctx
-def monitoring_remove(ctx: Ctx, dry_run: bool, yes: bool, no_start: bool,
-                      prometheus_config: str | None, alertmanager_config: str | None,
-                      as_json: bool) -> None:
+def monitoring_remove(ctx: Ctx, dry_run: bool, yes: bool, no_start: bool, as_json: bool) -> None:
     """Undo `monitoring setup`: put back the files it changed exactly as they were before
     (kept in /var/lib/unified-system/monitoring), delete what it created, reload Prometheus
-    and Alertmanager. A file edited since setup is kept aside, never lost."""
-    from .. import monitoring as mon
+    and Alertmanager, stop what it started. A file edited since setup is kept aside, never
+    lost. Works without a valid catalog."""
     from .. import monitoring_undo as undo
 
     if not dry_run and os.geteuid() != 0:
@@ -92,9 +86,7 @@ def monitoring_remove(ctx: Ctx, dry_run: bool, yes: bool, no_start: bool,
         p = undo.plan()      # nothing to restore: refused before asking
         what = ", ".join(p.restored + p.deleted)
         click.confirm(f"Restore the state before `monitoring setup` ({what})?", abort=True)
-    res = mon.remove(ctx.catalog, ctx.sd, dry_run=dry_run, start=not no_start,
-                     prometheus_config=prometheus_config or mon.PROMETHEUS_CONFIG,
-                     alertmanager_config=alertmanager_config or mon.ALERTMANAGER_CONFIG)
+    res = undo.remove(ctx.sd, dry_run=dry_run, start=not no_start)
     if as_json:
         emit_json(res.to_dict())
         return

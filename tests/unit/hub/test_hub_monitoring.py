@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from unified_ctl import monitoring as mon
+from unified_ctl import monitoring_undo as undo
 from unified_core.errors import UnifiedError
 
 from tests.host_tools import require_tool
@@ -348,30 +349,30 @@ def test_remove_restores_every_file_byte_for_byte_and_deletes_what_setup_created
     os.chmod(files / "alertmanager.yml", 0o640)
     before = _snapshot(files)
     # the operator's Prometheus runs; Alertmanager is installed but stopped (disabled)
-    sd = RecordingSystemd(active={"prometheus.service"})
+    hub = "unified-agent@ObservabilityHub.service"
+    sd = RecordingSystemd(active={"prometheus.service", hub})
     run_setup(catalog, sd, files)
     assert _snapshot(files) != before and (files / "targets").is_dir()
-    assert sd.active == {"prometheus.service", "prometheus-alertmanager.service"}
+    assert sd.active == {"prometheus.service", "prometheus-alertmanager.service", hub}
     sd.calls.clear()
-    res = mon.remove(catalog, sd, prometheus_config=str(files / "prometheus.yml"),
-                     alertmanager_config=str(files / "alertmanager.yml"),
-                     alertmanager_defaults=str(files / "defaults"), settle_s=0)
+    res = undo.remove(sd, settle_s=0)
     assert _snapshot(files) == before
     assert oct(os.stat(files / "alertmanager.yml").st_mode & 0o777) == "0o640"
     assert not (files / "targets").exists() and not (files / "monitoring-state").exists()
     assert sorted(res.restored) == sorted(str(files / n) for n in ("prometheus.yml", "alertmanager.yml", "defaults"))
     assert sd.calls == [("disable", ("prometheus-alertmanager.service",)),   # as before setup
-                        ("reload", ("prometheus.service",))]                   # re-reads its file
+                        ("reload", ("prometheus.service",)),                   # re-reads its file
+                        ("restart", (hub,))]           # its targets directory went away
     assert res.stopped == ["prometheus-alertmanager.service"] and res.warnings == []
     with pytest.raises(UnifiedError, match="nothing to restore"):         # done: nothing left
-        mon.remove(catalog, sd, settle_s=0)
+        undo.remove(sd, settle_s=0)
 
 
 def test_remove_only_stops_a_service_that_was_enabled_before_setup(catalog, files):
     sd = RecordingSystemd(enabled={"prometheus-alertmanager.service"})
     run_setup(catalog, sd, files)
     sd.calls.clear()
-    mon.remove(catalog, sd, settle_s=0)
+    undo.remove(sd, settle_s=0)
     assert ("stop", ("prometheus-alertmanager.service",)) in sd.calls
     assert ("disable", ("prometheus.service",)) in sd.calls
 
@@ -382,7 +383,7 @@ def test_remove_after_two_setups_restores_the_file_as_before_the_first(catalog, 
     (files / "prometheus.yml").write_text((files / "prometheus.yml").read_text().replace(
         "unified_hub", "unified_hub_old"))                      # a job of ours went stale
     run_setup(catalog, RecordingSystemd(), files)
-    mon.remove(catalog, RecordingSystemd(), settle_s=0)
+    undo.remove(RecordingSystemd(), settle_s=0)
     assert _snapshot(files) == before
 
 
@@ -390,7 +391,7 @@ def test_remove_keeps_an_edit_made_after_setup_aside(catalog, files):
     run_setup(catalog, RecordingSystemd(), files)
     edited = (files / "prometheus.yml").read_text() + "# my edit after setup\n"
     (files / "prometheus.yml").write_text(edited)
-    res = mon.remove(catalog, RecordingSystemd(), settle_s=0)
+    res = undo.remove(RecordingSystemd(), settle_s=0)
     kept = res.kept[str(files / "prometheus.yml")]
     assert open(kept).read() == edited
     assert (files / "prometheus.yml").read_text() == DEBIAN_PROMETHEUS
@@ -401,21 +402,21 @@ def test_remove_deletes_a_configuration_setup_created(catalog, files):
     os.unlink(files / "prometheus.yml")
     run_setup(catalog, RecordingSystemd(), files)
     assert (files / "prometheus.yml").exists()
-    res = mon.remove(catalog, RecordingSystemd(), settle_s=0)
+    res = undo.remove(RecordingSystemd(), settle_s=0)
     assert not (files / "prometheus.yml").exists() and str(files / "prometheus.yml") in res.deleted
 
 
 def test_remove_without_a_setup_refuses_clearly(catalog, tmp_path):
     with pytest.raises(UnifiedError, match=r"nothing to restore: `unified-ctl monitoring setup` "
                                            r"has changed no file here \(no record in .*monitoring-state\)"):
-        mon.remove(catalog, RecordingSystemd(), settle_s=0)
+        undo.remove(RecordingSystemd(), settle_s=0)
 
 
 def test_remove_dry_run_says_what_it_would_restore_and_changes_nothing(catalog, files):
     run_setup(catalog, RecordingSystemd(), files)
     after_setup = _snapshot(files)
     sd = RecordingSystemd(active={"prometheus.service"})
-    res = mon.remove(catalog, sd, dry_run=True, settle_s=0)
+    res = undo.remove(sd, dry_run=True, settle_s=0)
     assert res.dry_run and str(files / "prometheus.yml") in res.restored
     assert str(files / "targets") in res.deleted
     assert _snapshot(files) == after_setup and sd.calls == [] and (files / "targets").is_dir()
