@@ -20,6 +20,9 @@ import os
 import sys
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402  (scripts/dev/generated.py, beside this script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOC = os.path.join(ROOT, "docs", "CATALOG.md")
 CATALOG = os.path.join(ROOT, "etc", "unified", "unified.yaml")
@@ -354,28 +357,15 @@ def _cell(text: str) -> str:
 
 
 def render(doc: str, block: str) -> str:
-    try:
-        head, rest = doc.split(BEGIN + "\n", 1)
-        _, tail = rest.split(END, 1)
-    except ValueError:
-        raise SystemExit(f"{DOC}: the markers {BEGIN!r} and {END!r} are missing") from None
-    return head + BEGIN + "\n" + block + END + tail
+    return generated.splice(doc, block, BEGIN, END, DOC)
 
 
 def main(argv: list[str]) -> int:
     with open(DOC) as f:
         current = f.read()
-    wanted = render(current, tables())
-    if "--check" in argv:
-        if wanted != current:
-            print(f"{DOC}: the key tables are stale; run python3 scripts/dev/catalog_doc.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        with open(DOC, "w") as f:
-            f.write(wanted)
-    return 0
+    ok = generated.update(DOC, render(current, tables()), "--check" in argv,
+                          "python3 scripts/dev/catalog_doc.py")
+    return 0 if ok or "--check" not in argv else 1
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402  (scripts/dev/generated.py, beside this script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIR = os.path.join(ROOT, "packaging", "completions")
 FILES = {"bash": "unified-ctl", "zsh": "_unified-ctl", "fish": "unified-ctl.fish"}
@@ -59,25 +62,11 @@ def render(shell: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    stale = []
-    for shell, name in FILES.items():
-        path = os.path.join(DIR, name)
-        wanted = render(shell)
-        try:
-            with open(path) as f:
-                current = f.read()
-        except FileNotFoundError:
-            current = None
-        if wanted == current:
-            continue
-        stale.append(path)
-        if "--check" not in argv:
-            with open(path, "w") as f:
-                f.write(wanted)
-    if stale and "--check" in argv:
-        print(f"stale: {', '.join(stale)}; run python3 scripts/dev/completions.py", file=sys.stderr)
-        return 1
-    return 0
+    check = "--check" in argv
+    current = [generated.update(os.path.join(DIR, name), render(shell), check,
+                                "python3 scripts/dev/completions.py")
+               for shell, name in FILES.items()]
+    return 0 if all(current) or not check else 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402  (scripts/dev/generated.py, beside this script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "packaging", "man", "unified-ctl.1.in")
 PAGE = os.path.join(ROOT, "packaging", "debian", "unified-ctl.1")
@@ -127,21 +130,8 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    wanted = render()
-    try:
-        with open(PAGE) as f:
-            current = f.read()
-    except FileNotFoundError:
-        current = ""
-    if "--check" in argv:
-        if wanted != current:
-            print(f"{PAGE} is stale; run python3 scripts/dev/man_page.py", file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        with open(PAGE, "w") as f:
-            f.write(wanted)
-    return 0
+    ok = generated.update(PAGE, render(), "--check" in argv, "python3 scripts/dev/man_page.py")
+    return 0 if ok or "--check" not in argv else 1
 
 
 if __name__ == "__main__":
