@@ -75,6 +75,11 @@ def reports_dir() -> str:
     return os.environ.get("UNIFIED_REPORTS_DIR", "/var/lib/unified-system/reports")
 
 
+def monitoring_dir() -> str:
+    """What `monitoring setup` changed in other packages' files, as it was: `monitoring remove`."""
+    return os.environ.get("UNIFIED_MONITORING_DIR", "/var/lib/unified-system/monitoring")
+
+
 def replace_dir(tmp: str, dest: str) -> None:
     """Put the fully written directory `tmp` in the place of `dest`: two renames, so `dest`
     is at every moment either the old directory or the new one, never half of each."""

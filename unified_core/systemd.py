@@ -83,6 +83,11 @@ class Systemd:
         if units:
             self._run(["enable", *(["--now"] if now else []), "--", *units])
 
+    def disable(self, units: Iterable[str], now: bool = False) -> None:
+        units = list(units)
+        if units:
+            self._run(["disable", *(["--now"] if now else []), "--", *units])
+
     def reset_failed(self, units: Iterable[str]) -> None:
         units = list(units)
         if units:

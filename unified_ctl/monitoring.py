@@ -22,8 +22,13 @@ makes the directory writable with ReadWritePaths=, which takes effect at start).
 Safety: every file is validated before it replaces the old one (`promtool check config`,
 `amtool check-config`, in the same directory so relative paths resolve the same), the old one
 is kept as FILE.unified-backup-YYYYmmdd-HHMMSS, and the replacement is atomic. The YAML is
-rewritten by PyYAML, so comments of a changed file survive only in the backup. Pure merge
-functions (no I/O) are what the unit tests exercise.
+edited in round-trip mode (yaml_edit.py: ruamel.yaml), so the operator's comments, key order
+and quoting stay. Pure merge functions (no I/O) are what the unit tests exercise; they change
+a copy of the document in place, so that the comments attached to it go along.
+
+`unified-ctl monitoring remove` undoes it all: before a file is first replaced, its original
+is kept in /var/lib/unified-system/monitoring (monitoring_undo.py), and remove puts it back
+byte for byte, deletes what setup created and reloads the daemons.
 
 (The fleet's health as `unified-ctl health` and `status` show it is another job: fleet_health.py.)
 """
@@ -39,6 +44,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from unified_core.errors import UnifiedError
+
+from . import monitoring_undo as undo
+from . import yaml_edit
 
 PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml"
@@ -110,9 +118,14 @@ def merge_prometheus(config: dict | None, jobs: list[dict], rules_path: str,
         changes.append("new configuration (global: 15s scrape and evaluation)")
     rules = cfg.get("rule_files") or []
     if rules_path not in rules:
-        cfg["rule_files"] = list(rules) + [rules_path]
+        if isinstance(cfg.get("rule_files"), list):
+            cfg["rule_files"].append(rules_path)     # in place: its comments stay
+        else:
+            cfg["rule_files"] = [rules_path]
         changes.append(f"rule_files += {rules_path}")
-    scrape = list(cfg.get("scrape_configs") or [])
+    if not isinstance(cfg.get("scrape_configs"), list):
+        cfg["scrape_configs"] = []
+    scrape = cfg["scrape_configs"]
     for job in jobs:
         idx = [i for i, j in enumerate(scrape) if isinstance(j, dict)
                and j.get("job_name") == job["job_name"]]
@@ -122,14 +135,18 @@ def merge_prometheus(config: dict | None, jobs: list[dict], rules_path: str,
         elif scrape[idx[0]] != job:
             scrape[idx[0]] = job
             changes.append(f"scrape job {job['job_name']} updated")
-    cfg["scrape_configs"] = scrape
     alerting = cfg.get("alerting") or {}
     ams = alerting.get("alertmanagers") or []
     listed = [t for am in ams if isinstance(am, dict)
               for sc in am.get("static_configs") or [] for t in sc.get("targets") or []]
     if not any(t.split(":")[-1] == alertmanager.split(":")[-1] for t in listed):
-        ams = list(ams) + [{"static_configs": [{"targets": [alertmanager]}]}]
-        cfg["alerting"] = {**alerting, "alertmanagers": ams}
+        ours = {"static_configs": [{"targets": [alertmanager]}]}
+        if not isinstance(cfg.get("alerting"), dict):
+            cfg["alerting"] = {"alertmanagers": [ours]}
+        elif isinstance(alerting.get("alertmanagers"), list):
+            alerting["alertmanagers"].append(ours)
+        else:
+            alerting["alertmanagers"] = [ours]
         changes.append(f"alerting.alertmanagers += {alertmanager}")
     return cfg, changes
 
@@ -163,23 +180,26 @@ def merge_alertmanager(config: dict | None, snippet: dict) -> tuple[dict, list[s
                            "routes": [our_route]},
                  "receivers": [our_receiver]},
                 ["new configuration (every alert to receiver unified-system)"])
-    cfg = copy.deepcopy(config)
+    cfg = copy.deepcopy(config)   # changed in place below: comments attached to it stay
     changes = []
-    receivers = list(cfg.get("receivers") or [])
+    if not isinstance(cfg.get("receivers"), list):
+        cfg["receivers"] = []
+    receivers = cfg["receivers"]
     if not any(isinstance(r, dict) and r.get("name") == our_receiver["name"] for r in receivers):
         receivers.append(our_receiver)
         changes.append(f"receiver {our_receiver['name']} added")
-    cfg["receivers"] = receivers
-    route = dict(cfg.get("route") or {})
-    routes = list(route.get("routes") or [])
+    if not isinstance(cfg.get("route"), dict):
+        cfg["route"] = {}
+    route = cfg["route"]
+    if not isinstance(route.get("routes"), list):
+        route["routes"] = []
+    routes = route["routes"]
     if not any(isinstance(r, dict) and r.get("receiver") == our_route["receiver"] for r in routes):
         routes.insert(0, our_route)
         changes.append("route for system=\"unified\" added (first, continue: true)")
-    route["routes"] = routes
     if "receiver" not in route:
         route["receiver"] = our_receiver["name"]
         changes.append("root route receiver set")
-    cfg["route"] = route
     return cfg, changes
 
 
@@ -216,6 +236,22 @@ def load_yaml(path: str) -> dict | None:
     return data
 
 
+def read_config(path: str) -> tuple[str | None, dict | None]:
+    """An operator's file for editing: (its text, the document in round-trip form); (None,
+    None) when it does not exist."""
+    try:
+        with open(path) as f:
+            text = f.read()
+        data = yaml_edit.load(text)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError, yaml_edit.YAMLError) as e:
+        raise UnifiedError(f"cannot read {path}: {e}; fix it (nothing was changed)") from None
+    if data is not None and not isinstance(data, dict):
+        raise UnifiedError(f"{path} is not a YAML mapping; fix it (nothing was changed)")
+    return text, data
+
+
 def check_file(tool: list[str], path: str) -> str:
     """Run a validator (promtool/amtool) on path. → its output. UnifiedError when invalid."""
     exe = shutil.which(tool[0])
@@ -233,17 +269,20 @@ def check_file(tool: list[str], path: str) -> str:
 
 
 def install_config(path: str, data: dict, validator: list[str], header: str,
-                   stamp: str) -> str | None:
-    """Validate `data` written next to `path`, keep a backup, replace atomically.
-    → the backup path (None when there was no file)."""
+                   stamp: str, old_text: str | None = None, state_dir: str | None = None,
+                   unit: str = PROMETHEUS_UNIT) -> str | None:
+    """Validate `data` written next to `path` (laid out like old_text, our previous header
+    replaced by `header`), keep a backup and the original (monitoring_undo; `unit` reloads
+    it), replace atomically. → the backup path (None when there was no file)."""
     d = os.path.dirname(path) or "."
     os.makedirs(d, exist_ok=True)
     tmp = os.path.join(d, f".{os.path.basename(path)}.unified-new")
-    text = header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    text = header + _without_header(yaml_edit.dump(data, old_text or ""))
     with open(tmp, "w") as f:
         f.write(text)
     try:
         check_file(validator, tmp)
+        undo.remember_file(state_dir, path, text.encode(), unit)
         backup = None
         if os.path.exists(path):
             backup = f"{path}.unified-backup-{stamp}"
@@ -264,7 +303,19 @@ def install_config(path: str, data: dict, validator: list[str], header: str,
 
 
 HEADER = ("# Edited by `unified-ctl monitoring setup` ({when}): {what}.\n"
-          "# The previous file (with its comments) is kept as {backup}.\n")
+          "# The previous file is kept as {backup}; `unified-ctl monitoring remove` restores\n"
+          "# the file as it was before the first setup.\n")
+
+
+def _without_header(text: str) -> str:
+    """The file without the header of an earlier setup (a file gets one header, the last)."""
+    lines = text.splitlines(keepends=True)
+    i = 0
+    if lines and lines[0].startswith("# Edited by `unified-ctl monitoring setup`"):
+        i = 1
+        while i < len(lines) and lines[i].startswith(("# The previous file", "# the file as it was")):
+            i += 1
+    return "".join(lines[i:])
 
 
 def ensure_targets_dir(path: str) -> bool:
@@ -301,7 +352,9 @@ class SetupResult:
 def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
           alertmanager_config: str = ALERTMANAGER_CONFIG, dry_run: bool = False,
           start: bool = True, targets_dir: str | None = None,
-          alertmanager_defaults: str | None = None, settle_s: float = 3.0) -> SetupResult:
+          alertmanager_defaults: str | None = None, settle_s: float = 3.0,
+          state_dir: str | None = None) -> SetupResult:
+    """state_dir: where the originals of changed files are kept (paths.monitoring_dir())."""
     res = SetupResult(dry_run=dry_run)
     src = shipped_dir()
     rules_path = os.path.join(src, RULES_FILE)
@@ -318,7 +371,7 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
     when = time.strftime("%Y-%m-%d %H:%M:%S")
 
     # Prometheus
-    current = load_yaml(prometheus_config)
+    text, current = read_config(prometheus_config)
     merged, changes = merge_prometheus(current, our_jobs(scrape_doc, hub_address, targets_file),
                                        rules_path)
     res.changes[prometheus_config] = changes
@@ -328,14 +381,14 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
             else "(none: new file)"
         b = install_config(prometheus_config, merged, ["promtool", "check", "config"],
                            HEADER.format(when=when, what="; ".join(changes), backup=backup_name),
-                           stamp)
+                           stamp, text, state_dir)
         if b:
             res.backups[prometheus_config] = b
 
     # Alertmanager (optional: Prometheus works without it)
     am_present = shutil.which("prometheus-alertmanager") or os.path.exists(alertmanager_config)
     if am_present:
-        current = load_yaml(alertmanager_config)
+        text, current = read_config(alertmanager_config)
         merged_am, changes = merge_alertmanager(current, am_snippet)
         res.changes[alertmanager_config] = changes
         if changes and not dry_run:
@@ -343,7 +396,8 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                 else "(none: new file)"
             b = install_config(alertmanager_config, merged_am, ["amtool", "check-config"],
                                HEADER.format(when=when, what="; ".join(changes),
-                                             backup=backup_name), stamp)
+                                             backup=backup_name), stamp, text, state_dir,
+                               ALERTMANAGER_UNIT)
             if b:
                 res.backups[alertmanager_config] = b
         try:
@@ -362,6 +416,9 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
             with open(tmp, "w") as f:
                 f.write(new_text)
             shutil.copymode(defaults_path, tmp)
+            # ARGS are read at start only
+            undo.remember_file(state_dir, defaults_path, new_text.encode(), ALERTMANAGER_UNIT,
+                               "restart")
             os.replace(tmp, defaults_path)
             res.backups[defaults_path] = backup
     else:
@@ -375,6 +432,8 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
         res.changes[tdir] = ["created (owner unified, mode 0755)"]
         if not dry_run:
             created = ensure_targets_dir(tdir)
+            # the hub's unit makes it writable at start (ReadWritePaths=)
+            undo.remember_dir(state_dir, tdir, cat.agents[HUB].service)
     else:
         res.changes[tdir] = []
 
@@ -402,8 +461,10 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
                     sd.reload([unit])
                     res.actions.append(f"reloaded {unit}")
         else:
+            was = sd.show([unit], ("UnitFileState",)).get(unit, {}).get("UnitFileState", "")
             sd.reset_failed([unit])
             sd.enable([unit], now=True)
+            undo.remember_started(state_dir, unit, enabled_before=was == "enabled")
             res.actions.append(f"enabled and started {unit}")
         started.append(unit)
     # A daemon that exits right after its start (bad flags, no address) shows as inactive
@@ -416,3 +477,4 @@ def setup(cat, sd, *, prometheus_config: str = PROMETHEUS_CONFIG,
             res.warnings.append(f"{unit} is not running after the setup; its last log "
                                 f"lines:\n{tail}")
     return res
+

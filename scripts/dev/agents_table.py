@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402  (scripts/dev/generated.py, beside this script)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CATALOG = os.path.join(ROOT, "etc", "unified", "unified.yaml")
 README = os.path.join(ROOT, "README.md")
@@ -52,28 +55,15 @@ def table(catalog_path: str = CATALOG) -> str:
 
 def render(readme: str, block: str) -> str:
     """README text with the block between the markers replaced by `block`."""
-    try:
-        head, rest = readme.split(BEGIN + "\n", 1)
-        _, tail = rest.split(END, 1)
-    except ValueError:
-        raise SystemExit(f"{README}: the markers {BEGIN!r} and {END!r} are missing") from None
-    return head + BEGIN + "\n" + block + END + tail
+    return generated.splice(readme, block, BEGIN, END, README)
 
 
 def main(argv: list[str]) -> int:
     with open(README) as f:
         current = f.read()
-    wanted = render(current, table())
-    if "--check" in argv:
-        if wanted != current:
-            print(f"{README}: the agents table is stale; run python3 scripts/dev/agents_table.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        with open(README, "w") as f:
-            f.write(wanted)
-    return 0
+    ok = generated.update(README, render(current, table()), "--check" in argv,
+                          "python3 scripts/dev/agents_table.py")
+    return 0 if ok or "--check" not in argv else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ CHANGING = [
     ("logs vacuum", ["--keep", "7d"], "journald refused `journalctl --rotate --vacuum-time=7d`"),
     ("logs rotate", [], "journald refused `journalctl --rotate`"),
     ("monitoring setup", ["--no-start"], "changes /etc/prometheus"),
+    ("monitoring remove", ["--yes"], "changes /etc/prometheus"),
     ("report weekly", ["--no-plot"], "Permission denied: /var/lib/unified-system"),
 ]
 READING = [["status"], ["validate"], ["profile", "list"], ["auto-restart", "status"],

@@ -200,7 +200,8 @@ yaml.safe_dump(cfg, open("/etc/prometheus/prometheus.yml", "w"), sort_keys=False
         for path, changes in res.get("changes", {}).items():
             if path not in res.get("backups", {}) and changes and path.endswith(".yml"):
                 c.run(["rm", "-f", path], check=False)   # it did not exist before
-        c.run(["rm", "-rf", TEST_RULES, "/var/lib/unified-prometheus"], check=False)
+        c.run(["rm", "-rf", TEST_RULES, "/var/lib/unified-prometheus",
+               "/var/lib/unified-system/monitoring"], check=False)   # restored by hand above
         if made_hosts:
             c.run(["rm", "-f", "/etc/hosts"], check=False)
         c.run(["systemctl", "restart", "unified-agent@ObservabilityHub.service"], check=False)
@@ -366,6 +367,69 @@ def test_grafana_dashboard_every_panel_query_returns_data(prometheus, extra_agen
                         for r in result})
         print(f"{len(result):>3} series  {title} [{ref}]: {', '.join(shown)[:150]}")
     assert empty == [], "panel queries without data:\n" + "\n".join(empty)
+
+
+MONITORING_FILES = ("/etc/prometheus/prometheus.yml", "/etc/prometheus/alertmanager.yml",
+                    "/etc/default/prometheus-alertmanager")
+
+
+def _files_as_they_are(c) -> dict:
+    """Content digest, mode and owner of each file `monitoring setup` may change."""
+    return {p: c.run(f"sha256sum {p} && stat -c '%a %U:%G' {p}", check=False).stdout
+            for p in MONITORING_FILES}
+
+
+def _prometheus_config(c) -> str:
+    """The configuration the running Prometheus has loaded."""
+    return get_json(c, "http://localhost:9090/api/v1/status/config")["data"]["yaml"]
+
+
+def test_monitoring_setup_keeps_comments_and_remove_restores_every_file_byte_for_byte(core):
+    c = core
+    made_hosts = c.run(["test", "-e", "/etc/hosts"], check=False).returncode != 0
+    if made_hosts:   # as in the test above: Prometheus looks localhost up
+        c.write_file("/etc/hosts", "127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
+    before = _files_as_they_are(c)
+    original = c.read_file("/etc/prometheus/prometheus.yml")
+    removed = False
+    try:
+        # The operator's Prometheus runs (as Debian starts it); Alertmanager is stopped.
+        c.systemctl("start", "prometheus.service")
+        wait_for(lambda: _prometheus_config(c), 60, "Prometheus up")
+        res, _ = ctl_json(c, "monitoring", "setup", timeout=180)
+        assert "reloaded prometheus.service" in res["actions"], res
+        text = c.read_file("/etc/prometheus/prometheus.yml")
+        comments = [ln.strip() for ln in original.splitlines() if ln.strip().startswith("#")]
+        assert len(comments) >= 10 and [ln for ln in comments if ln not in text] == []
+        wait_for(lambda: "job_name: unified_hub" in _prometheus_config(c), 60,
+                 "Prometheus loaded the jobs of setup")
+
+        out, _ = ctl_json(c, "monitoring", "remove", "--yes", timeout=180)
+        removed = True
+        assert "/etc/prometheus/prometheus.yml" in out["restored"], out
+        assert "reloaded prometheus.service" in out["actions"], out
+        assert out["stopped"] == ["prometheus-alertmanager.service"] and out["warnings"] == [], out
+        assert _files_as_they_are(c) == before
+        assert c.run(["test", "-e", "/var/lib/unified-prometheus"], check=False).returncode != 0
+        # Prometheus re-read the operator's file and is healthy; Alertmanager as before setup
+        wait_for(lambda: "unified_hub" not in _prometheus_config(c), 60,
+                 "Prometheus reloaded the restored file")
+        assert c.run(["curl", "-sf", "http://localhost:9090/-/healthy"]).returncode == 0
+        assert c.is_active("prometheus.service") == "active"
+        assert c.is_active("prometheus-alertmanager.service") == "inactive"
+        assert c.systemctl("is-enabled", "prometheus-alertmanager.service",
+                           check=False).stdout.strip() == "disabled"
+        r = c.run(["unified-ctl", "monitoring", "remove", "--yes"], check=False)
+        assert r.returncode == 1 and r.stderr.startswith("Error: nothing to restore"), r.stderr
+    finally:
+        if not removed:
+            c.run(["unified-ctl", "monitoring", "remove", "--yes", "--no-start"], check=False,
+                  timeout=120)
+        c.run(["systemctl", "disable", "--now", "prometheus.service",
+               "prometheus-alertmanager.service"], check=False, timeout=60)
+        if made_hosts:
+            c.run(["rm", "-f", "/etc/hosts"], check=False)
+        c.run(["systemctl", "restart", "unified-agent@ObservabilityHub.service"], check=False)
 
 
 # ------------------------------------------------------------------ the dashboard

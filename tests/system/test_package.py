@@ -4,6 +4,7 @@ Tests on the shared `container` only read; tests that change the package state u
 their own `new_container()`, discarded afterwards.
 """
 import json
+import re
 
 import harness
 
@@ -65,6 +66,31 @@ def test_unified_target_is_known(container):
     # 0 active, 3 inactive; 4 would be "no such unit"
     assert r.returncode in (0, 3), r
     assert "Loaded: loaded" in r.stdout, r.stdout
+
+
+# Where bash-completion, Debian's zsh (its default fpath) and fish (vendor_completions.d)
+# look for a command's completion, and the shipped file for each.
+COMPLETIONS = {"bash": ("/usr/share/bash-completion/completions/unified-ctl", "unified-ctl"),
+               "zsh": ("/usr/share/zsh/vendor-completions/_unified-ctl", "_unified-ctl"),
+               "fish": ("/usr/share/fish/vendor_completions.d/unified-ctl.fish", "unified-ctl.fish")}
+
+
+def test_completion_files_are_installed_where_each_shell_looks(container):
+    listed = container.run(["dpkg", "-L", PKG]).stdout.splitlines()
+    for shell, (path, name) in COMPLETIONS.items():
+        assert path in listed, shell
+        installed = container.run(["cat", path]).stdout
+        assert installed == (harness.REPO / "packaging" / "completions" / name).read_text(), shell
+
+
+def test_installed_unified_ctl_answers_each_shells_completion_request(container):
+    """What the shims ask the installed unified-ctl (the catalog in /etc/unified) and get."""
+    for shell in COMPLETIONS:
+        out = container.run(["unified-ctl"], check=False, env={
+            "_UNIFIED_CTL_COMPLETE": f"{shell}_complete", "COMP_WORDS": "unified-ctl profile switch le",
+            "COMP_CWORD": "3" if shell != "fish" else "le"}).stdout
+        # bash and fish answer "plain,learning", zsh "plain\nlearning\n_" (its description)
+        assert "learning" in re.split(r"[\s,]+", out), (shell, out)
 
 
 def test_user_and_state_dir_exist(container):

@@ -18,7 +18,7 @@ _sleep = time.sleep   # the --watch pause (tests replace it)
 
 @click.group()
 def monitoring() -> None:
-    """Wire Prometheus and Alertmanager to unified-system."""
+    """Wire Prometheus and Alertmanager to unified-system, or undo it."""
 
 
 @monitoring.command("setup")
@@ -63,6 +63,44 @@ def monitoring_setup(ctx: Ctx, dry_run: bool, no_start: bool, prometheus_config:
     if not dry_run and not no_start:
         click.echo("Prometheus: http://localhost:9090 (try: up{job=\"unified_agents\"}); "
                    "Alertmanager: http://localhost:9093")
+
+
+@monitoring.command("remove")
+@click.option("--dry-run", is_flag=True, help="Say what would be restored; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-start", is_flag=True,
+              help="Restore the files only; do not stop, reload or restart services.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_ctx
+def monitoring_remove(ctx: Ctx, dry_run: bool, yes: bool, no_start: bool, as_json: bool) -> None:
+    """Undo `monitoring setup`: put back the files it changed exactly as they were before
+    (kept in /var/lib/unified-system/monitoring), delete what it created, reload Prometheus
+    and Alertmanager, stop what it started. A file edited since setup is kept aside, never
+    lost. Works without a valid catalog."""
+    from .. import monitoring_undo as undo
+
+    if not dry_run and os.geteuid() != 0:
+        raise NeedsRoot("it changes /etc/prometheus and services; --dry-run shows what it "
+                        "would do")
+    if not dry_run and not yes:
+        p = undo.plan()      # nothing to restore: refused before asking
+        what = ", ".join(p.restored + p.deleted)
+        click.confirm(f"Restore the state before `monitoring setup` ({what})?", abort=True)
+    res = undo.remove(ctx.sd, dry_run=dry_run, start=not no_start)
+    if as_json:
+        emit_json(res.to_dict())
+        return
+    for path in res.restored:
+        click.echo(f"{path}: {'would restore' if dry_run else 'restored'} as before setup")
+    for path in res.deleted:
+        click.echo(f"{path}: {'would delete' if dry_run else 'deleted'} (setup created it)")
+    if dry_run:
+        for unit in res.stopped:
+            click.echo(f"{unit}: would stop (setup started it)")
+    for a in res.actions:
+        click.echo(a)
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
 
 
 # -- health --------------------------------------------------------------------------------

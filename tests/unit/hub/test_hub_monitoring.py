@@ -1,7 +1,8 @@
 """`unified-ctl monitoring setup`: merges our scrape jobs, rules and Alertmanager route into
-an operator's configuration without clobbering it (other jobs/routes kept, backups, promtool/
-amtool validation before anything is replaced), idempotently, and starts or reloads the
-daemons through the systemd seam."""
+an operator's configuration without clobbering it (other jobs/routes and every comment kept,
+backups, promtool/amtool validation before anything is replaced), idempotently, and starts or
+reloads the daemons through the systemd seam; `monitoring remove` puts back every file byte
+for byte."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from unified_ctl import monitoring as mon
+from unified_ctl import monitoring_undo as undo
 from unified_core.errors import UnifiedError
 
 from tests.host_tools import require_tool
@@ -61,8 +63,10 @@ DEBIAN_DEFAULTS = '# Set the command-line arguments to pass to the server.\nARGS
 
 
 @pytest.fixture(autouse=True)
-def shipped(monkeypatch):
+def shipped(monkeypatch, tmp_path):
     monkeypatch.setenv("UNIFIED_PROMETHEUS_DIR", str(ROOT / "etc" / "prometheus"))
+    # where setup keeps the originals for `monitoring remove` (never the host's /var/lib)
+    monkeypatch.setenv("UNIFIED_MONITORING_DIR", str(tmp_path / "monitoring-state"))
 
 
 @pytest.fixture
@@ -157,8 +161,9 @@ def test_alertmanager_args_only_debians_untouched_default_changes():
 
 # ------------------------------------------------------------------ setup, with files
 class RecordingSystemd:
-    def __init__(self, active=()):
+    def __init__(self, active=(), enabled=()):
         self.active = set(active)
+        self.enabled = set(enabled)
         self.calls = []
 
     def is_active(self, unit):
@@ -168,6 +173,17 @@ class RecordingSystemd:
         self.calls.append((what, tuple(units)))
         if what in ("enable", "restart"):
             self.active |= set(units)
+        if what in ("disable", "stop"):
+            self.active -= set(units)
+
+    def show(self, units, props):
+        return {u: {"UnitFileState": "enabled" if u in self.enabled else "disabled"} for u in units}
+
+    def stop(self, units):
+        self._do("stop", units)
+
+    def disable(self, units, now=False):
+        self._do("disable", units)
 
     def restart(self, units):
         self._do("restart", units)
@@ -273,3 +289,163 @@ def test_a_daemon_that_does_not_stay_up_is_reported(catalog, files):
 
     res = run_setup(catalog, Dies(), files)
     assert any("prometheus-alertmanager.service is not running" in w for w in res.warnings)
+
+
+# ------------------------------------------------------------------ comments kept
+DEBIANS_PROMETHEUS_YML = (ROOT / "tests" / "unit" / "hub" / "debian-prometheus.yml")
+
+
+def _comments(text: str) -> list[str]:
+    return [ln.split("#", 1)[1].strip() for ln in text.splitlines() if "#" in ln]
+
+
+def test_setup_keeps_every_comment_and_the_order_of_the_operators_prometheus_yml(catalog, files):
+    original = DEBIANS_PROMETHEUS_YML.read_text() + "\n# - job_name: later (the operator's note)\n"
+    (files / "prometheus.yml").write_text(original)
+    run_setup(catalog, RecordingSystemd(), files)
+    new = (files / "prometheus.yml").read_text()
+    assert new.startswith("# Edited by `unified-ctl monitoring setup`")
+    assert _comments(new)[3:] == _comments(original)          # all of them, in their order
+    assert new.endswith("# - job_name: later (the operator's note)\n")   # the file's end stays last
+    assert "monitor: 'example'" in new                          # quoting kept
+    prom = yaml.safe_load(new)
+    assert [j["job_name"] for j in prom["scrape_configs"]] == [
+        "prometheus", "node", "unified_agents", "unified_hub"]
+    assert list(prom) == list(yaml.safe_load(original))        # key order kept
+
+
+def test_setup_keeps_the_comments_of_alertmanager_yml(catalog, files):
+    original = "# Our on-call routing; ask Ann before changing.\n" + DEBIAN_ALERTMANAGER.replace(
+        "receivers:\n", "receivers:  # pagers and mails\n")
+    (files / "alertmanager.yml").write_text(original)
+    run_setup(catalog, RecordingSystemd(), files)
+    new = (files / "alertmanager.yml").read_text()
+    assert "# Our on-call routing; ask Ann before changing." in new
+    assert "receivers:  # pagers and mails" in new or "receivers: # pagers and mails" in new
+    assert yaml.safe_load(new)["route"]["routes"][0]["receiver"] == "unified-system"
+
+
+def test_a_second_setup_with_changes_leaves_one_header(catalog, files, tmp_path):
+    run_setup(catalog, RecordingSystemd(), files)
+    moved = catalog.agents["ObservabilityHub"].port + 1000
+    import dataclasses
+
+    hub = dataclasses.replace(catalog.agents["ObservabilityHub"], port=moved)
+    cat2 = dataclasses.replace(catalog, agents={**catalog.agents, "ObservabilityHub": hub})
+    res = run_setup(cat2, RecordingSystemd(), files)
+    assert res.changes[str(files / "prometheus.yml")] == ["scrape job unified_hub updated"]
+    text = (files / "prometheus.yml").read_text()
+    assert text.count("# Edited by `unified-ctl monitoring setup`") == 1
+    assert "# Sample config for Prometheus." in text
+
+
+# ------------------------------------------------------------------ monitoring remove
+def _snapshot(d) -> dict:
+    return {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and "unified-backup" not in p.name}
+
+
+def test_remove_restores_every_file_byte_for_byte_and_deletes_what_setup_created(catalog, files):
+    (files / "prometheus.yml").write_text(DEBIANS_PROMETHEUS_YML.read_text())
+    os.chmod(files / "alertmanager.yml", 0o640)
+    before = _snapshot(files)
+    # the operator's Prometheus runs; Alertmanager is installed but stopped (disabled)
+    hub = "unified-agent@ObservabilityHub.service"
+    sd = RecordingSystemd(active={"prometheus.service", hub})
+    run_setup(catalog, sd, files)
+    assert _snapshot(files) != before and (files / "targets").is_dir()
+    assert sd.active == {"prometheus.service", "prometheus-alertmanager.service", hub}
+    sd.calls.clear()
+    res = undo.remove(sd, settle_s=0)
+    assert _snapshot(files) == before
+    assert oct(os.stat(files / "alertmanager.yml").st_mode & 0o777) == "0o640"
+    assert not (files / "targets").exists() and not (files / "monitoring-state").exists()
+    assert sorted(res.restored) == sorted(str(files / n) for n in ("prometheus.yml", "alertmanager.yml", "defaults"))
+    assert sd.calls == [("disable", ("prometheus-alertmanager.service",)),   # as before setup
+                        ("reload", ("prometheus.service",)),                   # re-reads its file
+                        ("restart", (hub,))]           # its targets directory went away
+    assert res.stopped == ["prometheus-alertmanager.service"] and res.warnings == []
+    with pytest.raises(UnifiedError, match="nothing to restore"):         # done: nothing left
+        undo.remove(sd, settle_s=0)
+
+
+def test_remove_only_stops_a_service_that_was_enabled_before_setup(catalog, files):
+    sd = RecordingSystemd(enabled={"prometheus-alertmanager.service"})
+    run_setup(catalog, sd, files)
+    sd.calls.clear()
+    undo.remove(sd, settle_s=0)
+    assert ("stop", ("prometheus-alertmanager.service",)) in sd.calls
+    assert ("disable", ("prometheus.service",)) in sd.calls
+
+
+def test_remove_after_two_setups_restores_the_file_as_before_the_first(catalog, files):
+    before = _snapshot(files)
+    run_setup(catalog, RecordingSystemd(), files)
+    (files / "prometheus.yml").write_text((files / "prometheus.yml").read_text().replace(
+        "unified_hub", "unified_hub_old"))                      # a job of ours went stale
+    run_setup(catalog, RecordingSystemd(), files)
+    undo.remove(RecordingSystemd(), settle_s=0)
+    assert _snapshot(files) == before
+
+
+def test_remove_keeps_an_edit_made_after_setup_aside(catalog, files):
+    run_setup(catalog, RecordingSystemd(), files)
+    edited = (files / "prometheus.yml").read_text() + "# my edit after setup\n"
+    (files / "prometheus.yml").write_text(edited)
+    res = undo.remove(RecordingSystemd(), settle_s=0)
+    kept = res.kept[str(files / "prometheus.yml")]
+    assert open(kept).read() == edited
+    assert (files / "prometheus.yml").read_text() == DEBIAN_PROMETHEUS
+    assert any("changed since `monitoring setup` wrote it" in w for w in res.warnings)
+
+
+def test_remove_deletes_a_configuration_setup_created(catalog, files):
+    os.unlink(files / "prometheus.yml")
+    run_setup(catalog, RecordingSystemd(), files)
+    assert (files / "prometheus.yml").exists()
+    res = undo.remove(RecordingSystemd(), settle_s=0)
+    assert not (files / "prometheus.yml").exists() and str(files / "prometheus.yml") in res.deleted
+
+
+def test_remove_without_a_setup_refuses_clearly(catalog, tmp_path):
+    with pytest.raises(UnifiedError, match=r"nothing to restore: `unified-ctl monitoring setup` "
+                                           r"has changed no file here \(no record in .*monitoring-state\)"):
+        undo.remove(RecordingSystemd(), settle_s=0)
+
+
+def test_remove_dry_run_says_what_it_would_restore_and_changes_nothing(catalog, files):
+    run_setup(catalog, RecordingSystemd(), files)
+    after_setup = _snapshot(files)
+    sd = RecordingSystemd(active={"prometheus.service"})
+    res = undo.remove(sd, dry_run=True, settle_s=0)
+    assert res.dry_run and str(files / "prometheus.yml") in res.restored
+    assert str(files / "targets") in res.deleted
+    assert _snapshot(files) == after_setup and sd.calls == [] and (files / "targets").is_dir()
+
+
+def test_monitoring_remove_command_previews_asks_then_restores(catalog, files):
+    from click.testing import CliRunner
+
+    from unified_ctl.cli import cli
+
+    before = _snapshot(files)
+    run_setup(catalog, RecordingSystemd(), files)
+    after_setup = _snapshot(files)
+
+    def ctl(*args, input=None):
+        return CliRunner(mix_stderr=False).invoke(
+            cli, ["-c", str(ROOT / "etc" / "unified" / "unified.yaml"), "monitoring", "remove", *args],
+            input=input)
+
+    r = ctl("--dry-run")
+    assert r.exit_code == 0, r.stderr
+    assert f"{files / 'prometheus.yml'}: would restore as before setup" in r.stdout
+    assert f"{files / 'targets'}: would delete (setup created it)" in r.stdout
+    r = ctl(input="n\n")
+    assert r.exit_code == 1 and "Restore the state before `monitoring setup` (" in r.stdout
+    assert _snapshot(files) == after_setup                        # answered no: nothing changed
+    r = ctl("--yes", "--no-start")
+    assert r.exit_code == 0, r.stderr
+    assert _snapshot(files) == before
+    r = ctl("--yes", "--no-start")
+    assert r.exit_code == 1 and r.stderr.startswith("Error: nothing to restore:")
+    assert len(r.stderr.splitlines()) == 1
