@@ -81,7 +81,7 @@ class Responder(Agent):
         now = task.get("now")
         timings: dict = {}
         skipped: list[dict] = []
-        out = {"text": text, "session": session, "intent": None, "confidence": None,
+        out: dict = {"text": text, "session": session, "intent": None, "confidence": None,
                "slots": {}, "data": {}, "agent": None}
         answer = self._confirmation(text, session, timings, skipped) if session else None
         if answer is None:
