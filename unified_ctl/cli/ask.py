@@ -20,9 +20,14 @@ def ask(ctx: Ctx, text: str, session: str | None, timeout: float, as_json: bool)
 
     The turn goes through RequestCoordinator to Responder (NLU, then the cheapest tier that
     can answer: command, memory/knowledge, chitchat, LLM). Responder and the agents it asks
-    must be in the running profile (docs/DIALOGUE.md)."""
+    must be in the running profile (docs/DIALOGUE.md). TEXT `-` reads the text from
+    standard input (a long text: an argument is limited to 128 KiB)."""
+    import sys
+
     from .. import dialogue
 
+    if text == "-":
+        text = sys.stdin.read()
     r = dialogue.ask(ctx.catalog, text, session, timeout)
     if as_json:
         emit_json(r)

@@ -1,0 +1,141 @@
+"""The dialogue agents under systemd, from the installed package, driven by `unified-ctl ask`
+(docs/DIALOGUE.md): a multi-turn session remembering a fact and recalling it two turns
+later, a timer that fires in the journal and is spoken (StreamingTTSAgent into ALSA's file
+plugin), a profile switch that needs a confirmation turn (and is then refused: the
+privileged helper is not installed, docs/SECURITY.md), every built-in command intent, and
+bad input answered in one clear line.
+
+The dialogue agents are in no profile but `full`; a catalog drop-in adds a small profile
+(core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder) for these
+tests, removed afterwards."""
+import json
+
+import pytest
+
+DROPIN = "/etc/unified/conf.d/90-systest-dialogue.yaml"
+PLAYED = "/var/lib/unified/reminder-{playback_id}.raw"
+DIALOGUE = ["NLUAgent", "AdvancedCommandHandler", "IntentionValidatorAgent", "Responder"]
+PROFILE_YAML = f"""\
+profiles:
+  systest_dialogue:
+    description: "system test: core plus the dialogue agents"
+    extends: core
+    agents: [{", ".join(DIALOGUE)}]
+"""
+
+
+def ask(c, text: str, session: str | None = None, check: bool = True):
+    cmd = ["unified-ctl", "ask", "--json"] + (["--session", session] if session else []) + [text]
+    r = c.run(cmd, check=False, timeout=120)
+    if not check:
+        return r
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return json.loads(r.stdout)
+
+
+def switch(c, name):
+    r = c.run(["unified-ctl", "profile", "switch", name, "--json"], check=False, timeout=240)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def dialogue(_session_container):
+    c = _session_container
+    c.write_file(DROPIN, PROFILE_YAML)
+    try:
+        c.run(["unified-ctl", "apply"])
+        switch(c, "systest_dialogue")
+        c.systemctl("restart", "unified-agent@RequestCoordinator.service")
+        c.wait_until("curl -sf http://127.0.0.1:8201/health", timeout=30)
+        # the spoken reminder played into ALSA's file plugin: one raw file per playback
+        with c.agent_env(["StreamingTTSAgent"], "90-systest-dialogue-alsa",
+                         STREAM_TTS_SINK="alsa",
+                         STREAM_TTS_ALSA_DEVICE=f"file:FILE={PLAYED},FORMAT=raw"):
+            c.wait_until("curl -sf http://127.0.0.1:6562/health", timeout=90)
+            yield c
+    finally:
+        c.run(["rm", "-f", DROPIN])
+        c.run(["sh", "-c", "rm -f /var/lib/unified/reminder-*.raw"])
+        c.run(["unified-ctl", "apply"])
+        switch(c, "core")
+        units = [f"unified-agent@{a}.{k}" for a in DIALOGUE for k in ("socket", "service")]
+        c.systemctl("stop", *units, check=False)
+        c.systemctl("reset-failed", *units, check=False)
+        c.systemctl("restart", "unified-agent@RequestCoordinator.service")
+
+
+def test_a_fact_remembered_is_recalled_two_turns_later(dialogue):
+    r = ask(dialogue, "remember that the spare key is under the mat", "sys-mem")
+    assert r["intent"] == "Remember" and r["tier"] == "memory" and r["agent"] == "MemoryClient", r
+    r = ask(dialogue, "what time is it", "sys-mem")
+    assert r["intent"] == "GetTime" and r["tier"] == "command", r
+    r = ask(dialogue, "where did i put the spare key", "sys-mem")
+    assert r["intent"] == "Recall" and r["reply"] == "You told me that the spare key is under " \
+                                                     "the mat.", r
+    # the conversation is kept by SessionMemoryAgent: three turns, both sides
+    s = json.loads(dialogue.run(["curl", "-sf", "http://127.0.0.1:5574/sessions/sys-mem"]).stdout)
+    assert [t["role"] for t in s["turns"]] == ["user", "assistant"] * 3, s
+    assert s["turns"][-1]["meta"] == {"intent": "Recall", "tier": "memory"}
+
+
+def test_a_timer_fires_in_the_journal_and_as_a_spoken_reminder(dialogue):
+    r = ask(dialogue, "set a timer for three seconds", "sys-timer")
+    assert r["intent"] == "SetTimer" and r["tier"] == "command", r
+    tid = r["data"]["id"]
+    unit = "unified-agent@AdvancedCommandHandler.service"
+    dialogue.wait_until(f"journalctl -u {unit} -o cat | grep -q 'timer {tid} fired'", timeout=30)
+    dialogue.wait_until(f"journalctl -u {unit} -o cat | grep -q 'timer {tid} reminder spoken by "
+                        "StreamingTTSAgent'", timeout=30)
+    line = dialogue.sh(f"journalctl -u {unit} -o cat | grep 'timer {tid} reminder spoken'")
+    playback = line.split("playback=")[1].split()[0]
+    dialogue.wait_until(f"test -s {PLAYED.format(playback_id=playback)}", timeout=30)
+
+
+def test_a_profile_switch_needs_a_confirmation_turn(dialogue):
+    r = ask(dialogue, "switch to the vision profile", "sys-switch")
+    assert r["intent"] == "SwitchProfile", r
+    assert r["reply"] == "Switch from profile systest_dialogue to vision? Say yes to confirm, " \
+                         "or no.", r
+    r = ask(dialogue, "yes", "sys-switch")
+    assert r["tier"] == "confirmation" and r["data"]["decision"] == "not_executed", r
+    assert r["data"]["status"] == 501 and "privileged helper" in r["reply"], r
+    assert dialogue.sh("cat /etc/unified/selected-profile") == "systest_dialogue"
+    r = ask(dialogue, "switch to the learning profile", "sys-switch")
+    r = ask(dialogue, "no", "sys-switch")
+    assert r["data"]["decision"] == "declined", r
+
+
+def test_every_command_intent_answers_from_its_owner(dialogue):
+    cases = [("what day is it today", "GetDate", "command"),
+             ("is the stt service running", "SystemStatus", "command"),
+             ("how is the system doing", "SystemStatus", "command"),
+             ("define serendipity", "Define", "command"),
+             ("cancel the timer", "CancelTimer", "command"),
+             ("good morning", "Greeting", "command"),
+             ("thank you", "Thanks", "command"),
+             ("goodbye", "Goodbye", "command")]
+    for text, intent, tier in cases:
+        r = ask(dialogue, text)
+        assert r["intent"] == intent and r["tier"] == tier, (text, r)
+    r = ask(dialogue, "is the stt service running")
+    assert r["reply"].startswith("STTService is active"), r
+    r = ask(dialogue, "define serendipity")
+    assert "good luck in making unexpected" in r["reply"], r
+
+
+def test_the_text_output_names_intent_tier_reply_and_timings(dialogue):
+    out = dialogue.run(["unified-ctl", "ask", "what time is it"], timeout=120).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("intent:  GetTime") and lines[1].startswith("tier:    command")
+    assert lines[2].startswith("reply:   It is ") and "nlu " in lines[3] and "total " in lines[3]
+
+
+def test_bad_input_is_answered_in_one_clear_line(dialogue):
+    r = ask(dialogue, "", check=False)
+    assert r.returncode == 1 and r.stderr.strip() == \
+        'Error: Responder answered 400: "text" is missing or empty; allowed: a sentence (a string)', r
+    r = dialogue.run(["unified-ctl", "ask", "-"], input="x" * 1_000_000, check=False, timeout=120)
+    assert r.returncode == 1 and "RESPONDER_MAX_CHARS" in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r
+    health = json.loads(dialogue.run(["curl", "-sf", "http://127.0.0.1:6637/health"]).stdout)
+    assert health["status"] == "healthy" and health["implementation"] == "builtin", health
