@@ -56,7 +56,8 @@ def ask(cat, text: str, session: str | None = None, timeout: float = 60.0) -> di
         msg = out.get("error") if isinstance(out, dict) else None
         who = (out.get("agent") if isinstance(out, dict) else None) or \
             resp.getheader("X-Routed-To") or COORDINATOR
-        raise AskFailed(f"{who} answered {resp.status}: {msg or raw[:200]!r}")
+        raise AskFailed(f"{who} answered {resp.status}: "
+                        + (msg if isinstance(msg, str) else repr(raw[:200])))
     result = out["result"]
     result["client_ms"] = ms
     return result
