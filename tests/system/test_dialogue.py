@@ -1,13 +1,14 @@
 """The dialogue agents under systemd, from the installed package, driven by `unified-ctl ask`
 (docs/DIALOGUE.md): a multi-turn session remembering a fact and recalling it two turns
 later, a timer that fires in the journal and is spoken (StreamingTTSAgent into ALSA's file
-plugin), a profile switch that needs a confirmation turn (and is then refused: the
-privileged helper is not installed, docs/SECURITY.md), every built-in command intent, and
-bad input answered in one clear line.
+plugin), a profile switch that needs a confirmation turn and is then run by the privileged
+helper (unified-profile-switch.socket, docs/SECURITY.md), which refuses any other caller,
+every built-in command intent, and bad input answered in one clear line.
 
 The dialogue agents are in no profile but `full`; a catalog drop-in adds a small profile
 (core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder) for these
-tests, removed afterwards."""
+tests, and a second one with the same agents (`chatroom`) to switch to by voice; both are
+removed afterwards."""
 import json
 
 import pytest
@@ -21,6 +22,9 @@ profiles:
     description: "system test: core plus the dialogue agents"
     extends: core
     agents: [{", ".join(DIALOGUE)}]
+  chatroom:
+    description: "system test: the same agents, a profile to switch to in conversation"
+    extends: systest_dialogue
 """
 
 
@@ -74,8 +78,8 @@ def test_a_fact_remembered_is_recalled_two_turns_later(dialogue):
                                                      "the mat.", r
     # the conversation is kept by SessionMemoryAgent: three turns, both sides
     s = json.loads(dialogue.run(["curl", "-sf", "http://127.0.0.1:5574/sessions/sys-mem"]).stdout)
-    assert [t["role"] for t in s["turns"]] == ["user", "assistant"] * 3, s
-    assert s["turns"][-1]["meta"] == {"intent": "Recall", "tier": "memory"}
+    assert [t["role"] for t in s["history"]] == ["user", "assistant"] * 3, s
+    assert s["history"][-1]["meta"] == {"intent": "Recall", "tier": "memory"}
 
 
 def test_a_timer_fires_in_the_journal_and_as_a_spoken_reminder(dialogue):
@@ -91,18 +95,35 @@ def test_a_timer_fires_in_the_journal_and_as_a_spoken_reminder(dialogue):
     dialogue.wait_until(f"test -s {PLAYED.format(playback_id=playback)}", timeout=30)
 
 
-def test_a_profile_switch_needs_a_confirmation_turn(dialogue):
+def test_a_profile_switch_needs_a_confirmation_turn_then_the_helper_runs_it(dialogue):
     r = ask(dialogue, "switch to the vision profile", "sys-switch")
     assert r["intent"] == "SwitchProfile", r
     assert r["reply"] == "Switch from profile systest_dialogue to vision? Say yes to confirm, " \
                          "or no.", r
-    r = ask(dialogue, "yes", "sys-switch")
-    assert r["tier"] == "confirmation" and r["data"]["decision"] == "not_executed", r
-    assert r["data"]["status"] == 501 and "privileged helper" in r["reply"], r
-    assert dialogue.sh("cat /etc/unified/selected-profile") == "systest_dialogue"
-    r = ask(dialogue, "switch to the learning profile", "sys-switch")
     r = ask(dialogue, "no", "sys-switch")
-    assert r["data"]["decision"] == "declined", r
+    assert r["tier"] == "confirmation" and r["data"]["decision"] == "declined", r
+    assert dialogue.sh("cat /etc/unified/selected-profile") == "systest_dialogue"
+    r = ask(dialogue, "switch to the chatroom profile", "sys-switch")
+    assert r["data"]["decision"] == "confirm", r
+    r = ask(dialogue, "yes", "sys-switch")
+    assert r["tier"] == "confirmation" and r["data"]["decision"] == "switching", r
+    assert r["reply"] == "Switching from profile systest_dialogue to chatroom now.", r
+    dialogue.wait_until("grep -qx chatroom /etc/unified/selected-profile", timeout=120)
+    dialogue.wait_until("journalctl -t unified-profile-switch -o cat | grep -qF "
+                        "'profile switch systest_dialogue -> chatroom: exit 0'", timeout=240)
+    switch(dialogue, "systest_dialogue")
+
+
+def test_the_switch_helper_refuses_any_caller_but_the_validator(dialogue):
+    sock = "/run/unified/profile-switch.sock"
+    assert dialogue.sh(f"stat -c '%U:%G %a' {sock}") == "root:unified 660"
+    out = dialogue.sh(
+        "python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+        f"s.connect('{sock}'); s.sendall(b'core\\n'); print(s.recv(4096).decode())\"")
+    r = json.loads(out)
+    assert r["accepted"] is False, r
+    assert "is not unified-agent@IntentionValidatorAgent.service" in r["error"], r
+    assert dialogue.sh("cat /etc/unified/selected-profile") == "systest_dialogue"
 
 
 def test_every_command_intent_answers_from_its_owner(dialogue):

@@ -20,14 +20,20 @@ VALIDATOR_CONFIRM_S (60 s). Confirmations live in validator.db, so a restart of 
 between question and answer loses nothing.
 
 Executing a confirmed switch needs root (`unified-ctl profile switch` writes /etc and drives
-systemd); this agent runs as the unprivileged user `unified`. The privileged part is a design
-(docs/SECURITY.md, "Profile switches asked in conversation") not installed yet: a confirmed
-switch answers {"decision": "not_executed", "status": 501, "missing": ...} naming what is
-missing, and nothing changes.
+systemd); this agent runs as the unprivileged user `unified`. It asks the one privileged
+helper the package installs for exactly that (docs/SECURITY.md, "Profile switches asked in
+conversation"): it writes the profile name to VALIDATOR_SWITCH_SOCKET
+(/run/unified/profile-switch.sock, unified-profile-switch.socket, root:unified 0660), whose
+root service checks that the caller is this agent's unit and the name a catalog profile,
+answers at once and runs the switch → {"decision": "switching", "reply": "Switching from
+profile core to vision now."}. The switch itself may stop this agent (a profile without it).
+Without the helper's socket: {"decision": "not_executed", "status": 501, "missing": ...}
+naming what is missing, and nothing changes.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -48,9 +54,9 @@ MIGRATIONS = [
     CREATE INDEX confirmations_session ON confirmations(session, state);
     """,
 ]
-MISSING = ("the privileged helper for `unified-ctl profile switch` is not installed "
-           "(docs/SECURITY.md, 'Profile switches asked in conversation'); run "
-           "`sudo unified-ctl profile switch {profile}` yourself")
+MISSING = ("the privileged helper for `unified-ctl profile switch` does not listen at {path} "
+           "(unified-profile-switch.socket; docs/SECURITY.md, 'Profile switches asked in "
+           "conversation'); run `sudo unified-ctl profile switch {profile}` yourself")
 
 
 def yes_or_no(text: str) -> bool | None:
@@ -70,6 +76,8 @@ class IntentionValidatorAgent(Agent):
         from unified_core.fleetview import FleetView
 
         self.confirm_s = self.config.env.number("VALIDATOR_CONFIRM_S", 60.0, 1, 3600)
+        self.switch_socket = self.config.env.string("VALIDATOR_SWITCH_SOCKET",
+                                                    "/run/unified/profile-switch.sock")
         self.view = FleetView(self.config.catalog, log=self.log)
         self.store = agent_store(self.config, "validator.db", MIGRATIONS, log=self.log, max_mb=16)
         self.idempotency_store = self.store
@@ -171,12 +179,43 @@ class IntentionValidatorAgent(Agent):
             return dict(base, decision="declined", reply="OK, I will not switch profiles.")
         self._close(row["id"], "confirmed")
         self.log.info(f"confirmation {row['id']} confirmed: {row['action']} {args}")
-        # the allowed action, confirmed: executing it needs the privileged helper
-        # (a 200 carrying "status": 501, not an HTTP 501: RequestCoordinator's breaker would
-        # count a 5xx as this agent failing, and five refusals would open it)
-        why = MISSING.format(profile=args["profile"])
-        return dict(base, decision="not_executed", status=501, missing=why,
-                    reply=f"Confirmed, but I cannot switch profiles myself: {why}.")
+        return dict(base, **self._switch(args["profile"]))
+
+    def _switch(self, profile: str) -> dict:
+        """The confirmed switch, through the privileged helper (one line each way)."""
+        import socket
+
+        if not os.path.exists(self.switch_socket):
+            # a 200 carrying "status": 501, not an HTTP 501: RequestCoordinator's breaker
+            # would count a 5xx as this agent failing, and five refusals would open it
+            why = MISSING.format(path=self.switch_socket, profile=profile)
+            return {"decision": "not_executed", "status": 501, "missing": why,
+                    "reply": f"Confirmed, but I cannot switch profiles: {why}."}
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(15)
+        try:
+            s.connect(self.switch_socket)
+            s.sendall(profile.encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n") and len(data) < 4096:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            r = json.loads(data or b"{}")
+        except (OSError, ValueError) as e:
+            self.log.warning(f"profile switch helper failed: {e}")
+            return {"decision": "failed", "status": 502,
+                    "reply": f"Confirmed, but the profile switch helper failed: {e}."}
+        finally:
+            s.close()
+        if not r.get("accepted"):
+            self.log.warning(f"profile switch helper refused: {r.get('error')}")
+            return {"decision": "refused", "status": 403,
+                    "reply": f"The profile switch helper refused: {r.get('error')}."}
+        self.log.info(f"profile switch {r.get('from')} -> {profile} handed to the helper")
+        return {"decision": "switching", "from_profile": r.get("from"),
+                "reply": f"Switching from profile {r.get('from')} to {profile} now."}
 
     def health_checks(self) -> dict:
         return {"database": self.store.health(), "catalog": self.view.health_checks()
@@ -184,5 +223,5 @@ class IntentionValidatorAgent(Agent):
 
     def health_info(self) -> dict:
         n = self.store.query("SELECT COUNT(*) FROM confirmations WHERE state = 'pending'")[0][0]
-        return {"actions": list(ACTIONS), "pending": n, "executes": False,
-                "missing": "privileged profile-switch helper (docs/SECURITY.md)"}
+        return {"actions": list(ACTIONS), "pending": n, "switch_socket": self.switch_socket,
+                "switch_helper": os.path.exists(self.switch_socket)}

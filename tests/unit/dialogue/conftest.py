@@ -89,7 +89,9 @@ class DialogueFleet(FakeUnitsFile):
              "NLU_INTENTS_DIR": str(ROOT / "etc/unified/intents.d"),
              "TTS_ENGINE": "flite", "TTS_VOICE": "slt",
              # the reminder synthesised by TTSService (no StreamingTTSAgent here)
-             "COMMAND_REMINDER_TASK": "tts"}
+             "COMMAND_REMINDER_TASK": "tts",
+             # no privileged helper here: a confirmed switch is refused (501), nothing runs
+             "VALIDATOR_SWITCH_SOCKET": str(self.tmp / "run" / "profile-switch.sock")}
         e.update({k: str(v) for k, v in {**self.env, **extra}.items()})
         return e
 
