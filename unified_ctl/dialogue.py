@@ -27,12 +27,46 @@ def coordinator_url(cat) -> tuple[str, int]:
     return connect_host(cat.settings.bind_address), a.port
 
 
-def ask(cat, text: str, session: str | None = None, timeout: float = 60.0) -> dict:
-    """→ the Responder's answer plus "client_ms" (the whole round trip seen from here)."""
+def read_wav_b64(path: str) -> str:
+    """A WAV file for a spoken turn, base64 (the agents check the audio itself)."""
+    import base64
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise AskFailed(f"{path}: cannot read: {e.strerror}") from None
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AskFailed(f"{path}: not a WAV file (no RIFF/WAVE header); allowed: a .wav file")
+    return base64.b64encode(data).decode()
+
+
+def write_wav(path: str, b64: str) -> int:
+    import base64
+
+    data = base64.b64decode(b64)
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise AskFailed(f"{path}: cannot write the reply audio: {e.strerror}") from None
+    return len(data)
+
+
+def ask(cat, text: str | None, session: str | None = None, timeout: float = 60.0,
+        audio_b64: str | None = None, reply_audio: bool = False) -> dict:
+    """→ the Responder's answer plus "client_ms" (the whole round trip seen from here).
+    A spoken turn: audio_b64 (a WAV) instead of text; reply_audio: the reply as a WAV too."""
     import http.client
 
     host, port = coordinator_url(cat)
-    body = {"type": "respond", "text": text}
+    body: dict = {"type": "respond"}
+    if audio_b64 is not None:
+        body["audio_wav_b64"] = audio_b64
+    else:
+        body["text"] = text
+    if reply_audio:
+        body["reply_audio"] = True
     if session is not None:
         body["session"] = session
     data = json.dumps(body).encode()

@@ -7,7 +7,11 @@ from .context import Ctx, emit_json, pass_ctx
 
 
 @click.command()
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option("--audio", "audio", metavar="IN.wav", default=None,
+              help="Ask with speech: the WAV is transcribed (STTService) and that is the text.")
+@click.option("--reply-audio", "reply_audio", metavar="OUT.wav", default=None,
+              help="Also write the reply as speech (TTSService) to this WAV file.")
 @click.option("--session", metavar="ID", default=None,
               help="Keep context across turns (confirmations, the stored conversation); "
                    "1-128 of A-Z a-z 0-9 _ . : @ -.")
@@ -15,8 +19,10 @@ from .context import Ctx, emit_json, pass_ctx
               metavar="SECONDS", help="How long to wait for the answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @pass_ctx
-def ask(ctx: Ctx, text: str, session: str | None, timeout: float, as_json: bool) -> None:
-    """Ask the assistant TEXT: intent, the tier that answered, the reply, timings per stage.
+def ask(ctx: Ctx, text: str | None, audio: str | None, reply_audio: str | None,
+        session: str | None, timeout: float, as_json: bool) -> None:
+    """Ask the assistant TEXT (or speech: --audio IN.wav): intent, the tier that answered, the
+    reply, timings per stage; --reply-audio OUT.wav also writes the reply as speech.
 
     The turn goes through RequestCoordinator to Responder (NLU, then the cheapest tier that
     can answer: command, memory/knowledge, chitchat, LLM). Responder and the agents it asks
@@ -26,12 +32,23 @@ def ask(ctx: Ctx, text: str, session: str | None, timeout: float, as_json: bool)
 
     from .. import dialogue
 
+    if (text is None) == (audio is None):
+        raise click.UsageError("give TEXT or --audio IN.wav (one of them)")
     if text == "-":
         text = sys.stdin.read()
-    r = dialogue.ask(ctx.catalog, text, session, timeout)
+    b64 = dialogue.read_wav_b64(audio) if audio else None
+    r = dialogue.ask(ctx.catalog, text, session, timeout, b64, reply_audio is not None)
+    wav = r.pop("reply_audio_wav_b64", None)
+    if reply_audio is not None:
+        if wav:
+            r["reply_audio"] = {"path": reply_audio, "bytes": dialogue.write_wav(reply_audio, wav)}
+        else:
+            r["reply_audio"] = None
     if as_json:
         emit_json(r)
         return
+    if "transcript" in r:
+        click.echo(f"heard:   {r['transcript']}")
     slots = ", ".join(f"{k}={v.get('value') if isinstance(v, dict) else v}"
                       for k, v in (r.get("slots") or {}).items())
     conf = f" ({r['confidence']:.2f})" if isinstance(r.get("confidence"), (int, float)) else ""
@@ -46,6 +63,8 @@ def ask(ctx: Ctx, text: str, session: str | None, timeout: float, as_json: bool)
                + f" · round trip {r['client_ms']:.1f} ms")
     for s in r.get("skipped") or []:
         click.echo(f"skipped: {s.get('tier')}: {s.get('why')}")
+    if reply_audio is not None and r.get("reply_audio"):
+        click.echo(f"spoken:  {reply_audio} ({r['reply_audio']['bytes']} bytes)")
 
 
 COMMANDS = (ask,)

@@ -2,6 +2,9 @@
 
     POST /task {"type": "respond", "text": "remind me in five minutes", "session"?: "s1",
                 "now"?: ISO 8601}
+    POST /task {"type": "respond", "audio_wav_b64": "<a WAV>", "reply_audio"?: true, ...}
+      (spoken: STTService's transcript is the text, "transcript" in the answer; with
+       "reply_audio" the reply comes back as a WAV too, "reply_audio_wav_b64", TTSService)
       → {"text", "session", "turn_id", "intent", "confidence", "slots",
          "tier": "confirmation" | "command" | "memory" | "knowledge" | "chitchat" | "llm" | "none",
          "reply", "agent", "data", "skipped": [{"tier", "why"}],
@@ -66,12 +69,34 @@ class Responder(Agent):
                                                                     env={}).models.declared)
             except Exception as e:  # no catalog (run by hand): no LLM tier, said in /health
                 self.log.warning(f"no LLM tier: cannot read the catalog's models: {e}")
+        # a spoken turn carries its WAV in base64: up to RESPONDER_MAX_AUDIO_S of 16-bit
+        # 48 kHz stereo (STTService has the same bound on what it recognises)
+        self.max_body_bytes = int(env.number("RESPONDER_MAX_AUDIO_S", 30.0, 1, 600)
+                                  * 48000 * 4 * 4 / 3) + 65536
         self.turns = 0
         self.by_tier: dict[str, int] = {}
 
     # ------------------------------------------------------------ a turn
     def handle_task(self, task: dict):
         t_start = time.perf_counter()
+        timings: dict = {}
+        transcript = None
+        if task.get("audio_wav_b64") is not None:
+            # a spoken turn: the words first (STTService), then the same turn as typed text
+            if not isinstance(task["audio_wav_b64"], str):
+                raise HTTPError(400, '"audio_wav_b64" must be a string: a WAV file in base64')
+            try:
+                stt, _ = self.peers.task("stt", {"audio_wav_b64": task["audio_wav_b64"]},
+                                         timings, "stt")
+            except Unavailable as e:
+                pass_4xx(e)
+                raise HTTPError(502, f"no transcript: speech to text failed: {e.why}") from None
+            transcript = str(stt.get("text") or "").strip()
+            if not transcript:
+                raise HTTPError(422, "no words were recognised in the audio"
+                                + (f" ({'; '.join(stt['warnings'])})" if stt.get("warnings")
+                                   else ""), transcript="")
+            task = dict(task, text=transcript)
         text = text_field(task, "text", self.max_chars, setting="RESPONDER_MAX_CHARS")
         session = task.get("session")
         if session is not None and (not isinstance(session, str) or not 1 <= len(session) <= 128
@@ -79,7 +104,6 @@ class Responder(Agent):
             raise HTTPError(400, f'"session"={session!r}; allowed: 1-128 characters of A-Z a-z '
                                  "0-9 _ . : @ -")
         now = task.get("now")
-        timings: dict = {}
         skipped: list[dict] = []
         out: dict = {"text": text, "session": session, "intent": None, "confidence": None,
                "slots": {}, "data": {}, "agent": None}
@@ -92,6 +116,10 @@ class Responder(Agent):
             out["turn_id"] = self._remember_turn(session, text, out, timings)
         else:
             out["turn_id"] = None
+        if transcript is not None:
+            out["transcript"] = transcript
+        if task.get("reply_audio"):
+            out["reply_audio_wav_b64"] = self._speak(out, timings)
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
         out["timings_ms"] = timings
         self.turns += 1
@@ -190,6 +218,16 @@ class Responder(Agent):
                 "agent": agents[-1] if agents else r.get("_agent"),
                 "data": dict(r.get("data") or {}, handled_by=r.get("_agent"),
                              agent_timings_ms=r.get("timings_ms"))}
+
+    def _speak(self, out: dict, timings: dict) -> str | None:
+        """The reply as a WAV (TTSService), base64; None (and a "skipped" entry) if no voice."""
+        try:
+            r, _ = self.peers.task("tts", {"text": str(out.get("reply") or "")[:1000]},
+                                   timings, "tts")
+            return r.get("audio_wav_b64")
+        except Unavailable as e:
+            out["skipped"].append({"tier": "tts", "why": f"no spoken reply: {e.why}"})
+            return None
 
     # ------------------------------------------------------------ the session
     def _remember_turn(self, session, text, out, timings) -> int | None:

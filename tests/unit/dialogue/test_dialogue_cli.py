@@ -44,3 +44,20 @@ def test_ask_errors_are_one_line_naming_the_agent_and_the_limit(fleet):
     r = ask(fleet, "-", input="y" * 200_000)          # from stdin: longer than an argument
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
     assert "200000 characters; allowed: at most 1000 (RESPONDER_MAX_CHARS)" in r.output
+
+
+def test_ask_audio_prints_what_was_heard_and_writes_the_spoken_reply(fleet, tmp_path):
+    import base64
+    status, out = fleet.task("tts", {"text": "what time is it", "voice": "rms"})
+    wav_in = tmp_path / "question.wav"
+    wav_in.write_bytes(base64.b64decode(out["result"]["audio_wav_b64"]))
+    wav_out = tmp_path / "answer.wav"
+    r = ask(fleet, "--audio", str(wav_in), "--reply-audio", str(wav_out))
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0] == "heard:   what time is it" and lines[1].startswith("intent:  GetTime")
+    assert lines[-1].startswith(f"spoken:  {wav_out} (") and wav_out.read_bytes()[:4] == b"RIFF"
+    r = ask(fleet, "--audio", str(tmp_path / "missing.wav"))
+    assert r.exit_code == 1 and "missing.wav: cannot read" in r.output, r.output
+    r = ask(fleet)
+    assert r.exit_code == 2 and "give TEXT or --audio" in r.output

@@ -145,3 +145,35 @@ def test_bad_input_is_a_clear_4xx(fleet):
     for name in ("Responder", "AdvancedCommandHandler"):
         status, h, _ = fleet.procs[name].request("GET", "/health", health=True)
         assert status == 200 and h["status"] == "healthy", h
+
+
+def spoken(fleet, text: str, voice: str = "rms") -> str:
+    """`text` as a WAV in base64, said by flite (TTSService), as a microphone would give it."""
+    status, out = fleet.task("tts", {"text": text, "voice": voice})
+    assert status == 200, out
+    return out["result"]["audio_wav_b64"]
+
+
+def test_a_spoken_turn_is_transcribed_answered_and_spoken_back(fleet):
+    status, out = fleet.task("respond", {"audio_wav_b64": spoken(fleet, "what time is it"),
+                                         "reply_audio": True})
+    assert status == 200, out
+    r = out["result"]
+    assert r["transcript"] == "what time is it" and r["intent"] == "GetTime", r
+    assert r["reply"].startswith("It is ") and r["reply_audio_wav_b64"], r
+    assert {"stt", "nlu", "command", "tts", "total"} <= set(r["timings_ms"]), r["timings_ms"]
+    import base64
+    assert base64.b64decode(r["reply_audio_wav_b64"])[:4] == b"RIFF"
+
+
+def test_audio_without_words_is_a_clear_422(fleet):
+    import base64
+    import struct
+    silence = b"\0\0" * 16000
+    wav = (b"RIFF" + struct.pack("<I", 36 + len(silence)) + b"WAVEfmt " +
+           struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" +
+           struct.pack("<I", len(silence)) + silence)
+    status, out = fleet.task("respond", {"audio_wav_b64": base64.b64encode(wav).decode()})
+    assert status == 422 and "no words were recognised" in out["error"], out
+    status, out = fleet.task("respond", {"audio_wav_b64": "not base64 at all!"})
+    assert status == 400, out
