@@ -3,7 +3,8 @@
 later, a timer that fires in the journal and is spoken (StreamingTTSAgent into ALSA's file
 plugin), a profile switch that needs a confirmation turn and is then run by the privileged
 helper (unified-profile-switch.socket, docs/SECURITY.md), which refuses any other caller,
-every built-in command intent, and bad input answered in one clear line.
+every built-in command intent, and bad input answered in one clear line; spoken turns (`ask --audio`, `--reply-audio`) with
+flite's voice as the speaker.
 
 The dialogue agents are in no profile but `full`; a catalog drop-in adds a small profile
 (core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder) for these
@@ -124,6 +125,40 @@ def test_the_switch_helper_refuses_any_caller_but_the_validator(dialogue):
     assert r["accepted"] is False, r
     assert "is not unified-agent@IntentionValidatorAgent.service" in r["error"], r
     assert dialogue.sh("cat /etc/unified/selected-profile") == "systest_dialogue"
+
+
+def say(c, text: str, path: str) -> None:
+    """`text` spoken by flite's rms voice (TTSService, through the coordinator) into a WAV."""
+    c.write_file("/root/say.json", json.dumps({"type": "tts", "text": text, "voice": "rms"}))
+    c.sh("curl -sf -H 'Content-Type: application/json' -d @/root/say.json "
+         "http://127.0.0.1:7201/task | python3 -c 'import base64, json, sys; "
+         f"open(\"{path}\", \"wb\").write(base64.b64decode(json.load(sys.stdin)"
+         "[\"result\"][\"audio_wav_b64\"]))'")
+
+
+def test_spoken_turns_remember_recall_and_a_switch_asked_by_voice_needs_confirmation(dialogue):
+    say(dialogue, "remember that the car is in the garage", "/root/q1.wav")
+    say(dialogue, "where did i put the car", "/root/q2.wav")
+    say(dialogue, "switch to the vision profile", "/root/q3.wav")
+    try:
+        r = dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice", "--audio",
+                          "/root/q1.wav"], timeout=120)
+        r = json.loads(r.stdout)
+        assert r["transcript"] == "remember that the car is in the garage", r
+        assert r["intent"] == "Remember" and "stt" in r["timings_ms"], r
+        out = dialogue.run(["unified-ctl", "ask", "--session", "sys-voice", "--audio",
+                            "/root/q2.wav", "--reply-audio", "/root/a2.wav"], timeout=120).stdout
+        assert "heard:   where did i put the car" in out, out
+        assert "reply:   You told me that the car is in the garage." in out, out
+        assert dialogue.sh("head -c 4 /root/a2.wav") == "RIFF"
+        r = json.loads(dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice",
+                                     "--audio", "/root/q3.wav"], timeout=120).stdout)
+        assert r["intent"] == "SwitchProfile" and r["data"]["decision"] == "confirm", r
+        r = ask(dialogue, "no", "sys-voice")
+        assert r["data"]["decision"] == "declined", r
+    finally:
+        dialogue.run(["rm", "-f", "/root/q1.wav", "/root/q2.wav", "/root/q3.wav",
+                      "/root/a2.wav", "/root/say.json"])
 
 
 def test_every_command_intent_answers_from_its_owner(dialogue):

@@ -23,7 +23,8 @@ Tiers, in order, each through RequestCoordinator by task type (peers.py):
 A tier whose agent is missing, not in the profile, failing or only the reference agent is
 skipped, with the reason in "skipped". With a session, both sides of the turn are stored in
 SessionMemoryAgent (`session_memory`); "turn_id" is the stored reply's id (what a rating or
-correction refers to).
+correction refers to). "No, I meant X" in a session stores a correction of the previous
+answer with FeedbackHandler (`feedback`, "correction" in the answer) and answers X.
 
 Settings: RESPONDER_MAX_CHARS (1000: longer is a 413), RESPONDER_LLM (true),
 RESPONDER_LLM_TIMEOUT_S (20), DIALOGUE_COORDINATOR_URL (http://127.0.0.1:7201),
@@ -31,6 +32,7 @@ DIALOGUE_TIMEOUT_S (30).
 """
 from __future__ import annotations
 
+import re
 import time
 
 from unified_agents import Agent, HTTPError
@@ -38,6 +40,8 @@ from unified_agents import Agent, HTTPError
 from .peers import DEFAULT_URL, Peers, Unavailable, pass_4xx, text_field
 from .validator import yes_or_no
 
+CORRECTION = re.compile(r"^\s*(?:no|nope|not that)\W+(?:i\s+)?(?:meant|mean|said)\W+(.+\w.*)$",
+                        re.IGNORECASE | re.DOTALL)
 SESSION_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@-"
 REPLY_FIELDS = ("reply", "response", "text", "answer")
 
@@ -107,6 +111,13 @@ class Responder(Agent):
         skipped: list[dict] = []
         out: dict = {"text": text, "session": session, "intent": None, "confidence": None,
                "slots": {}, "data": {}, "agent": None}
+        m = CORRECTION.match(text) if session else None
+        if m:
+            # "no, I meant X": the previous answer's correction goes to FeedbackHandler with
+            # that turn's id, and X is this turn
+            out["correction"] = self._correct(str(session), m.group(1).strip(), timings,
+                                              skipped)
+            text = m.group(1).strip()
         answer = self._confirmation(text, session, timings, skipped) if session else None
         if answer is None:
             answer = self._tiers(text, session, now, out, timings, skipped)
@@ -227,6 +238,23 @@ class Responder(Agent):
             return r.get("audio_wav_b64")
         except Unavailable as e:
             out["skipped"].append({"tier": "tts", "why": f"no spoken reply: {e.why}"})
+            return None
+
+    def _correct(self, session: str, meant: str, timings: dict, skipped: list) -> dict | None:
+        try:
+            s, _ = self.peers.task("session_memory", {"data": {"op": "get", "session": session,
+                                                               "limit": 2}}, timings, "session")
+            last = next((t for t in reversed(s.get("history") or [])
+                         if t.get("role") == "assistant"), None)
+            if last is None:
+                skipped.append({"tier": "feedback", "why": "no earlier answer to correct"})
+                return None
+            r, _ = self.peers.task("feedback", {"op": "correct", "session": session,
+                                                "turn_id": last["id"], "text": meant},
+                                   timings, "feedback")
+            return {"feedback_id": r.get("id"), "turn_id": last["id"]}
+        except Unavailable as e:
+            skipped.append({"tier": "feedback", "why": f"correction not stored: {e.why}"})
             return None
 
     # ------------------------------------------------------------ the session

@@ -42,9 +42,14 @@ from unified_agents.store import agent_store
 from unified_agents.validate import field_str
 
 ACTIONS = ("switch_profile",)
-YES = frozenset("yes yeah yep yup sure confirm confirmed ok okay affirmative correct "
-                "do it go ahead please do".split())
-NO = frozenset("no nope nah cancel stop don't dont negative abort never not".split())
+# An answer is a short yes or no, the deciding word first ("yes please", "no thanks", "sure,
+# do it"), or one of a few whole phrases. Anything else is not an answer: "what time is it"
+# must never confirm a switch because it contains "it".
+YES = frozenset("yes yeah yep yup sure confirm confirmed ok okay affirmative correct".split())
+NO = frozenset("no nope nah cancel negative abort don't dont".split())
+YES_PHRASES = frozenset(("do it", "go ahead", "please do", "yes please do it"))
+FILLER = frozenset("please thanks thank you do it go ahead that is right i switch now".split())
+NO_FILLER = FILLER | frozenset("way not never mind".split())
 MIGRATIONS = [
     """
     CREATE TABLE confirmations(
@@ -64,8 +69,14 @@ def yes_or_no(text: str) -> bool | None:
     words = re.findall(r"[a-z']+", text.lower())
     if not words or len(words) > 4:
         return None
-    y, n = any(w in YES for w in words), any(w in NO for w in words)
-    return None if y == n else y
+    if " ".join(words) in YES_PHRASES:
+        return True
+    first, rest = words[0], set(words[1:])
+    if first in YES and rest <= FILLER | YES:
+        return True
+    if first in NO and rest <= NO_FILLER | NO:
+        return False
+    return None
 
 
 class IntentionValidatorAgent(Agent):

@@ -1,6 +1,6 @@
 """Fixtures for the dialogue agents' tests: the real agents (RequestCoordinator, NLUAgent,
 AdvancedCommandHandler, IntentionValidatorAgent, Responder, MemoryClient, KnowledgeBase,
-SessionMemoryAgent, TTSService with flite, STTService with PocketSphinx) as processes on free loopback ports of a small
+SessionMemoryAgent, FeedbackHandler, TTSService with flite, STTService with PocketSphinx) as processes on free loopback ports of a small
 catalog, talking to each other through the real coordinator, as installed. A fake
 `systemctl` (tests/unit/coord/bin) answers the coordinator's fleet view."""
 from __future__ import annotations
@@ -28,6 +28,7 @@ AGENTS = {  # name: (run, task types)
     "SessionMemoryAgent": ("builtin:session_memory", ["session_memory"]),
     "TTSService": ("builtin:tts_service", ["text_to_speech", "tts"]),
     "STTService": ("builtin:stt_service", ["speech_to_text", "stt"]),
+    "FeedbackHandler": ("builtin:feedback_handler", ["feedback"]),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from ..sdk.harness import sdk_path  # noqa: F401  (fixture)
 from .conftest import kb_add
 
 
@@ -177,3 +178,19 @@ def test_audio_without_words_is_a_clear_422(fleet):
     assert status == 422 and "no words were recognised" in out["error"], out
     status, out = fleet.task("respond", {"audio_wav_b64": "not base64 at all!"})
     assert status == 400, out
+
+
+def test_only_a_plain_yes_or_no_answers_a_confirmation_question(sdk_path):
+    import sys
+    if str(sdk_path) not in sys.path:
+        sys.path.insert(0, str(sdk_path))
+    from unified_agents.builtin.dialogue.validator import yes_or_no
+
+    for text in ("yes", "Yes please", "sure, do it", "go ahead", "ok"):
+        assert yes_or_no(text) is True, text
+    for text in ("no", "no thanks", "nope", "cancel"):
+        assert yes_or_no(text) is False, text
+    # a sentence that merely contains an answer word is not an answer
+    for text in ("what time is it", "is it ok", "yes no", "no i want the learning profile",
+                 "it", "switch to vision please"):
+        assert yes_or_no(text) is None, text
