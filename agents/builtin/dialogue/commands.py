@@ -19,7 +19,8 @@ Who does what (each by task type through RequestCoordinator, peers.py):
   Translate            `translation` (TranslationService)
   Define               WordNet's files (Debian wordnet-base), read here (wordnet.py)
   SwitchProfile        IntentionValidatorAgent (`intention_validation`): a confirmation turn
-  Greeting, Thanks, Goodbye  short replies
+  Greeting, Thanks, Goodbye  short replies in the persona's name and style
+                       (DynamicIdentityAgent, `identity`; concise without it)
 An intent the handler cannot answer truthfully (nothing remembered, nothing in the knowledge
 base, an owner agent missing) is `"answered": false` with the reason in "reply": the
 Responder then tries its next tier. It never invents an answer.
@@ -201,8 +202,12 @@ class AdvancedCommandHandler(Agent):
         if not self.reminder_task:
             return
         text = f"Your {t['label']} timer is done."
+        body = {"text": text}
+        voice = self._persona().get("voice")
+        if voice:
+            body["voice"] = voice   # the persona's voice (DynamicIdentityAgent)
         try:
-            r, agent = self.peers.task(self.reminder_task, {"text": text})
+            r, agent = self.peers.task(self.reminder_task, body)
             self.log.info(f"timer {t['id']} reminder spoken by {agent}",
                           playback=r.get("playback_id") or "-")
         except Unavailable as e:
@@ -331,15 +336,41 @@ class AdvancedCommandHandler(Agent):
                          "source": "WordNet 3.0"}}
 
     # ------------------------------------------------------------ small talk
+    def _persona(self, timings=None, agents=None) -> dict:
+        """DynamicIdentityAgent's persona; without it, no name and the concise style."""
+        try:
+            p, agent = self.peers.task("identity", {"op": "get"}, timings, "identity")
+        except Unavailable:
+            return {"name": None, "style": "concise", "voice": ""}
+        if agents is not None:
+            agents.append(agent)
+        return p
+
+    def _small_talk(self, kind: str, part: str, timings, agents) -> dict:
+        p = self._persona(timings, agents)
+        name, style = p.get("name"), p.get("style")
+        words = {
+            "greeting": {"friendly": f"Good {part}! I'm {name}. How can I help?",
+                         "formal": f"Good {part}. This is {name}; how may I assist you?",
+                         "concise": f"Good {part}."},
+            "thanks": {"friendly": "You're welcome!", "formal": "You are most welcome.",
+                       "concise": "You are welcome."},
+            "goodbye": {"friendly": "Goodbye, talk to you soon!",
+                        "formal": "Goodbye. It was a pleasure to help.", "concise": "Goodbye."},
+        }[kind]
+        reply = words.get(style or "concise") if name else words["concise"]
+        return {"answered": True, "reply": reply or words["concise"],
+                "data": {"persona": {"name": name, "style": style}}}
+
     def do_Greeting(self, slots, session, now, timings, agents):
         part = "morning" if now.hour < 12 else "afternoon" if now.hour < 18 else "evening"
-        return {"answered": True, "reply": f"Good {part}. How can I help?"}
+        return self._small_talk("greeting", part, timings, agents)
 
     def do_Thanks(self, slots, session, now, timings, agents):
-        return {"answered": True, "reply": "You are welcome."}
+        return self._small_talk("thanks", "", timings, agents)
 
     def do_Goodbye(self, slots, session, now, timings, agents):
-        return {"answered": True, "reply": "Goodbye."}
+        return self._small_talk("goodbye", "", timings, agents)
 
     # ------------------------------------------------------------ health
     def health_checks(self) -> dict:

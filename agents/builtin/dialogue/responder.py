@@ -232,9 +232,15 @@ class Responder(Agent):
 
     def _speak(self, out: dict, timings: dict) -> str | None:
         """The reply as a WAV (TTSService), base64; None (and a "skipped" entry) if no voice."""
+        body = {"text": str(out.get("reply") or "")[:1000]}
+        try:   # the persona's voice, when DynamicIdentityAgent runs and sets one
+            p, _ = self.peers.task("identity", {"op": "get"}, timings, "identity")
+            if p.get("voice"):
+                body["voice"] = p["voice"]
+        except Unavailable:
+            pass
         try:
-            r, _ = self.peers.task("tts", {"text": str(out.get("reply") or "")[:1000]},
-                                   timings, "tts")
+            r, _ = self.peers.task("tts", body, timings, "tts")
             return r.get("audio_wav_b64")
         except Unavailable as e:
             out["skipped"].append({"tier": "tts", "why": f"no spoken reply: {e.why}"})

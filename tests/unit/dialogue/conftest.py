@@ -1,6 +1,6 @@
 """Fixtures for the dialogue agents' tests: the real agents (RequestCoordinator, NLUAgent,
 AdvancedCommandHandler, IntentionValidatorAgent, Responder, MemoryClient, KnowledgeBase,
-SessionMemoryAgent, FeedbackHandler, TTSService with flite, STTService with PocketSphinx) as processes on free loopback ports of a small
+SessionMemoryAgent, FeedbackHandler, DynamicIdentityAgent, TTSService with flite, STTService with PocketSphinx) as processes on free loopback ports of a small
 catalog, talking to each other through the real coordinator, as installed. A fake
 `systemctl` (tests/unit/coord/bin) answers the coordinator's fleet view."""
 from __future__ import annotations
@@ -29,6 +29,7 @@ AGENTS = {  # name: (run, task types)
     "TTSService": ("builtin:tts_service", ["text_to_speech", "tts"]),
     "STTService": ("builtin:stt_service", ["speech_to_text", "stt"]),
     "FeedbackHandler": ("builtin:feedback_handler", ["feedback"]),
+    "DynamicIdentityAgent": ("builtin:dynamic_identity", ["identity"]),
 }
 
 
