@@ -7,7 +7,8 @@ every built-in command intent, and bad input answered in one clear line; spoken 
 flite's voice as the speaker.
 
 The dialogue agents are in no profile but `full`; a catalog drop-in adds a small profile
-(core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder) for these
+(core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder,
+FeedbackHandler, DynamicIdentityAgent) for these
 tests, and a second one with the same agents (`chatroom`) to switch to by voice; both are
 removed afterwards."""
 import json
@@ -16,7 +17,8 @@ import pytest
 
 DROPIN = "/etc/unified/conf.d/90-systest-dialogue.yaml"
 PLAYED = "/var/lib/unified/reminder-{playback_id}.raw"
-DIALOGUE = ["NLUAgent", "AdvancedCommandHandler", "IntentionValidatorAgent", "Responder"]
+DIALOGUE = ["NLUAgent", "AdvancedCommandHandler", "IntentionValidatorAgent", "Responder",
+            "FeedbackHandler", "DynamicIdentityAgent"]
 PROFILE_YAML = f"""\
 profiles:
   systest_dialogue:
@@ -177,6 +179,34 @@ def test_every_command_intent_answers_from_its_owner(dialogue):
     assert r["reply"].startswith("STTService is active"), r
     r = ask(dialogue, "define serendipity")
     assert "good luck in making unexpected" in r["reply"], r
+
+
+def task(c, body: dict) -> dict:
+    c.write_file("/root/dialogue-task.json", json.dumps(body))
+    out = c.sh("curl -sf -H 'Content-Type: application/json' -d @/root/dialogue-task.json "
+               "http://127.0.0.1:7201/task")
+    return json.loads(out)["result"]
+
+
+def test_feedback_and_persona_through_the_conversation(dialogue):
+    r = ask(dialogue, "what time is it", "sys-fb")
+    item = task(dialogue, {"type": "feedback", "op": "rate", "session": "sys-fb",
+                           "turn_id": r["turn_id"], "rating": 4})
+    assert item["turn"]["user"] == "what time is it" and item["turn"]["intent"] == "GetTime"
+    r = ask(dialogue, "no, I meant what day is it today", "sys-fb")
+    assert r["intent"] == "GetDate" and r["correction"]["feedback_id"], r
+    items = task(dialogue, {"type": "feedback", "op": "list", "session": "sys-fb"})["items"]
+    assert [i["kind"] for i in items] == ["rating", "correction"], items
+    try:
+        task(dialogue, {"type": "identity", "op": "set", "name": "Orbit", "style": "formal"})
+        dialogue.systemctl("restart", "unified-agent@DynamicIdentityAgent.service")
+        r = ask(dialogue, "thank you")
+        assert r["reply"] == "You are most welcome.", r
+        p = task(dialogue, {"type": "identity", "op": "get"})
+        assert (p["name"], p["style"]) == ("Orbit", "formal"), p
+    finally:
+        task(dialogue, {"type": "identity", "op": "set", "name": "Ada", "style": "friendly"})
+        dialogue.run(["rm", "-f", "/root/dialogue-task.json"])
 
 
 def test_the_text_output_names_intent_tier_reply_and_timings(dialogue):
