@@ -373,6 +373,10 @@ class AdvancedCommandHandler(Agent):
         return self._small_talk("goodbye", "", timings, agents)
 
     # ------------------------------------------------------------ health
+    def holds_work(self) -> bool:
+        """A pending timer keeps this process up: the SDK's idle exit waits for it."""
+        return self.timers.n_pending > 0
+
     def health_checks(self) -> dict:
         return {"database": self.store.health(),
                 "timers": {"status": "ok" if self.timers.thread.is_alive() else "fail"}}

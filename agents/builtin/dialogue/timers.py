@@ -39,6 +39,7 @@ class Timers:
         self.cond = threading.Condition()
         self.stopping = False
         self.fired = 0
+        self.n_pending = 0   # read by the agent's holds_work() on the serving loop
         self.thread = threading.Thread(target=self._run, name="timers", daemon=True)
 
     def start(self) -> "Timers":
@@ -93,7 +94,8 @@ class Timers:
 
     # ------------------------------------------------------------ the firing thread
     def _next_due(self) -> float | None:
-        rows = self.store.query("SELECT MIN(due) FROM timers WHERE state = 'pending'")
+        rows = self.store.query("SELECT MIN(due), COUNT(*) FROM timers WHERE state = 'pending'")
+        self.n_pending = rows[0][1] if rows else 0
         return rows[0][0] if rows else None
 
     def _run(self) -> None:

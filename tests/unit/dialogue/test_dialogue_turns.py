@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from ..sdk.harness import sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import sdk_path, spawn  # noqa: F401  (fixtures)
 from .conftest import kb_add
 
 
@@ -194,3 +194,22 @@ def test_only_a_plain_yes_or_no_answers_a_confirmation_question(sdk_path):
     for text in ("what time is it", "is it ok", "yes no", "no i want the learning profile",
                  "it", "switch to vision please"):
         assert yes_or_no(text) is None, text
+
+
+def test_the_idle_exit_waits_for_a_pending_timer(fleet, spawn):
+    """Scale to zero, but not with a timer to fire: the process stays past its idle timeout
+    until the timer fired, then exits 0 (socket activation brings it back)."""
+    env = fleet.agent_env("AdvancedCommandHandler", UNIFIED_IDLE_TIMEOUT_S=1,
+                          COMMAND_REMINDER_TASK="",
+                          STATE_DB_PATH=str(fleet.tmp / "idle-timers.db"))
+    p = spawn("AdvancedCommandHandler", env, notify=False)
+    status, out, _ = p.request("POST", "/task", {"type": "command", "intent": "SetTimer",
+                                                 "slots": {"duration": {"value": 3}}})
+    assert status == 200, out
+    t0 = time.monotonic()
+    assert p.wait_exit(15) == 0
+    waited = time.monotonic() - t0
+    log = p.stderr()
+    assert f"timer {out['result']['data']['id']} fired" in log, log
+    assert log.index("fired") < log.index("idle for"), log
+    assert waited >= 3, waited
