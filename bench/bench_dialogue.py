@@ -66,6 +66,44 @@ def measure(url: str, runs: int, cli_runs: int = 0) -> dict:
             "tiers": tiers, "cli_ms": [pct(cli, 50), pct(cli, 95)] if cli else None}
 
 
+SPOKEN = "could you tell me what time it is right now please"   # ~3 s in flite's rms voice
+
+
+def post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url + "/task", json.dumps(body).encode(),
+                                 {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())["result"]
+
+
+def measure_audio(url: str, runs: int) -> dict:
+    """A spoken question (TTSService's rms voice) → transcript, turn, reply WAV; the audio's
+    end is when the request is sent (the whole WAV is there), the reply WAV is ready when
+    the answer arrives."""
+    import base64
+    import io
+    import wave
+
+    wav = post(url, {"type": "tts", "text": SPOKEN, "voice": "rms"})["audio_wav_b64"]
+    with wave.open(io.BytesIO(base64.b64decode(wav))) as w:
+        audio_s = w.getnframes() / w.getframerate()
+    body = {"type": "respond", "audio_wav_b64": wav, "reply_audio": True}
+    post(url, body)                       # warm
+    client: list[float] = []
+    stages: dict[str, list[float]] = {}
+    heard = ""
+    for _ in range(max(3, runs * 3)):
+        t0 = time.perf_counter()
+        r = post(url, body)
+        client.append((time.perf_counter() - t0) * 1000)
+        heard = r.get("transcript", "")
+        for k, v in r["timings_ms"].items():
+            stages.setdefault(k, []).append(v)
+    return {"audio_s": round(audio_s, 2), "heard": heard, "n": len(client),
+            "client_ms": [pct(client, 50), pct(client, 95)],
+            "stages_ms": {k: [pct(v, 50), pct(v, 95)] for k, v in stages.items()}}
+
+
 def markdown(m: dict) -> list[str]:
     out = ["## Dialogue: `ask` text turns (commands)", "",
            f"{m['turns']} turns: {len(COMMANDS)} command sentences × runs, after one warm-up "
@@ -78,6 +116,17 @@ def markdown(m: dict) -> list[str]:
     if m.get("cli_ms"):
         out.append(f"| `unified-ctl ask` wall time (process start included) | "
                    f"{m['cli_ms'][0]:.1f} | {m['cli_ms'][1]:.1f} | |")
+    a = m.get("audio")
+    if a:
+        total = a["stages_ms"]["total"][0]
+        out += ["", f"`ask --audio`: a {a['audio_s']} s question (\"{SPOKEN}\", flite rms; heard "
+                f"\"{a['heard']}\"), end of audio → reply WAV ready, {a['n']} turns:", "",
+                "| stage | p50 ms | p95 ms | share of the p50 total |", "| --- | --- | --- | --- |",
+                f"| end of audio → reply WAV (client) | {a['client_ms'][0]:.1f} | "
+                f"{a['client_ms'][1]:.1f} | |"]
+        for k, (p50, p95) in sorted(a["stages_ms"].items(), key=lambda kv: kv[0] == "total"):
+            share = f"{100 * p50 / total:.0f} %" if k != "total" and total else ""
+            out.append(f"| Responder: {k} | {p50:.1f} | {p95:.1f} | {share} |")
     return out + [""]
 
 
@@ -110,6 +159,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     m = measure(args.coordinator.rstrip("/"), args.runs, args.cli_runs)
+    m["audio"] = measure_audio(args.coordinator.rstrip("/"), args.runs)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0
 
