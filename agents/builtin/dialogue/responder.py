@@ -55,8 +55,11 @@ def _reply_of(result: dict) -> str | None:
 
 
 class Responder(Agent):
+    """Responder (task `respond`) and TieredResponder (pc2_core, task `tiered_response`, the
+    learning and tutoring profiles' name for the same tiers) run this class: the task types
+    are the catalog's."""
+
     version = "1.0.0"
-    task_types = ("respond",)
 
     def on_start(self) -> None:
         env = self.config.env

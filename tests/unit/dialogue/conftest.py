@@ -30,6 +30,7 @@ AGENTS = {  # name: (run, task types)
     "STTService": ("builtin:stt_service", ["speech_to_text", "stt"]),
     "FeedbackHandler": ("builtin:feedback_handler", ["feedback"]),
     "DynamicIdentityAgent": ("builtin:dynamic_identity", ["identity"]),
+    "TieredResponder": ("builtin:responder", ["tiered_response"]),
 }
 
 

@@ -213,3 +213,11 @@ def test_the_idle_exit_waits_for_a_pending_timer(fleet, spawn):
     assert f"timer {out['result']['data']['id']} fired" in log, log
     assert log.index("fired") < log.index("idle for"), log
     assert waited >= 3, waited
+
+
+def test_tiered_responder_answers_the_same_turn_under_its_own_task_type(fleet):
+    status, out = fleet.task("tiered_response", {"text": "what day is tomorrow",
+                                                 "now": "2026-12-03T10:00:00"})
+    assert status == 200 and out["agent"] == "TieredResponder", out
+    assert out["result"]["reply"] == "Friday, 4 December 2026." and \
+        out["result"]["tier"] == "command", out
