@@ -336,18 +336,16 @@ class AdvancedCommandHandler(Agent):
                          "source": "WordNet 3.0"}}
 
     # ------------------------------------------------------------ small talk
-    def _persona(self, timings=None, agents=None) -> dict:
+    def _persona(self, timings=None) -> dict:
         """DynamicIdentityAgent's persona; without it, no name and the concise style."""
         try:
-            p, agent = self.peers.task("identity", {"op": "get"}, timings, "identity")
+            p, _ = self.peers.task("identity", {"op": "get"}, timings, "identity")
         except Unavailable:
             return {"name": None, "style": "concise", "voice": ""}
-        if agents is not None:
-            agents.append(agent)
         return p
 
     def _small_talk(self, kind: str, part: str, timings, agents) -> dict:
-        p = self._persona(timings, agents)
+        p = self._persona(timings)   # consulted, not the one answering
         name, style = p.get("name"), p.get("style")
         words = {
             "greeting": {"friendly": f"Good {part}! I'm {name}. How can I help?",

@@ -67,6 +67,7 @@ def test_greeting_thanks_goodbye_are_short_replies(fleet):
                          ("goodbye", "Goodbye")):
         r = fleet.turn(text)
         assert r["intent"] == intent and r["tier"] == "command" and r["reply"], r
+        assert r["agent"] == "AdvancedCommandHandler", r   # the persona is only consulted
 
 
 def test_a_timer_fires_in_the_journal_and_is_spoken(fleet):
