@@ -138,6 +138,12 @@ class Agent:
         """Extra top-level fields for /health (e.g. {"queue_size": 3})."""
         return {}
 
+    def holds_work(self) -> bool:
+        """True while this process holds work although no request is in flight (pending
+        timers that it must fire): the idle exit waits until it returns False. Called on the
+        serving loop about once a second while idle: only read an attribute, never block."""
+        return False
+
     def release_caches(self) -> int | None:
         """Drop what can be rebuilt (model/KV caches, `torch.cuda.empty_cache()`) when
         VRAMOptimizerAgent asks (POST /cache/release on the agent port, served only when an

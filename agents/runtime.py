@@ -425,7 +425,7 @@ class Runtime:
                                      in_flight=srv.busy, connections=len(srv.conns))
                     return
             elif idle > 0 and srv.busy == 0 and now - self.last_activity >= idle \
-                    and srv.open_connections("agent") == 0:
+                    and srv.open_connections("agent") == 0 and not self.agent.holds_work():
                 self.begin_stop(f"idle for {_num(idle)} s")
                 stop_deadline = now + c.stop_grace_s
                 continue

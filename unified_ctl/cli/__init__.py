@@ -7,7 +7,7 @@ group turns it into a ClickException (context.UnifiedGroup), once, and main() pr
 A package: context.py is what the command modules share; every other module is one command
 or group of commands (catalog.py: validate; profile.py; apply.py; status.py; agent.py;
 logs.py; emergency.py: emergency-stop, recover; overrides.py; auto_restart.py; config.py;
-backup.py; debug.py; report.py; monitoring.py: monitoring, health). Each defines its commands without
+backup.py; debug.py; report.py; monitoring.py: monitoring, health; ask.py). Each defines its commands without
 knowing the root group, which adds them here with add_command (so each module imports on its
 own; tests/unit/test_layers.py checks it). The work itself is library code (operations.py,
 rollout.py, ...): a command parses, calls it and prints the result.
@@ -20,7 +20,7 @@ import sys
 import click
 
 from .. import __version__
-from . import (agent, apply, auto_restart, backup, catalog, config, debug, emergency, logs, monitoring, overrides,
+from . import (agent, apply, ask, auto_restart, backup, catalog, config, debug, emergency, logs, monitoring, overrides,
                profile, report, status)
 from .context import CliError, Ctx, UnifiedGroup  # noqa: F401  (Ctx: the tests' seam)
 
@@ -40,7 +40,7 @@ def cli(ctx: click.Context, config: str | None, lock_timeout: float | None) -> N
 
 
 # the order of `unified-ctl --help` is click's (alphabetical), not this one
-for _module in (catalog, profile, apply, status, agent, logs, emergency, overrides, auto_restart, config, backup,
+for _module in (catalog, profile, apply, ask, status, agent, logs, emergency, overrides, auto_restart, config, backup,
                 debug, report, monitoring):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
