@@ -346,10 +346,16 @@ def test_grafana_dashboard_every_panel_query_returns_data(prometheus, extra_agen
     wait_for(lambda: prom_query(c, 'up{job="unified_agents", agent="NLUAgent"} == 1'), 90,
              "NLUAgent scraped")
     traffic(c)
-    # the last round scraped (twice: rate() needs two samples) before the counts are printed
-    wait_for(lambda: (lambda r: r if len(r) >= 4 else None)(prom_query(
-        c, 'changes(unified_agent_tasks_total{job="unified_agents", agent=~"NLUAgent|'
-           'ChitchatAgent|STTService|TTSService"}[1m]) > 0')), 60, "the traffic scraped")
+
+    # Traffic until a change of each counter was scraped (rate() needs two samples of it). A
+    # labelled counter appears at its first task, so when one round falls between two scrapes
+    # its first sample already holds the round: only a later round shows as a change.
+    def more_traffic_scraped():
+        traffic(c, rounds=1)
+        r = prom_query(c, 'changes(unified_agent_tasks_total{job="unified_agents", agent=~"NLUAgent|'
+                          'ChitchatAgent|STTService|TTSService"}[1m]) > 0')
+        return r if len(r) >= 4 else None
+    wait_for(more_traffic_scraped, 180, "the traffic scraped", interval=6)
     time.sleep(6)
     for var, selector, label in dashboard.variable_queries(dash):
         values = {s["metric"].get(label) for s in prom_query(c, selector)}
