@@ -57,10 +57,16 @@ missing_items() {
     [ -n "$mods" ] || return 0
     if command -v python3 >/dev/null 2>&1; then
         # shellcheck disable=SC2086  # one argument per package=module
+        # find_spec of a dotted name imports its parent: a missing parent (ruamel of
+        # ruamel.yaml) raises instead of answering None
         python3 -c 'import importlib.util, sys
 for arg in sys.argv[1:]:
     pkg, mod = arg.rsplit("=", 1)
-    if importlib.util.find_spec(mod) is None:
+    try:
+        found = importlib.util.find_spec(mod) is not None
+    except ImportError:
+        found = False
+    if not found:
         print(f"python3:{mod} ({pkg})")' $mods
     else
         for m in $mods; do echo "python3:${m##*=} (${m%=*})"; done
