@@ -84,8 +84,12 @@ def test_lazyloader_health_gives_queue_size_as_the_runbook_reads_it(core):
     assert data["agent"] == "LazyLoader" and data["implementation"] == "builtin"
     core.wait_until(["sh", "-c", "curl -s http://localhost:8202/health | grep -q '\"loaded\": *\\['"],
                     timeout=15)
-    data = json.loads(core.run("curl -s http://localhost:7202/health").stdout)  # both ports
-    assert "ServiceRegistry" in data["loaded"] and data["load_timeout_s"] == 30.0
+    # both ports; "loaded" is null while the states systemd gave are older than the view's
+    # TTL and a fresh read is under way (states_nowait: /health never waits for systemd)
+    core.wait_until(["sh", "-c", "curl -s http://localhost:7202/health | python3 -c 'import json, sys; "
+                     "d = json.load(sys.stdin); sys.exit(not (d[\"loaded\"] and "
+                     "\"ServiceRegistry\" in d[\"loaded\"]))'"], timeout=15)
+    assert json.loads(core.run("curl -s http://localhost:7202/health").stdout)["load_timeout_s"] == 30.0
 
 
 def test_runbook_task_in_the_vision_profile_activates_the_vision_agent(core):
