@@ -187,8 +187,11 @@ def load_agent(config):
         return ReferenceAgent()
     if kind == "builtin":
         modname = f"{__package__}.builtin.{value}"
-        _need_package_of(value, modname)
-        mod = _import(modname, f"builtin:{value}", _builtin_names())
+        try:
+            mod = _import(modname, f"builtin:{value}", _builtin_names())
+        except ConfigError:  # no such module: one that ships in another package says which
+            _need_package_of(value)
+            raise
         target = getattr(mod, "AGENT", None)
         if target is None:
             found = [v for v in vars(mod).values() if isinstance(v, type)
@@ -221,15 +224,13 @@ def load_agent(config):
     return agent
 
 
-def _need_package_of(value: str, modname: str) -> None:
+def _need_package_of(value: str) -> None:
     """A built-in that ships in another binary package (the speech agents) and is not
     installed: one line naming the package, exit 2 (systemd does not retry)."""
-    from importlib.util import find_spec
-
     from .builtin import VOICE_MODULES, VOICE_PACKAGE
     from .config import ConfigError
 
-    if value in VOICE_MODULES and find_spec(modname) is None:
+    if value in VOICE_MODULES:
         raise ConfigError(f"UNIFIED_RUN='builtin:{value}': this agent ships in the Debian package "
                           f"{VOICE_PACKAGE}, which is not installed (apt install {VOICE_PACKAGE})")
 

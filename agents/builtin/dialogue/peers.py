@@ -11,6 +11,8 @@ import time
 
 from unified_agents import HTTPError, client
 
+from .. import fields
+
 DEFAULT_URL = "http://127.0.0.1:7201"
 
 
@@ -62,10 +64,4 @@ def pass_4xx(e: Unavailable) -> None:
 
 
 def text_field(task: dict, name: str, max_chars: int, *, setting: str) -> str:
-    v = task.get(name)
-    if not isinstance(v, str) or not v.strip():
-        raise HTTPError(400, f'"{name}" is missing or empty; allowed: a sentence (a string)')
-    if len(v) > max_chars:
-        raise HTTPError(413, f'"{name}" has {len(v)} characters; allowed: at most {max_chars} '
-                             f"({setting})")
-    return v
+    return fields.text_field(task, name, max_chars, setting, "a sentence (a string)")

@@ -24,20 +24,12 @@ import time
 
 from unified_agents import Agent, ConfigError, HTTPError, route
 
-from .. import deps
+from .. import deps, fields
 from .apertium import PAIR_HINT, Apertium, TranslationFailed
 
 
 def text_field(task: dict, max_chars: int, setting: str, field: str = "text") -> str:
-    text = task.get(field)
-    if not isinstance(text, str) or not text.strip():
-        raise HTTPError(400, f'"{field}" is missing or empty; allowed: the text (a string)')
-    if len(text) > max_chars:
-        raise HTTPError(413, f'"{field}" has {len(text)} characters; allowed: at most '
-                             f"{max_chars} ({setting})")
-    if "\0" in text:
-        raise HTTPError(400, f'"{field}" holds a NUL character; allowed: plain text')
-    return text
+    return fields.text_field(task, field, max_chars, setting)
 
 
 def lang_field(task: dict, field: str) -> str:

@@ -25,6 +25,7 @@ import time
 from unified_agents import Agent, HTTPError
 from unified_agents.config import ConfigError
 
+from ..fields import text_field
 from . import IntentsInvalid, TrainingData, catalog_names, load_dir, train
 
 
@@ -66,12 +67,7 @@ class NLUAgent(Agent):
                       train_s=round(self.train_s, 3))
 
     def handle_task(self, task: dict):
-        text = task.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise HTTPError(400, '"text" is missing or empty; allowed: a sentence (a string)')
-        if len(text) > self.max_chars:
-            raise HTTPError(413, f'"text" has {len(text)} characters; allowed: at most '
-                                 f"{self.max_chars} (NLU_MAX_CHARS)")
+        text = text_field(task, "text", self.max_chars, "NLU_MAX_CHARS", "a sentence (a string)")
         now = None
         if task.get("now") is not None:
             try:
