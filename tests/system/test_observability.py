@@ -316,11 +316,17 @@ def test_every_exposition_passes_promtool_check_metrics(extra_agents):
     agents, NLU, RequestCoordinator, ModelManagerSuite... through Prometheus's own lint."""
     c = extra_agents
     traffic(c, rounds=1)
-    summary = get_json(c, "http://localhost:9000/health/summary?all=1")
-    running = sorted((a["name"], a["health_port"]) for a in summary["agents"]
-                     if a["state"] == "active")
-    assert {"NLUAgent", "ChitchatAgent", "STTService", "RequestCoordinator",
-            "ModelManagerSuite"} <= {n for n, _ in running}, running
+    wanted = {"NLUAgent", "ChitchatAgent", "STTService", "RequestCoordinator",
+              "ModelManagerSuite"}
+
+    # The summary is the hub's last systemd read (its poller's interval), not a fresh one:
+    # an agent started a moment ago shows there at the next read.
+    def running_now():
+        summary = get_json(c, "http://localhost:9000/health/summary?all=1")
+        found = sorted((a["name"], a["health_port"]) for a in summary["agents"]
+                       if a["state"] == "active")
+        return found if wanted <= {n for n, _ in found} else None
+    running = wait_for(running_now, 60, f"{sorted(wanted)} active in the hub's summary")
     findings = {}
     for name, port in [("ObservabilityHub (fleet, port 9000)", 9000)] + running:
         r = c.run(["sh", "-c", f"curl -sf http://127.0.0.1:{port}/metrics > /tmp/m.txt && "
