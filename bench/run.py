@@ -86,9 +86,16 @@ class LoadSampler:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "7")))
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"))
+    ap.add_argument("--out", default=None,
+                    help="where to write (default: BENCHMARKS.md for a whole run; with --only "
+                         "build/bench-ONLY.md, so a partial run never replaces the whole file: "
+                         "its sections are merged into BENCHMARKS.md by hand)")
     ap.add_argument("--only", nargs="*", help="bench modules to run (default: all)")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = str(REPO / "BENCHMARKS.md") if not args.only else \
+            str(REPO / "build" / f"bench-{'-'.join(args.only)}.md")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     import importlib
 

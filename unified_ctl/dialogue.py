@@ -54,15 +54,18 @@ def write_wav(path: str, b64: str) -> int:
 
 
 def ask(cat, text: str | None, session: str | None = None, timeout: float = 60.0,
-        audio_b64: str | None = None, reply_audio: bool = False) -> dict:
+        audio_b64: str | None = None, reply_audio: bool = False, wake: bool = False) -> dict:
     """→ the Responder's answer plus "client_ms" (the whole round trip seen from here).
-    A spoken turn: audio_b64 (a WAV) instead of text; reply_audio: the reply as a WAV too."""
+    A spoken turn: audio_b64 (a WAV) instead of text, wake: answered only after a wake
+    phrase; reply_audio: the reply as a WAV too."""
     import http.client
 
     host, port = coordinator_url(cat)
     body: dict = {"type": "respond"}
     if audio_b64 is not None:
         body["audio_wav_b64"] = audio_b64
+        if wake:
+            body["wake"] = True
     else:
         body["text"] = text
     if reply_audio:

@@ -8,7 +8,7 @@ flite's voice as the speaker, and every built-in intent reached from its spoken 
 
 The dialogue agents are in no profile but `full`; a catalog drop-in adds a small profile
 (core plus NLUAgent, AdvancedCommandHandler, IntentionValidatorAgent, Responder,
-FeedbackHandler, DynamicIdentityAgent) for these
+FeedbackHandler, DynamicIdentityAgent, WakeWordDetector) for these
 tests, and a second one with the same agents (`chatroom`) to switch to by voice; both are
 removed afterwards."""
 import json
@@ -18,7 +18,7 @@ import pytest
 DROPIN = "/etc/unified/conf.d/90-systest-dialogue.yaml"
 PLAYED = "/var/lib/unified/reminder-{playback_id}.raw"
 DIALOGUE = ["NLUAgent", "AdvancedCommandHandler", "IntentionValidatorAgent", "Responder",
-            "FeedbackHandler", "DynamicIdentityAgent"]
+            "FeedbackHandler", "DynamicIdentityAgent", "WakeWordDetector"]
 PROFILE_YAML = f"""\
 profiles:
   systest_dialogue:
@@ -146,7 +146,8 @@ def say(c, text: str, path: str, voice: str = "rms") -> None:
 def test_spoken_turns_remember_recall_and_a_switch_asked_by_voice_needs_confirmation(dialogue):
     say(dialogue, "remember that the car is in the garage", "/root/q1.wav")
     say(dialogue, "where did i put the car", "/root/q2.wav")
-    say(dialogue, "switch to the vision profile", "/root/q3.wav")
+    # an always-on microphone: the wake phrase first, and only what follows it is the turn
+    say(dialogue, "okay computer. switch to the vision profile", "/root/q3.wav", voice="slt")
     try:
         r = dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice", "--audio",
                           "/root/q1.wav"], timeout=120)
@@ -159,8 +160,15 @@ def test_spoken_turns_remember_recall_and_a_switch_asked_by_voice_needs_confirma
         assert "reply:   You told me that the car is in the garage." in out, out
         assert dialogue.sh("head -c 4 /root/a2.wav") == "RIFF"
         r = json.loads(dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice",
-                                     "--audio", "/root/q3.wav"], timeout=120).stdout)
+                                     "--audio", "/root/q3.wav", "--wake"], timeout=120).stdout)
+        assert r["wake"]["detected"] and r["wake"]["phrase"] == "okay computer", r
+        assert r["transcript"] == "switch to the vision profile", r
+        assert {"preprocess", "wake", "stt"} <= set(r["timings_ms"]), r
         assert r["intent"] == "SwitchProfile" and r["data"]["decision"] == "confirm", r
+        # the same audio without the wake phrase asked for: the preprocessed turn hears it all
+        r = dialogue.run(["unified-ctl", "ask", "--audio", "/root/q1.wav", "--wake"],
+                         check=False, timeout=120)
+        assert r.returncode == 1 and "no wake word in the audio" in r.stderr + r.stdout, r
         r = ask(dialogue, "no", "sys-voice")
         assert r["data"]["decision"] == "declined", r
     finally:

@@ -10,6 +10,9 @@ from .context import Ctx, emit_json, pass_ctx
 @click.argument("text", required=False)
 @click.option("--audio", "audio", metavar="IN.wav", default=None,
               help="Ask with speech: the WAV is transcribed (STTService) and that is the text.")
+@click.option("--wake", is_flag=True,
+              help="With --audio: answer only when the audio starts with a wake phrase "
+                   "(WakeWordDetector); the command is what follows it.")
 @click.option("--reply-audio", "reply_audio", metavar="OUT.wav", default=None,
               help="Also write the reply as speech (TTSService) to this WAV file.")
 @click.option("--session", metavar="ID", default=None,
@@ -19,13 +22,15 @@ from .context import Ctx, emit_json, pass_ctx
               metavar="SECONDS", help="How long to wait for the answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @pass_ctx
-def ask(ctx: Ctx, text: str | None, audio: str | None, reply_audio: str | None,
+def ask(ctx: Ctx, text: str | None, audio: str | None, wake: bool, reply_audio: str | None,
         session: str | None, timeout: float, as_json: bool) -> None:
     """Ask the assistant TEXT (or speech: --audio IN.wav): intent, the tier that answered, the
     reply, timings per stage; --reply-audio OUT.wav also writes the reply as speech.
 
-    The turn goes through RequestCoordinator to Responder (NLU, then the cheapest tier that
-    can answer: command, memory/knowledge, chitchat, LLM). Responder and the agents it asks
+    The turn goes through RequestCoordinator to Responder: speech is preprocessed
+    (FusedAudioPreprocessor), checked for the wake phrase with --wake, and transcribed
+    (STTService); then NLU and the cheapest tier that can answer (command,
+    memory/knowledge, chitchat, LLM). Responder and the agents it asks
     must be in the running profile (docs/DIALOGUE.md). TEXT `-` reads the text from
     standard input (a long text: an argument is limited to 128 KiB)."""
     import sys
@@ -34,10 +39,12 @@ def ask(ctx: Ctx, text: str | None, audio: str | None, reply_audio: str | None,
 
     if (text is None) == (audio is None):
         raise click.UsageError("give TEXT or --audio IN.wav (one of them)")
+    if wake and audio is None:
+        raise click.UsageError("--wake needs --audio IN.wav: a wake phrase is spoken")
     if text == "-":
         text = sys.stdin.read()
     b64 = dialogue.read_wav_b64(audio) if audio else None
-    r = dialogue.ask(ctx.catalog, text, session, timeout, b64, reply_audio is not None)
+    r = dialogue.ask(ctx.catalog, text, session, timeout, b64, reply_audio is not None, wake)
     wav = r.pop("reply_audio_wav_b64", None)
     if reply_audio is not None:
         if wav:
@@ -47,6 +54,9 @@ def ask(ctx: Ctx, text: str | None, audio: str | None, reply_audio: str | None,
     if as_json:
         emit_json(r)
         return
+    if r.get("wake"):
+        w = r["wake"]
+        click.echo(f"wake:    {w.get('phrase')} at {w.get('at_s')} s")
     if "transcript" in r:
         click.echo(f"heard:   {r['transcript']}")
     slots = ", ".join(f"{k}={v.get('value') if isinstance(v, dict) else v}"

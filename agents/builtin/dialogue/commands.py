@@ -6,6 +6,10 @@
       → {"intent", "slots", "answered": bool, "tier": "command" | "memory" | "knowledge",
          "reply": "Timer t3 set for 5 minutes.", "data": {...}, "agents": [...],
          "timings_ms": {"nlu"?, "memory"?, ...}}
+  A slot missing or out of range ("set a timer", a timer of 0 s) is a 400 naming the slot;
+  with "ask_back": true (what Responder sends: a conversation) it is answered with the
+  question a person would ask back ("For how long should I set the timer?",
+  data.missing_slot / data.rejected_slot).
 
 Who does what (each by task type through RequestCoordinator, peers.py):
   GetTime, GetDate     this agent's clock (COMMAND_TIMEZONE, default the host's)
@@ -127,6 +131,14 @@ class AdvancedCommandHandler(Agent):
         except Unavailable as e:   # the owner is missing or failing: say so, invent nothing
             out = self._unanswered(f"I cannot do that now: {e.why}", e,
                                    agent=e.agent)
+        bad_slot = (out.get("data") or {}).get("missing_slot") or \
+            (out.get("data") or {}).get("rejected_slot")
+        if bad_slot and task.get("ask_back") is not True:
+            # a caller that named the intent and its slots gets an error; a conversation
+            # (Responder: "ask_back") gets the question as the answer
+            raise HTTPError(400, f'{intent}: slot "{bad_slot}"'
+                            + (f"={slot(slots, bad_slot)!r}" if slot(slots, bad_slot) is not None
+                               else " is missing") + f"; {out['reply']}")
         out.setdefault("tier", "command")
         out.setdefault("data", {})
         out.update({"intent": intent, "slots": slots, "agents": agents, "timings_ms": timings})
@@ -176,9 +188,11 @@ class AdvancedCommandHandler(Agent):
     # ------------------------------------------------------------ timers
     def do_SetTimer(self, slots, session, now, timings, agents):
         seconds = slot(slots, "duration")
+        if seconds is None:
+            return self._missing("duration", "For how long should I set the timer?")
         if not isinstance(seconds, (int, float)) or not 1 <= seconds <= MAX_TIMER_S:
-            raise HTTPError(400, f"SetTimer: duration {seconds!r} s; allowed: 1 s to 7 days "
-                                 '(slot "duration" in seconds)')
+            return {"answered": True, "reply": "A timer can be from one second to seven days.",
+                    "data": {"rejected_slot": "duration", "value": seconds}}
         label = say_duration(seconds)
         t = self.timers.add(float(seconds), label, session)
         self.log.info(f"timer {t['id']} set", seconds=seconds, session=session or "-")
@@ -213,11 +227,17 @@ class AdvancedCommandHandler(Agent):
         except Unavailable as e:
             self.log.warning(f"timer {t['id']} reminder not spoken: {e}")
 
+    @staticmethod
+    def _missing(slot_name: str, question: str) -> dict:
+        """The intent was understood without what it acts on ("switch to the ... profile",
+        half heard): the answer is the question, not an error, as a person would ask."""
+        return {"answered": True, "reply": question, "data": {"missing_slot": slot_name}}
+
     # ------------------------------------------------------------ memory
     def do_Remember(self, slots, session, now, timings, agents):
         fact = (slot(slots, "fact") or "").strip()
         if not fact:
-            raise HTTPError(400, 'Remember needs the slot "fact" (what to remember)')
+            return self._missing("fact", "What should I remember?")
         key = f"{time.time_ns():x}"
         self._ask("memory", {"data": {"op": "put", "namespace": self.facts_ns, "key": key,
                                       "value": {"fact": fact, "session": session,
@@ -230,7 +250,7 @@ class AdvancedCommandHandler(Agent):
         topic = (slot(slots, "topic") or "").strip()
         words = [w for w in re.findall(r"[A-Za-z0-9']+", topic.lower()) if w not in STOP]
         if not words:
-            raise HTTPError(400, f'Recall needs a topic (slot "topic"={topic!r})')
+            return self._missing("topic", "What should I recall?")
         hits: list = []
         for mode in ("all", "any"):   # every topic word first; then the best partial match
             r = self._ask("memory", {"data": {"op": "search", "namespace": self.facts_ns,
@@ -254,7 +274,7 @@ class AdvancedCommandHandler(Agent):
         query = (slot(slots, "query") or "").strip()
         words = [w for w in re.findall(r"[A-Za-z0-9']+", query.lower()) if w not in STOP]
         if not words:
-            raise HTTPError(400, f'KnowledgeQuery needs a query (slot "query"={query!r})')
+            return self._missing("query", "What should I look up?")
         r = self._ask("knowledge_search", {"data": {"query": " ".join(words), "limit": 3}},
                       timings, "knowledge", agents)
         hits = r.get("hits") or []
@@ -295,7 +315,7 @@ class AdvancedCommandHandler(Agent):
     def do_SwitchProfile(self, slots, session, now, timings, agents):
         profile = slot(slots, "profile")
         if not profile:
-            raise HTTPError(400, 'SwitchProfile needs the slot "profile" (a catalog profile)')
+            return self._missing("profile", "Which profile should I switch to?")
         r = self._ask("intention_validation", {"op": "request", "action": "switch_profile",
                                                "args": {"profile": profile}, "session": session},
                       timings, "validate", agents)
@@ -305,11 +325,13 @@ class AdvancedCommandHandler(Agent):
     def do_Translate(self, slots, session, now, timings, agents):
         text, lang = slot(slots, "text"), slot(slots, "language")
         if not text or not lang:
-            raise HTTPError(400, 'Translate needs the slots "text" and "language"')
+            return self._missing("language" if text else "text",
+                                 "Into which language?" if text else "What should I translate?")
         target = LANG_CODES.get(str(lang).lower())
         if target is None:
-            raise HTTPError(400, f"Translate: language {lang!r}; allowed: "
-                                 + ", ".join(sorted(LANG_CODES)))
+            return {"answered": True, "reply": f"I cannot translate into {lang}; I know "
+                                               + ", ".join(sorted(LANG_CODES)) + ".",
+                    "data": {"rejected_slot": "language", "value": lang}}
         try:
             r = self._ask("translation", {"text": text, "source": "en", "target": target},
                           timings, "translation", agents)
@@ -321,7 +343,7 @@ class AdvancedCommandHandler(Agent):
     def do_Define(self, slots, session, now, timings, agents):
         word = (slot(slots, "word") or "").strip().strip("?.!\"'")
         if not word:
-            raise HTTPError(400, 'Define needs the slot "word"')
+            return self._missing("word", "Which word should I define?")
         if self.dictionary is None:
             return self._unanswered("I have no dictionary: install the Debian package "
                                     "wordnet-base (COMMAND_WORDNET_DIR).")

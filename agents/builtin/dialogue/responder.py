@@ -2,9 +2,12 @@
 
     POST /task {"type": "respond", "text": "remind me in five minutes", "session"?: "s1",
                 "now"?: ISO 8601}
-    POST /task {"type": "respond", "audio_wav_b64": "<a WAV>", "reply_audio"?: true, ...}
-      (spoken: STTService's transcript is the text, "transcript" in the answer; with
-       "reply_audio" the reply comes back as a WAV too, "reply_audio_wav_b64", TTSService)
+    POST /task {"type": "respond", "audio_wav_b64": "<a WAV>", "wake"?: false,
+                "reply_audio"?: true, ...}
+      (spoken: preprocessed, the wake word checked when "wake" is true, then STTService's
+       transcript is the text: "transcript", "speech_s" and "wake" in the answer, stages in
+       hearing.py; with "reply_audio" the reply comes back as a WAV too,
+       "reply_audio_wav_b64", TTSService)
       → {"text", "session", "turn_id", "intent", "confidence", "slots",
          "tier": "confirmation" | "command" | "memory" | "knowledge" | "chitchat" | "llm" | "none",
          "reply", "agent", "data", "skipped": [{"tier", "why"}],
@@ -37,6 +40,7 @@ import time
 
 from unified_agents import Agent, HTTPError
 
+from . import hearing
 from .peers import DEFAULT_URL, Peers, Unavailable, pass_4xx, text_field
 from .validator import yes_or_no
 
@@ -87,23 +91,17 @@ class Responder(Agent):
     def handle_task(self, task: dict):
         t_start = time.perf_counter()
         timings: dict = {}
-        transcript = None
+        skipped: list[dict] = []
+        heard = None
         if task.get("audio_wav_b64") is not None:
-            # a spoken turn: the words first (STTService), then the same turn as typed text
+            # a spoken turn: the words first (hearing.py), then the same turn as typed text
             if not isinstance(task["audio_wav_b64"], str):
                 raise HTTPError(400, '"audio_wav_b64" must be a string: a WAV file in base64')
-            try:
-                stt, _ = self.peers.task("stt", {"audio_wav_b64": task["audio_wav_b64"]},
-                                         timings, "stt")
-            except Unavailable as e:
-                pass_4xx(e)
-                raise HTTPError(502, f"no transcript: speech to text failed: {e.why}") from None
-            transcript = str(stt.get("text") or "").strip()
-            if not transcript:
-                raise HTTPError(422, "no words were recognised in the audio"
-                                + (f" ({'; '.join(stt['warnings'])})" if stt.get("warnings")
-                                   else ""), transcript="")
-            task = dict(task, text=transcript)
+            wake = task.get("wake", False)
+            if not isinstance(wake, bool):
+                raise HTTPError(400, f'"wake"={wake!r}; allowed: true or false')
+            heard = hearing.hear(self.peers, task["audio_wav_b64"], wake, timings, skipped)
+            task = dict(task, text=heard["transcript"])
         text = text_field(task, "text", self.max_chars, setting="RESPONDER_MAX_CHARS")
         session = task.get("session")
         if session is not None and (not isinstance(session, str) or not 1 <= len(session) <= 128
@@ -111,7 +109,6 @@ class Responder(Agent):
             raise HTTPError(400, f'"session"={session!r}; allowed: 1-128 characters of A-Z a-z '
                                  "0-9 _ . : @ -")
         now = task.get("now")
-        skipped: list[dict] = []
         out: dict = {"text": text, "session": session, "intent": None, "confidence": None,
                "slots": {}, "data": {}, "agent": None}
         m = CORRECTION.match(text) if session else None
@@ -130,8 +127,11 @@ class Responder(Agent):
             out["turn_id"] = self._remember_turn(session, text, out, timings)
         else:
             out["turn_id"] = None
-        if transcript is not None:
-            out["transcript"] = transcript
+        if heard is not None:
+            out["transcript"] = heard["transcript"]
+            out["speech_s"] = heard["speech_s"]
+            if heard["wake"] is not None:
+                out["wake"] = heard["wake"]
         if task.get("reply_audio"):
             out["reply_audio_wav_b64"] = self._speak(out, timings)
         timings["total"] = round((time.perf_counter() - t_start) * 1000, 2)
@@ -169,7 +169,7 @@ class Responder(Agent):
         out.update(intent=intent, confidence=nlu.get("confidence"), slots=nlu.get("slots", {}))
         first_no: str | None = None   # the first tier's own "I do not know X", kept for the end
         if intent != "Fallback":
-            r = self._command({"intent": intent, "slots": nlu.get("slots", {}),
+            r = self._command({"intent": intent, "slots": nlu.get("slots", {}), "ask_back": True,
                                "session": session, "now": now}, timings, skipped, "command")
             if r is not None:
                 if r.get("answered"):
@@ -181,8 +181,12 @@ class Responder(Agent):
             skipped.append({"tier": "command", "why": "no command intent (Fallback; closest "
                             f"{best.get('intent')} at {best.get('confidence')})"})
             r = self._command({"intent": "KnowledgeQuery", "slots": {"query": {"value": text}},
-                               "session": session, "now": now}, timings, skipped, "knowledge")
-            if r is not None:
+                               "ask_back": True, "session": session, "now": now},
+                              timings, skipped, "knowledge")
+            if r is not None and (r.get("data") or {}).get("missing_slot"):
+                # only small words ("is it"): nothing to look up, and no question to ask back
+                skipped.append({"tier": "knowledge", "why": "nothing to look up"})
+            elif r is not None:
                 if r.get("answered"):
                     return self._answer(r, "knowledge")
                 skipped.append({"tier": "knowledge", "why": r.get("reply")})

@@ -1,8 +1,9 @@
 """Fixtures for the dialogue agents' tests: the real agents (RequestCoordinator, NLUAgent,
 AdvancedCommandHandler, IntentionValidatorAgent, Responder, MemoryClient, KnowledgeBase,
-SessionMemoryAgent, FeedbackHandler, DynamicIdentityAgent, TTSService with flite, STTService with PocketSphinx) as processes on free loopback ports of a small
-catalog, talking to each other through the real coordinator, as installed. A fake
-`systemctl` (tests/unit/coord/bin) answers the coordinator's fleet view."""
+SessionMemoryAgent, FeedbackHandler, DynamicIdentityAgent, TTSService with flite,
+FusedAudioPreprocessor, STTService and WakeWordDetector with PocketSphinx) as processes on
+free loopback ports of a small catalog, talking to each other through the real coordinator,
+as installed. A fake `systemctl` (tests/unit/coord/bin) answers the coordinator's fleet view."""
 from __future__ import annotations
 
 import json
@@ -28,6 +29,8 @@ AGENTS = {  # name: (run, task types)
     "SessionMemoryAgent": ("builtin:session_memory", ["session_memory"]),
     "TTSService": ("builtin:tts_service", ["text_to_speech", "tts"]),
     "STTService": ("builtin:stt_service", ["speech_to_text", "stt"]),
+    "FusedAudioPreprocessor": ("builtin:fused_audio_preprocessor", ["audio_preprocessing"]),
+    "WakeWordDetector": ("builtin:wake_word_detector", ["wake_word"]),
     "FeedbackHandler": ("builtin:feedback_handler", ["feedback"]),
     "DynamicIdentityAgent": ("builtin:dynamic_identity", ["identity"]),
     "TieredResponder": ("builtin:responder", ["tiered_response"]),

@@ -61,3 +61,18 @@ def test_ask_audio_prints_what_was_heard_and_writes_the_spoken_reply(fleet, tmp_
     assert r.exit_code == 1 and "missing.wav: cannot read" in r.output, r.output
     r = ask(fleet)
     assert r.exit_code == 2 and "give TEXT or --audio" in r.output
+
+
+def test_ask_audio_wake_prints_the_wake_phrase_and_answers_what_followed(fleet, tmp_path):
+    import base64
+    status, out = fleet.task("tts", {"text": "okay computer. what time is it", "voice": "slt"})
+    wav_in = tmp_path / "woken.wav"
+    wav_in.write_bytes(base64.b64decode(out["result"]["audio_wav_b64"]))
+    r = ask(fleet, "--audio", str(wav_in), "--wake")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("wake:    okay computer at "), r.output
+    assert lines[1] == "heard:   what time is it", r.output
+    assert "wake " in r.output and "preprocess " in r.output, r.output
+    r = ask(fleet, "--wake", "what time is it")
+    assert r.exit_code == 2 and "--wake needs --audio" in r.output

@@ -21,6 +21,31 @@ def test_a_fact_remembered_is_recalled_two_turns_later(fleet):
     assert r["turn_id"] is not None and "nlu" in r["timings_ms"] and "total" in r["timings_ms"]
 
 
+def test_a_question_about_something_of_mine_is_answered_from_what_i_said(fleet):
+    fleet.turn("remember that my car is dark green")
+    r = fleet.turn("what color is my car")
+    assert r["intent"] == "Recall" and r["tier"] == "memory", r
+    assert r["reply"] == "You told me that my car is dark green.", r
+
+
+def test_an_intent_heard_without_its_object_is_answered_with_a_question(fleet):
+    # half a sentence (or half heard): the turn asks back, as a person would; never a 4xx
+    for text, question, missing in [("set a timer", "For how long should I set the timer?",
+                                     "duration"),
+                                    ("switch profile", "Which profile should I switch to?",
+                                     "profile"),
+                                    ("define", "Which word should I define?", "word"),
+                                    # not a language the slot type knows: no language heard
+                                    ("translate hello into klingon", "Into which language?",
+                                     "language")]:
+        r = fleet.turn(text)
+        assert r["tier"] == "command" and r["reply"] == question, r
+        assert r["data"]["missing_slot"] == missing, r
+    r = fleet.turn("of the")   # no intent, only small words: nothing to look up either
+    assert r["intent"] == "Fallback" and r["tier"] == "none", r
+    assert {"tier": "knowledge", "why": "nothing to look up"} in r["skipped"], r
+
+
 def test_recall_of_something_never_told_says_so_and_invents_nothing(fleet):
     r = fleet.turn("what did i tell you about the submarine")
     assert r["intent"] == "Recall" and r["tier"] == "none", r
@@ -163,12 +188,33 @@ def test_a_spoken_turn_is_transcribed_answered_and_spoken_back(fleet):
     r = out["result"]
     assert r["transcript"] == "what time is it" and r["intent"] == "GetTime", r
     assert r["reply"].startswith("It is ") and r["reply_audio_wav_b64"], r
-    assert {"stt", "nlu", "command", "tts", "total"} <= set(r["timings_ms"]), r["timings_ms"]
+    assert {"preprocess", "stt", "nlu", "command", "tts", "total"} <= set(r["timings_ms"]), \
+        r["timings_ms"]
+    assert "wake" not in r["timings_ms"] and 0.5 < r["speech_s"] < 2.0, r
     import base64
     assert base64.b64decode(r["reply_audio_wav_b64"])[:4] == b"RIFF"
 
 
-def test_audio_without_words_is_a_clear_422(fleet):
+def test_with_wake_true_the_command_after_the_wake_phrase_is_the_turn(fleet):
+    status, out = fleet.task("respond", {"audio_wav_b64": spoken(
+        fleet, "okay computer. what time is it", voice="slt"), "wake": True})
+    assert status == 200, out
+    r = out["result"]
+    assert r["wake"]["detected"] and r["wake"]["phrase"] == "okay computer", r
+    assert r["transcript"] == "what time is it" and r["intent"] == "GetTime", r
+    assert {"preprocess", "wake", "stt"} <= set(r["timings_ms"]), r["timings_ms"]
+
+
+def test_with_wake_true_speech_without_the_wake_phrase_is_not_answered(fleet):
+    status, out = fleet.task("respond", {"audio_wav_b64": spoken(fleet, "what time is it"),
+                                         "wake": True})
+    assert status == 422 and "no wake word" in out["error"], out
+    assert out["wake"]["detected"] is False, out
+    status, out = fleet.task("respond", {"audio_wav_b64": spoken(fleet, "hello"), "wake": 1})
+    assert status == 400 and '"wake"=1' in out["error"], out
+
+
+def test_audio_without_speech_is_a_clear_422_before_stt(fleet):
     import base64
     import struct
     silence = b"\0\0" * 16000
@@ -176,7 +222,7 @@ def test_audio_without_words_is_a_clear_422(fleet):
            struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" +
            struct.pack("<I", len(silence)) + silence)
     status, out = fleet.task("respond", {"audio_wav_b64": base64.b64encode(wav).decode()})
-    assert status == 422 and "no words were recognised" in out["error"], out
+    assert status == 422 and "no speech in the audio" in out["error"], out
     status, out = fleet.task("respond", {"audio_wav_b64": "not base64 at all!"})
     assert status == 400, out
 
