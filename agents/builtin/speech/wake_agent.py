@@ -1,5 +1,7 @@
 """WakeWordDetector: wake phrase spotting, offline, with PocketSphinx's keyphrase search
-(docs/SPEECH.md, "WakeWordDetector").
+(WAKE_ENGINE=pocketsphinx, any phrase of dictionary words) or microWakeWord's models
+(WAKE_ENGINE=microwakeword: "hey jarvis", "okay nabu", "alexa", "hey mycroft"; wake_micro.py,
+PyPI pymicro-wakeword) (docs/SPEECH.md, "WakeWordDetector").
 
     POST /task {"type": "wake_word", "audio_wav_b64": "<base64 WAV>"}
       → {"detected", "phrase", "at_s", "end_s", "score", "detections": [{"phrase", "at_s",
@@ -33,6 +35,9 @@ from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESH
                    KeyphraseSpotter, PhrasesError, UnknownWords, parse_phrases)
 
 
+ENGINES = ("pocketsphinx", "microwakeword")
+
+
 class WakeWordDetector(Agent):
     version = "1.0.0"
     task_types = ("wake_word",)
@@ -42,6 +47,26 @@ class WakeWordDetector(Agent):
         env = self.config.env
         self.max_audio_s = env.number("WAKE_MAX_AUDIO_S", 60.0, 0.1, 3600.0)
         self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
+        engine = env.string("WAKE_ENGINE", "pocketsphinx")
+        if engine not in ENGINES:
+            raise ConfigError(f"WAKE_ENGINE={engine!r} is invalid; allowed: "
+                              + ", ".join(ENGINES))
+        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        from . import wav  # numpy is there: checked just above
+
+        self.wav = wav
+        self.engine = (self._microwakeword if engine == "microwakeword" else
+                       self._pocketsphinx)(env)
+        self.log.info("wake word engine loaded", engine=self.engine.name,
+                      model=self.engine.model_dir,
+                      phrases=", ".join(p for p, _ in self.engine.phrases),
+                      load_s=round(self.engine.load_s or 0.0, 3))
+        from .wyoming import start_server
+        from .wyoming_services import WakeHandler
+
+        self.wyoming = start_server(self, [WakeHandler(self)])
+
+    def _pocketsphinx(self, env) -> KeyphraseSpotter:
         default_thr = env.number("WAKE_THRESHOLD", DEFAULT_THRESHOLD, MIN_THRESHOLD,
                                  MAX_THRESHOLD)
         raw = env.string("WAKE_PHRASES", DEFAULT_PHRASES)
@@ -50,26 +75,51 @@ class WakeWordDetector(Agent):
         except PhrasesError as e:
             raise ConfigError(f"WAKE_PHRASES={raw!r} is invalid: {e}") from None
         model_dir = env.string("WAKE_MODEL_DIR", DEFAULT_MODEL_DIR)
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
         module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
                                   "the PocketSphinx speech recogniser")
-        from . import wav  # numpy is there: checked just above
-
-        self.wav = wav
-        self.engine = KeyphraseSpotter(module, phrases, model_dir)
-        for f in self.engine.files():
+        engine = KeyphraseSpotter(module, phrases, model_dir)
+        for f in engine.files():
             deps.need_file(self.name, f, "pocketsphinx-en-us", "WAKE_MODEL_DIR")
         try:
-            load_s = self.engine.load()
+            engine.load()
         except UnknownWords as e:
             raise ConfigError(f"WAKE_PHRASES={raw!r} is invalid: the word(s) {e}; allowed: "
                               "phrases of words in that dictionary") from None
-        self.log.info("keyphrase spotter loaded", engine=self.engine.name, model=model_dir,
-                      phrases=", ".join(p for p, _ in phrases), load_s=round(load_s, 3))
-        from .wyoming import start_server
-        from .wyoming_services import WakeHandler
+        return engine
 
-        self.wyoming = start_server(self, [WakeHandler(self)])
+    def _microwakeword(self, env):
+        from . import wake_micro
+
+        try:
+            module = wake_micro.import_module(env.string("WAKE_VENDOR_DIR",
+                                                         wake_micro.VENDOR_DIR))
+        except (ImportError, OSError) as e:
+            raise ConfigError(f"{self.name} needs microWakeWord (WAKE_ENGINE=microwakeword; "
+                              f"Python module 'pymicro_wakeword': {e}); install it: "
+                              f"{wake_micro.PIP_HINT} {wake_micro.VENDOR_DIR}), or set "
+                              "WAKE_ENGINE=pocketsphinx") from None
+        names = wake_micro.model_names(module)
+        raw = env.string("WAKE_PHRASES", "hey jarvis")
+        phrases = [" ".join(p.lower().split()) for p in raw.split(",")]
+        bad = [p for p in phrases if p not in names]
+        if bad or not phrases:
+            raise ConfigError(f"WAKE_PHRASES={raw!r} is invalid for WAKE_ENGINE=microwakeword: "
+                              f"{', '.join(map(repr, bad)) or 'no phrase'} is not a model it "
+                              f"ships; allowed: comma-separated, of {', '.join(sorted(names))}")
+        cutoff = env.string("WAKE_CUTOFF", "")
+        value = None
+        if cutoff:
+            try:
+                value = float(cutoff)
+            except ValueError:
+                value = -1.0
+            if not 0.01 <= value <= 0.999:
+                raise ConfigError(f"WAKE_CUTOFF={cutoff!r} is invalid; allowed: a probability "
+                                  "0.01-0.999, or empty for each model's own")
+        engine = wake_micro.MicroWakeWordSpotter(module, [(p, value) for p in
+                                                          dict.fromkeys(phrases)])
+        engine.load()
+        return engine
 
     def on_stop(self) -> None:
         if self.wyoming is not None:

@@ -1,0 +1,151 @@
+"""Wake word with microWakeWord (PyPI `pymicro-wakeword`: small streaming TFLite models that
+ship inside the wheel: alexa, hey_jarvis, hey_mycroft, okay_nabu), the engine Home
+Assistant's voice satellites run. Neither it nor `pymicro-features` is in Debian: the agent
+imports them from the Python path or from VENDOR_DIR (WAKE_VENDOR_DIR), where the two wheels
+unpacked are enough (PIP_HINT). A package that vendors them there is planned, not built yet.
+
+Same interface as wake.KeyphraseSpotter (spot, stream, load, files, phrases, version), so
+WakeWordDetector and its Wyoming handler do not care which engine runs. The models are
+streaming by nature: 10 ms feature frames, a probability every 30 ms, a detection when the
+mean of the last `sliding_window_size` probabilities reaches the model's cutoff (its own
+JSON, or WAKE_THRESHOLD when set). The detection fires as the phrase ends: `end_s` is that
+moment; `at_s` is where the speech before it began (the energy onset in the 2 s before, as
+wav.onset_s finds it), so the command that follows starts at `end_s`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+VENDOR_DIR = "/usr/lib/unified-system/wakeword"
+PIP_HINT = ("pip install --no-deps pymicro-wakeword==2.5.0 pymicro-features==2.0.2 (PyPI; "
+            "or --target the vendor directory)")
+SAMPLE_RATE = 16000
+LOOKBACK_S = 2.0          # where to look for the phrase's start before its detection
+REFRACTORY_S = 1.0        # one detection per phrase: the probability stays high a while
+
+
+def import_module(vendor_dir: str = VENDOR_DIR):
+    """pymicro_wakeword, from the vendored directory when it is not importable already.
+    ImportError when neither has it (the caller names the package)."""
+    if os.path.isdir(vendor_dir) and vendor_dir not in sys.path:
+        sys.path.append(vendor_dir)
+    import pymicro_wakeword  # noqa: F401  (the import is the check)
+
+    return pymicro_wakeword
+
+
+def model_names(module) -> dict[str, str]:
+    """{"hey jarvis": "hey_jarvis", ...}: the phrase of each model shipped in the wheel."""
+    return {m.value.replace("_", " "): m.value for m in module.Model}
+
+
+class MicroWakeWordSpotter:
+    name = "microwakeword"
+
+    def __init__(self, module, phrases: list[tuple[str, float | None]]):
+        """phrases: (phrase, cutoff or None for the model's own), each a shipped model's
+        phrase (model_names); checked by the caller."""
+        self._module = module
+        self.phrases = phrases
+        self._names = model_names(module)
+        self.model_dir = os.path.join(os.path.dirname(module.__file__), "models")
+        self._models: list = []
+        self._lock = threading.Lock()
+        self.load_s: float | None = None
+
+    def files(self) -> list[str]:
+        return [os.path.join(self.model_dir, self._names[p] + ".tflite") for p, _ in self.phrases]
+
+    @property
+    def version(self) -> str:
+        from importlib import metadata
+
+        try:
+            return "pymicro-wakeword " + metadata.version("pymicro-wakeword")
+        except metadata.PackageNotFoundError:
+            return "pymicro-wakeword (version unknown)"
+
+    def load(self) -> float:
+        t0 = time.perf_counter()
+        self._models = [self._new_model(p, cutoff) for p, cutoff in self.phrases]
+        # from here on each phrase has its number: the model's own cutoff unless one was set
+        self.phrases = [(p, float(m.probability_cutoff)) for p, m in self._models]
+        self.load_s = time.perf_counter() - t0
+        return self.load_s
+
+    def _new_model(self, phrase: str, cutoff: float | None):
+        m = self._module.MicroWakeWord.from_builtin(self._module.Model(self._names[phrase]))
+        if cutoff is not None:
+            m.probability_cutoff = cutoff
+        return phrase, m
+
+    def stream(self) -> "MicroStream":
+        """A detector over audio as it arrives (Wyoming's detect): its own models' state."""
+        return MicroStream(self._module, [self._new_model(p, c) for p, c in self.phrases])
+
+    def spot(self, pcm16k) -> dict:
+        """pcm16k: int16 mono samples at 16 kHz (numpy). Every detection, in time order:
+        {"phrase", "at_s", "end_s", "score" (the windowed probability, 0-1)}."""
+        t0 = time.perf_counter()
+        with self._lock:
+            s = MicroStream(self._module, self._models)
+            try:
+                found = s.feed(pcm16k) + s.flush()
+            finally:
+                s.close()   # resets the shared models for the next clip
+        return {"detections": found, "decode_s": time.perf_counter() - t0}
+
+
+class MicroStream:
+    def __init__(self, module, models: list):
+        import numpy as np
+
+        self._np = np
+        self._models = models
+        self._features = module.MicroWakeWordFeatures()
+        self._recent = np.zeros(0, "<i2")    # the last LOOKBACK_S, for at_s
+        self._samples = 0
+        self._last: dict[str, float] = {}    # phrase → end_s of its last detection
+
+    @property
+    def seconds(self) -> float:
+        return self._samples / SAMPLE_RATE
+
+    def feed(self, pcm16k) -> list[dict]:
+        out = []
+        # feature frames are 10 ms; feed in 10 ms pieces so a detection's time is exact
+        step = SAMPLE_RATE // 100
+        for i in range(0, len(pcm16k), step):
+            piece = pcm16k[i:i + step]
+            self._samples += len(piece)
+            self._recent = self._np.concatenate([self._recent, piece])[
+                -int(LOOKBACK_S * SAMPLE_RATE):]
+            for feats in self._features.process_streaming(piece.tobytes()):
+                for phrase, m in self._models:
+                    p = m.process_streaming_prob(feats)
+                    if p is None or p <= m.probability_cutoff:   # as the library decides
+                        continue
+                    end = round(self.seconds, 2)
+                    if end - self._last.get(phrase, -10.0) < REFRACTORY_S:
+                        continue
+                    self._last[phrase] = end
+                    out.append({"phrase": phrase, "at_s": self._onset(end), "end_s": end,
+                                "score": round(float(p), 3)})
+        return out
+
+    def flush(self) -> list[dict]:
+        return []    # streaming: every detection was reported as its frame arrived
+
+    def _onset(self, end: float) -> float:
+        from .wav import onset_s
+
+        start = end - len(self._recent) / SAMPLE_RATE
+        return round(max(0.0, start + onset_s(self._recent)), 2)
+
+    def close(self) -> None:
+        for _, m in self._models:
+            m.reset()
+        self._features.reset()
