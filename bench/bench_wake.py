@@ -36,6 +36,7 @@ DEV_VOICES = ("espeak-ng", ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en-gb+m7"
                             "en-us+f4"))
 CANDIDATES = ("hey computer", "okay computer")
 TUNE_THRESHOLDS = (1e-30, 1e-40, 1e-50, 1e-60)
+MICRO_CUTOFFS = (0.85, 0.7, 0.5, 0.3, 0.2, 0.1, 0.05)   # okay nabu's own is 0.85, hey jarvis's 0.97
 HIT_WINDOW = (-0.5, 1.0)  # a detection this near the phrase's onset is the phrase's
 CATALOG = ("/etc/unified/unified.yaml", "etc/unified/unified.yaml")
 # Non-wake speech: everyday sentences, and sentences using the wake phrases' words
@@ -198,9 +199,9 @@ def run_set(s, pos: list[dict], negs, phrase: str) -> dict:
             "rtf_cpu": round(cpu / audio, 4), "audio_hours": round(audio / 3600, 3)}
 
 
-def tune(n: int, hours: float, candidates=CANDIDATES) -> list[str]:
+def tune(n: int, hours: float, candidates=CANDIDATES, engine: str = "pocketsphinx") -> list[str]:
     """The development set (espeak-ng voices): each candidate phrase decoded at each
-    threshold; recall and false accepts per hour."""
+    threshold (microwakeword: each cutoff); recall and false accepts per hour."""
     synth = Synth(DEV_VOICES[0])
     voices = DEV_VOICES[1]
     negs = list(negatives(synth, voices, hours, seed=101))
@@ -210,8 +211,8 @@ def tune(n: int, hours: float, candidates=CANDIDATES) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for phrase in candidates:
         pos = positives(synth, voices, phrase, n, 7)
-        for t in TUNE_THRESHOLDS:
-            r = run_set(spotter([(phrase, t)]), pos, negs, phrase)
+        for t in (MICRO_CUTOFFS if engine == "microwakeword" else TUNE_THRESHOLDS):
+            r = run_set(spotter([(phrase, t)], engine), pos, negs, phrase)
             halves = [sum(p["hit"] is not None for p in pos if p["noisy"] == h)
                       / max(1, sum(p["noisy"] == h for p in pos)) for h in (False, True)]
             recall = sum(p["hit"] is not None for p in pos) / len(pos)
@@ -350,8 +351,9 @@ def main() -> int:
         pythonpath = f"{link_dir}{os.pathsep}{repo}"
         sys.path[:0] = [str(link_dir), str(repo)]
     if args.tune:
-        print("\n".join(tune(args.positives, args.neg_hours,
-                              tuple(args.phrase) or CANDIDATES)))
+        default = (args.micro_phrase,) if args.engine == "microwakeword" else CANDIDATES
+        print("\n".join(tune(args.positives, args.neg_hours, tuple(args.phrase) or default,
+                              args.engine)))
         return 0
     m = measure(args.positives, args.neg_hours, pythonpath, args.engine, args.micro_phrase)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))

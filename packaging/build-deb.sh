@@ -3,13 +3,16 @@
 #
 #   packaging/build-deb.sh        (= make deb)  -> dist/unified-system_0.2.0_all.deb
 #                                                  + dist/unified-system-voice_0.2.0_all.deb
+#                                                  + dist/unified-system-wakeword_0.2.0_amd64.deb
 #
-# (two binary packages: the speech agents are unified-system-voice, which the base
-# Recommends; the last line of output is the base .deb, the voice one lies beside it).
+# (three binary packages: the speech agents are unified-system-voice, which the base
+# Recommends; unified-system-wakeword vendors microWakeWord's wheels (amd64 only), which the
+# voice package Recommends; the last line of output is the base .deb, the others lie beside
+# it).
 # The version is packaging/debian/changelog's (native package: 0.2.0, the same as
 # unified_ctl.__version__; the build fails when they differ). Higher versions for upgrade
 # tests, built from the same tree without touching it, go to dist/upgrade/ so that
-# `apt install ./dist/unified-system*_all.deb` always matches exactly one build:
+# `apt install ./dist/unified-system*.deb` always matches exactly one build:
 #
 #   VERSION_SUFFIX=+test1 packaging/build-deb.sh  -> dist/upgrade/unified-system_0.2.0+test1_all.deb
 #   DEB_VERSION=0.2.1 packaging/build-deb.sh      -> dist/upgrade/unified-system_0.2.1_all.deb
@@ -77,6 +80,10 @@ OUT_DIR=$(cd "$OUT_DIR" && pwd)
 debname=unified-system_${version#*:}_all.deb
 # The speech agents' package, built from the same source (debian/control).
 voicename=unified-system-voice_${version#*:}_all.deb
+# microWakeWord's vendored wheels (packaging/wakeword/requirements.txt): x86_64 only.
+arch=$(dpkg --print-architecture)
+wakename=""
+[ "$arch" = amd64 ] && wakename=unified-system-wakeword_${version#*:}_${arch}.deb
 
 # --- copy the tree -------------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/unified-deb.XXXXXX")
@@ -104,6 +111,27 @@ else
 fi
 rm -rf "$src/debian"
 cp -a packaging/debian "$src/debian"
+
+# --- the vendored wheels (unified-system-wakeword) ------------------------------------
+# Downloaded once from PyPI by version and hash into build/wheels/ (pip --require-hashes
+# refuses anything else); a build without network reuses them there. Unpacked into the
+# source copy's vendor/wakeword/, which debian/unified-system-wakeword.install ships.
+if [ -n "$wakename" ]; then
+    wheels=$ROOT/build/wheels
+    mkdir -p "$wheels"
+    if ! python3 packaging/wakeword/have_wheels.py packaging/wakeword/requirements.txt "$wheels" &&
+       ! python3 -m pip download -q --no-deps --only-binary :all: --require-hashes \
+            -r packaging/wakeword/requirements.txt -d "$wheels" >"$tmp/pip.log" 2>&1; then
+        cat "$tmp/pip.log" >&2
+        die "cannot get the wheels of packaging/wakeword/requirements.txt (PyPI, or build/wheels/ from an earlier build)"
+    fi
+    mkdir -p "$src/vendor/wakeword"
+    python3 packaging/wakeword/have_wheels.py packaging/wakeword/requirements.txt "$wheels" \
+        --print | while read -r w; do python3 -m zipfile -e "$w" "$src/vendor/wakeword/"; done
+    [ -d "$src/vendor/wakeword/pymicro_wakeword" ] || die "the wheels were not unpacked"
+    # pip's record of an installation (RECORD, INSTALLER) is not true of this copy
+    rm -f "$src"/vendor/wakeword/*.dist-info/RECORD
+fi
 # Leftovers of an in-place dh run must not leak into this build.
 rm -rf "$src/debian/.debhelper" "$src/debian/unified-system" "$src/debian/tmp" \
        "$src/debian/files" "$src/debian/debhelper-build-stamp"
@@ -135,7 +163,7 @@ if [ $rc -ne 0 ]; then
     tail -n 60 "$log" >&2
     die "dpkg-buildpackage failed (exit $rc); full log: ${OUT_DIR#"$ROOT"/}/build-deb.log"
 fi
-for d in "$debname" "$voicename"; do
+for d in "$debname" "$voicename" $wakename; do
     [ -f "$tmp/$d" ] || die "dpkg-buildpackage did not produce $d (see ${OUT_DIR#"$ROOT"/}/build-deb.log)"
 done
 grep -E '^dpkg-deb: building package' "$log" || true
@@ -166,14 +194,16 @@ done
 
 # Same-filesystem rename: a reader never sees a half-copied .deb. The voice package first:
 # a reader that finds the base .deb finds its companion beside it.
-for d in "$voicename" "$debname"; do
+for d in $wakename "$voicename" "$debname"; do
     cp "$tmp/$d" "$OUT_DIR/.$d.tmp"
     mv -f "$OUT_DIR/.$d.tmp" "$OUT_DIR/$d"
 done
 if [ "$OUT_DIR" = "$ROOT/dist" ]; then
-    # One release build in dist/: README's `apt install ./dist/unified-system*_all.deb`.
-    for old in "$OUT_DIR"/unified-system_*_all.deb "$OUT_DIR"/unified-system-voice_*_all.deb; do
-        [ "$old" = "$OUT_DIR/$debname" ] || [ "$old" = "$OUT_DIR/$voicename" ] || [ ! -e "$old" ] ||
+    # One release build in dist/: README's `apt install ./dist/unified-system*.deb`.
+    for old in "$OUT_DIR"/unified-system_*_all.deb "$OUT_DIR"/unified-system-voice_*_all.deb \
+               "$OUT_DIR"/unified-system-wakeword_*.deb; do
+        [ "$old" = "$OUT_DIR/$debname" ] || [ "$old" = "$OUT_DIR/$voicename" ] ||
+            [ "$old" = "$OUT_DIR/${wakename:-none}" ] || [ ! -e "$old" ] ||
             { rm -f "$old"; say "removed older $(basename "$old")"; }
     done
 fi
@@ -183,7 +213,7 @@ if [ "${LINTIAN:-1}" != 0 ]; then
     set +e
     # TMPDIR: lintian leaves mldbm-* files behind in its temporary directory.
     TMPDIR=$tmp lintian --fail-on error --tag-display-limit 0 "$OUT_DIR/$debname" "$OUT_DIR/$voicename" \
-        >"$tmp/lintian.raw" 2>&1
+        ${wakename:+"$OUT_DIR/$wakename"} >"$tmp/lintian.raw" 2>&1
     lrc=$?
     set -e
     grep -v 'running with root privileges is not recommended' "$tmp/lintian.raw" >"$tmp/lintian.out" || true
@@ -191,11 +221,11 @@ if [ "${LINTIAN:-1}" != 0 ]; then
     errors=$(grep -c '^E: ' "$tmp/lintian.out" || true)
     warnings=$(grep -c '^W: ' "$tmp/lintian.out" || true)
     if [ "$lrc" -ne 0 ] || [ "$errors" -ne 0 ]; then
-        rm -f "$OUT_DIR/$debname" "$OUT_DIR/$voicename"
+        rm -f "$OUT_DIR/$debname" "$OUT_DIR/$voicename" ${wakename:+"$OUT_DIR/$wakename"}
         die "lintian: $errors error(s); the .debs were removed"
     fi
     say "lintian: 0 errors, $warnings warning(s)"
 fi
 
-say "done in $(( $(date +%s) - start )) s: $(du -k "$OUT_DIR/$debname" | cut -f1) KiB, $voicename $(du -k "$OUT_DIR/$voicename" | cut -f1) KiB"
+say "done in $(( $(date +%s) - start )) s: $(du -k "$OUT_DIR/$debname" | cut -f1) KiB, $voicename $(du -k "$OUT_DIR/$voicename" | cut -f1) KiB${wakename:+, $wakename $(du -k "$OUT_DIR/$wakename" | cut -f1) KiB}"
 echo "$OUT_DIR/$debname"

@@ -220,13 +220,15 @@ def deb_relations(deb: Path | str, fields=("Pre-Depends", "Depends")) -> str:
 
 def companion_debs(deb: Path | str) -> list[Path]:
     """The other binary packages built with `deb` (same directory, same version): today
-    unified-system-voice, which the base Recommends. They are installed together, as a
-    user's `apt install ./dist/unified-system*_all.deb` does."""
+    unified-system-voice, which the base Recommends, and unified-system-wakeword (amd64),
+    which the voice package Recommends. They are installed together, as a user's
+    `apt install ./dist/unified-system*.deb` does."""
     deb = Path(deb)
     m = re.fullmatch(r"unified-system_(.+)_all\.deb", deb.name)
     if not m:
         return []
-    return sorted(deb.parent.glob(f"unified-system-*_{m.group(1)}_all.deb"))
+    return sorted(p for p in deb.parent.glob(f"unified-system-*_{m.group(1)}_*.deb")
+                  if re.fullmatch(r"unified-system-[a-z]+_.+_(all|amd64)\.deb", p.name))
 
 
 def _own_names(debs) -> set[str]:

@@ -171,3 +171,30 @@ def test_a_wyoming_satellite_streams_its_microphone_and_gets_the_detection(full)
         full.run(["rm", "-f", WYOMING_DROPIN, "/root/wake-satellite.py"])
         full.systemctl("daemon-reload")
         full.systemctl("stop", UNIT, check=False, timeout=60)
+
+
+def test_the_microwakeword_engine_from_its_package_spots_its_phrase_in_place(full):
+    """WAKE_ENGINE=microwakeword, from unified-system-wakeword (installed beside the voice
+    package, as `apt install ./dist/unified-system*.deb` does): the vendored wheels load
+    under the unit's sandbox, the phrase is spotted where it was said, and /health names the
+    engine; back to the catalog's engine afterwards."""
+    assert full.run(["dpkg-query", "-W", "-f", "${Status}", "unified-system-wakeword"]
+                    ).stdout.endswith("installed")
+    with full.agent_env(["WakeWordDetector"], "90-systest-micro",
+                        WAKE_ENGINE="microwakeword", WAKE_PHRASES="okay nabu"):
+        full.wait_until("curl -sf http://127.0.0.1:7552/health", timeout=60)
+        say(full, "okay nabu", "phrase")
+        say(full, "what time is it", "command")
+        clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
+        status, out = post(full, 7201, {"type": "wake_word",
+                                        "audio_wav_b64": clip["audio_wav_b64"]})
+        assert status == 200 and out["agent"] == "WakeWordDetector", out
+        r = out["result"]
+        assert r["detected"] is True and r["phrase"] == "okay nabu", r
+        assert r["engine"] == "microwakeword" and abs(r["at_s"] - clip["at_s"]) <= 0.3, \
+            (r, clip["at_s"])
+        h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
+        assert h["engine"] == "microwakeword" and h["engine_version"] == \
+            "pymicro-wakeword 2.5.0", h
+        assert h["model"] == "/usr/lib/unified-system/wakeword/pymicro_wakeword/models", h
+    full.systemctl("stop", UNIT, check=False, timeout=60)
