@@ -65,19 +65,26 @@ def _speech():
     return tts, wake, wav
 
 
-def catalog_phrases() -> tuple[str, float]:
-    """WAKE_PHRASES / WAKE_THRESHOLD of WakeWordDetector in the catalog (the installed one
-    first): the bench measures what the catalog configures."""
+def catalog_env() -> dict:
+    """WakeWordDetector's environment in the catalog (the installed one first)."""
     import yaml
 
-    _, wake, _ = _speech()
     for path in CATALOG:
         if os.path.exists(path):
             with open(path) as f:
-                env = yaml.safe_load(f)["agents"]["WakeWordDetector"].get("environment") or {}
-            return (str(env.get("WAKE_PHRASES", wake.DEFAULT_PHRASES)),
-                    float(env.get("WAKE_THRESHOLD", wake.DEFAULT_THRESHOLD)))
-    return wake.DEFAULT_PHRASES, wake.DEFAULT_THRESHOLD
+                return yaml.safe_load(f)["agents"]["WakeWordDetector"].get("environment") or {}
+    return {}
+
+
+def catalog_phrases() -> tuple[str, float]:
+    """WAKE_PHRASES / WAKE_THRESHOLD for PocketSphinx: the catalog's when it runs PocketSphinx,
+    else the code's defaults (the phrase and threshold chosen with --tune)."""
+    _, wake, _ = _speech()
+    env = catalog_env()
+    if env.get("WAKE_ENGINE", "pocketsphinx") != "pocketsphinx":
+        return wake.DEFAULT_PHRASES, wake.DEFAULT_THRESHOLD
+    return (str(env.get("WAKE_PHRASES", wake.DEFAULT_PHRASES)),
+            float(env.get("WAKE_THRESHOLD", wake.DEFAULT_THRESHOLD)))
 
 
 class Synth:
@@ -224,14 +231,15 @@ def tune(n: int, hours: float, candidates=CANDIDATES, engine: str = "pocketsphin
 
 
 def measure(n: int, hours: float, pythonpath: str, engine: str = "pocketsphinx",
-            micro_phrase: str = "hey jarvis") -> dict:
+            micro_phrase: str = "hey jarvis", micro_cutoff: float | None = None) -> dict:
     import statistics
 
     _, wake, _ = _speech()
     if engine == "microwakeword":
         # a model's own phrase and cutoff (nothing tuned here); the agent started the same way
-        phrases: list = [(micro_phrase, None)]
-        os.environ.update(WAKE_ENGINE=engine, WAKE_PHRASES=micro_phrase)
+        phrases: list = [(micro_phrase, micro_cutoff)]
+        os.environ.update(WAKE_ENGINE=engine, WAKE_PHRASES=micro_phrase,
+                          WAKE_CUTOFF="" if micro_cutoff is None else str(micro_cutoff))
     else:
         raw, default_thr = catalog_phrases()
         phrases = wake.parse_phrases(raw, default_thr)
@@ -279,8 +287,7 @@ def markdown(m: dict) -> list[str]:
     c = m["cold"]["WakeWordDetector"]
     if m.get("engine") == "microwakeword":
         what = (f"microWakeWord ({m['engine_version']}, WAKE_ENGINE=microwakeword): the "
-                f"model shipped in the wheel for {ph}, its own cutoff (nothing tuned). "
-                "Evaluation: ")
+                f"model shipped in the wheel for {ph}. Evaluation: ")
     else:
         what = (f"PocketSphinx {m['engine_version']} keyphrase search (Debian "
                 f"python3-pocketsphinx, pocketsphinx-en-us acoustic model), phrases {ph} from "
@@ -312,14 +319,18 @@ def markdown(m: dict) -> list[str]:
 
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, against the installed package
-    and its catalog."""
+    and its catalog: the catalog's engine, and PocketSphinx beside it (the other engine)."""
     for name in ("bench_wake.py", "bench_speech.py"):
         c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
+    out = []
     try:
-        r = c.run(["python3", "/root/bench_wake.py", "--json", "--installed"], timeout=3600)
+        for extra in (["--engine", "catalog"], ["--engine", "pocketsphinx"]):
+            r = c.run(["python3", "/root/bench_wake.py", "--json", "--installed", *extra],
+                      timeout=3600)
+            out += markdown(json.loads(r.stdout.strip().splitlines()[-1]))
     finally:
         c.run(["rm", "-f", "/root/bench_wake.py", "/root/bench_speech.py"])
-    return markdown(json.loads(r.stdout.strip().splitlines()[-1]))
+    return out
 
 
 def main() -> int:
@@ -332,11 +343,14 @@ def main() -> int:
                          "candidate phrase by threshold")
     ap.add_argument("--phrase", action="append", default=[],
                     help="with --tune: a candidate phrase (default: %s)" % ", ".join(CANDIDATES))
-    ap.add_argument("--engine", choices=("pocketsphinx", "microwakeword"),
-                    default="pocketsphinx", help="the engine measured (default pocketsphinx, "
-                    "the catalog's phrases; microwakeword: --micro-phrase's model)")
+    ap.add_argument("--engine", choices=("catalog", "pocketsphinx", "microwakeword"),
+                    default="catalog", help="the engine measured: the catalog's (default, with "
+                    "its phrase and cutoff), pocketsphinx (the catalog's phrases when it runs "
+                    "PocketSphinx) or microwakeword (--micro-phrase's model)")
     ap.add_argument("--micro-phrase", default="hey jarvis",
                     help="with --engine microwakeword: the model (default hey jarvis)")
+    ap.add_argument("--micro-cutoff", type=float, default=None,
+                    help="with --engine microwakeword: the cutoff (default: the model's own)")
     ap.add_argument("--json", action="store_true", help="print the measurement as JSON")
     ap.add_argument("--installed", action="store_true",
                     help="use the installed unified_agents (default: this checkout's agents/)")
@@ -351,11 +365,19 @@ def main() -> int:
         pythonpath = f"{link_dir}{os.pathsep}{repo}"
         sys.path[:0] = [str(link_dir), str(repo)]
     if args.tune:
-        default = (args.micro_phrase,) if args.engine == "microwakeword" else CANDIDATES
+        engine = "pocketsphinx" if args.engine == "catalog" else args.engine
+        default = (args.micro_phrase,) if engine == "microwakeword" else CANDIDATES
         print("\n".join(tune(args.positives, args.neg_hours, tuple(args.phrase) or default,
-                              args.engine)))
+                              engine)))
         return 0
-    m = measure(args.positives, args.neg_hours, pythonpath, args.engine, args.micro_phrase)
+    engine, phrase, cutoff = args.engine, args.micro_phrase, args.micro_cutoff
+    if engine == "catalog":
+        env = catalog_env()
+        engine = str(env.get("WAKE_ENGINE", "pocketsphinx"))
+        if engine == "microwakeword":
+            phrase = str(env.get("WAKE_PHRASES", "hey jarvis")).split(",")[0].strip()
+            cutoff = float(env["WAKE_CUTOFF"]) if env.get("WAKE_CUTOFF") else None
+    m = measure(args.positives, args.neg_hours, pythonpath, engine, phrase, cutoff)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0
 

@@ -147,7 +147,7 @@ def test_spoken_turns_remember_recall_and_a_switch_asked_by_voice_needs_confirma
     say(dialogue, "remember that the car is in the garage", "/root/q1.wav")
     say(dialogue, "where did i put the car", "/root/q2.wav")
     # an always-on microphone: the wake phrase first, and only what follows it is the turn
-    say(dialogue, "okay computer. switch to the vision profile", "/root/q3.wav", voice="slt")
+    say(dialogue, "okay nabu. switch to the vision profile", "/root/q3.wav", voice="rms")
     try:
         r = dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice", "--audio",
                           "/root/q1.wav"], timeout=120)
@@ -161,7 +161,7 @@ def test_spoken_turns_remember_recall_and_a_switch_asked_by_voice_needs_confirma
         assert dialogue.sh("head -c 4 /root/a2.wav") == "RIFF"
         r = json.loads(dialogue.run(["unified-ctl", "ask", "--json", "--session", "sys-voice",
                                      "--audio", "/root/q3.wav", "--wake"], timeout=120).stdout)
-        assert r["wake"]["detected"] and r["wake"]["phrase"] == "okay computer", r
+        assert r["wake"]["detected"] and r["wake"]["phrase"] == "okay nabu", r  # the catalog's
         assert r["transcript"] == "switch to the vision profile", r
         assert {"preprocess", "wake", "stt"} <= set(r["timings_ms"]), r
         assert r["intent"] == "SwitchProfile" and r["data"]["decision"] == "confirm", r

@@ -1,9 +1,10 @@
-"""WakeWordDetector under systemd with the real engine installed from Debian by the package's
-Depends (docs/SPEECH.md, "WakeWordDetector"): "<wake phrase>, what time is it" synthesised by
-TTSService, the wake phrase spotted where it was placed and the rest transcribed by STTService,
-all through RequestCoordinator (the detector socket-activated by its first task, in the full
-profile where it lives); and a phrase word the dictionary lacks as a failed start with exit 2
-naming the word and the setting, not restarted.
+"""WakeWordDetector under systemd with the real engines installed by the packages (docs/SPEECH.md,
+"WakeWordDetector"): "<wake phrase>, what time is it" synthesised by TTSService, the wake
+phrase spotted where it was placed and the rest transcribed by STTService, all through
+RequestCoordinator (the detector socket-activated by its first task, in the full profile
+where it lives), with the catalog's engine (microWakeWord, from unified-system-wakeword) and
+with PocketSphinx (a drop-in); a Wyoming satellite; and a phrase word the dictionary lacks as
+a failed start with exit 2 naming the word and the setting, not restarted.
 """
 import json
 
@@ -64,8 +65,20 @@ def say(c, text: str, name: str) -> None:
     c.write_file(f"/root/wake-{name}.json", json.dumps(out))
 
 
-def test_wake_phrase_then_command_is_spotted_in_place_and_the_rest_transcribed(full):
-    phrase = full.run(["python3", "-c", CONFIGURED]).stdout.strip()  # e.g. "hey computer"
+@pytest.fixture
+def pocketsphinx(full):
+    """The Debian-only engine (the shipped catalog runs microWakeWord): a runtime drop-in."""
+    with full.agent_env(["WakeWordDetector"], "90-systest-pocketsphinx", **PS_ENV):
+        yield full
+
+
+PS_ENV = {"WAKE_ENGINE": "pocketsphinx", "WAKE_PHRASES": "okay computer",
+          "WAKE_THRESHOLD": "1e-30"}
+
+
+def test_wake_phrase_then_command_is_spotted_in_place_and_the_rest_transcribed(pocketsphinx):
+    full = pocketsphinx
+    phrase = "okay computer"
     say(full, phrase, "phrase")
     say(full, "what time is it", "command")
     clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
@@ -97,7 +110,8 @@ def test_bad_audio_is_a_400_through_the_coordinator_and_the_detector_stays_up(fu
 
 def test_a_phrase_word_not_in_the_dictionary_fails_the_start_once_naming_it(full):
     try:
-        full.write_file(DROPIN, '[Service]\nEnvironment="WAKE_PHRASES=hey zorblax"\n')
+        full.write_file(DROPIN, '[Service]\nEnvironment="WAKE_ENGINE=pocketsphinx" '
+                                '"WAKE_PHRASES=hey zorblax"\n')
         full.systemctl("daemon-reload")
         full.systemctl("restart", UNIT, check=False)
         full.wait_until(f"systemctl is-failed -q {UNIT}", timeout=60)
@@ -173,28 +187,29 @@ def test_a_wyoming_satellite_streams_its_microphone_and_gets_the_detection(full)
         full.systemctl("stop", UNIT, check=False, timeout=60)
 
 
-def test_the_microwakeword_engine_from_its_package_spots_its_phrase_in_place(full):
-    """WAKE_ENGINE=microwakeword, from unified-system-wakeword (installed beside the voice
-    package, as `apt install ./dist/unified-system*.deb` does): the vendored wheels load
-    under the unit's sandbox, the phrase is spotted where it was said, and /health names the
-    engine; back to the catalog's engine afterwards."""
+def test_the_catalogs_microwakeword_engine_from_its_package_spots_its_phrase_in_place(full):
+    """The shipped catalog's engine, WAKE_ENGINE=microwakeword, from unified-system-wakeword
+    (installed beside the voice package, as `apt install ./dist/unified-system*.deb` does):
+    the vendored wheels load under the unit's sandbox, the phrase is spotted where it was
+    said, the rest is the command, and /health names engine, model and cutoff."""
     assert full.run(["dpkg-query", "-W", "-f", "${Status}", "unified-system-wakeword"]
                     ).stdout.endswith("installed")
-    with full.agent_env(["WakeWordDetector"], "90-systest-micro",
-                        WAKE_ENGINE="microwakeword", WAKE_PHRASES="okay nabu"):
-        full.wait_until("curl -sf http://127.0.0.1:7552/health", timeout=60)
-        say(full, "okay nabu", "phrase")
-        say(full, "what time is it", "command")
-        clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
-        status, out = post(full, 7201, {"type": "wake_word",
-                                        "audio_wav_b64": clip["audio_wav_b64"]})
-        assert status == 200 and out["agent"] == "WakeWordDetector", out
-        r = out["result"]
-        assert r["detected"] is True and r["phrase"] == "okay nabu", r
-        assert r["engine"] == "microwakeword" and abs(r["at_s"] - clip["at_s"]) <= 0.3, \
-            (r, clip["at_s"])
-        h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
-        assert h["engine"] == "microwakeword" and h["engine_version"] == \
-            "pymicro-wakeword 2.5.0", h
-        assert h["model"] == "/usr/lib/unified-system/wakeword/pymicro_wakeword/models", h
-    full.systemctl("stop", UNIT, check=False, timeout=60)
+    phrase = full.run(["python3", "-c", CONFIGURED]).stdout.strip()
+    assert phrase == "okay nabu", phrase
+    say(full, phrase, "phrase")
+    say(full, "what time is it", "command")
+    clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
+    status, out = post(full, 7201, {"type": "wake_word", "audio_wav_b64": clip["audio_wav_b64"]})
+    assert status == 200 and out["agent"] == "WakeWordDetector", out
+    r = out["result"]
+    assert r["detected"] is True and r["phrase"] == phrase, r
+    assert r["engine"] == "microwakeword" and abs(r["at_s"] - clip["at_s"]) <= 0.3, \
+        (r, clip["at_s"])
+    rest = full.run(["python3", "-c", CUT, str(r["end_s"])]).stdout.strip()
+    status, out = post(full, 7201, {"type": "stt", "audio_wav_b64": rest})
+    assert status == 200 and out["result"]["text"] == "what time is it", out
+    h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
+    assert h["engine"] == "microwakeword" and h["engine_version"] == "pymicro-wakeword 2.5.0", h
+    assert h["model"] == "/usr/lib/unified-system/wakeword/pymicro_wakeword/models", h
+    assert h["phrases"] == [{"phrase": "okay nabu", "threshold": 0.5}], h
+    assert full.unit_property(UNIT, "ActiveState") == "active"  # started by its socket

@@ -8,9 +8,12 @@ Same interface as wake.KeyphraseSpotter (spot, stream, load, files, phrases, ver
 WakeWordDetector and its Wyoming handler do not care which engine runs. The models are
 streaming by nature: 10 ms feature frames, a probability every 30 ms, a detection when the
 mean of the last `sliding_window_size` probabilities reaches the model's cutoff (its own
-JSON, or WAKE_THRESHOLD when set). The detection fires as the phrase ends: `end_s` is that
-moment; `at_s` is where the speech before it began (the energy onset in the 2 s before, as
-wav.onset_s finds it), so the command that follows starts at `end_s`.
+JSON, or WAKE_CUTOFF when set). The detection fires just after the phrase ends: `end_s` is
+that moment, `at_s` where the speech before it began (the energy onset above the noise floor
+in the 2 s before). The probability is averaged over a few frames, so a command said with no
+pause may have begun up to ~0.2 s before `end_s`; finding the pause by energy was tried and
+was no better (a stop consonant inside the phrase, the b of "nabu", and a voiceless "s" at
+the command's start are as quiet as the pause).
 """
 from __future__ import annotations
 
@@ -128,25 +131,34 @@ class MicroStream:
                     p = m.process_streaming_prob(feats)
                     if p is None or p <= m.probability_cutoff:   # as the library decides
                         continue
-                    end = round(self.seconds, 2)
-                    if end - self._last.get(phrase, -10.0) < REFRACTORY_S:
+                    now = self.seconds
+                    if now - self._last.get(phrase, -10.0) < REFRACTORY_S:
                         continue
-                    self._last[phrase] = end
-                    out.append({"phrase": phrase, "at_s": self._onset(end), "end_s": end,
+                    self._last[phrase] = now
+                    out.append({"phrase": phrase, "at_s": self._onset(now),
+                                "end_s": round(now, 2),
                                 "score": round(float(p), 3)})
         return out
 
     def flush(self) -> list[dict]:
         return []    # streaming: every detection was reported as its frame arrived
 
-    def _onset(self, end: float) -> float:
-        start = end - len(self._recent) / SAMPLE_RATE
+    def _onset(self, now: float) -> float:
+        start = now - len(self._recent) / SAMPLE_RATE
         return round(max(0.0, start + speech_onset_s(self._recent)), 2)
 
     def close(self) -> None:
         for _, m in self._models:
             m.reset()
         self._features.reset()
+
+
+def _frame_rms(pcm):
+    import numpy as np
+
+    hop = SAMPLE_RATE // 100
+    n = len(pcm) // hop
+    return np.sqrt(np.mean(np.asarray(pcm[:n * hop], np.float64).reshape(n, hop) ** 2, axis=1))
 
 
 def speech_onset_s(pcm) -> float:
@@ -156,11 +168,9 @@ def speech_onset_s(pcm) -> float:
     make every frame "speech", as a fraction of the peak alone would."""
     import numpy as np
 
-    hop = SAMPLE_RATE // 100
-    n = len(pcm) // hop
-    if n < 3:
+    rms = _frame_rms(pcm)
+    if len(rms) < 3:
         return 0.0
-    rms = np.sqrt(np.mean(np.asarray(pcm[:n * hop], np.float64).reshape(n, hop) ** 2, axis=1))
     floor, peak = float(np.percentile(rms, 10)), float(rms.max())
     loud = rms > floor + 0.1 * (peak - floor)
     run = loud[:-2] & loud[1:-1] & loud[2:]
