@@ -132,9 +132,9 @@ def test_the_base_package_alone_installs_and_a_speech_agent_names_the_voice_pack
     assert "apt install unified-system-voice" in log, log
     assert "Traceback" not in log, log
 
-    voice = harness.companion_debs(deb)
-    assert [harness.deb_field(v, "Package") for v in voice] == [VOICE]
-    c.install_deb(voice[0])
+    companions = {harness.deb_field(d, "Package"): d for d in harness.companion_debs(deb)}
+    assert sorted(companions) == [VOICE, "unified-system-wakeword"], companions
+    c.install_deb(companions[VOICE])
     c.systemctl("reset-failed", unit, check=False)
     c.systemctl("start", unit, timeout=60)
     c.wait_until(["curl", "-sf", "http://127.0.0.1:6801/health"], timeout=60)
