@@ -76,9 +76,9 @@ PS_ENV = {"WAKE_ENGINE": "pocketsphinx", "WAKE_PHRASES": "okay computer",
           "WAKE_THRESHOLD": "1e-30"}
 
 
-def test_wake_phrase_then_command_is_spotted_in_place_and_the_rest_transcribed(pocketsphinx):
-    full = pocketsphinx
-    phrase = "okay computer"
+def spotted_then_transcribed(full, phrase: str, engine: str) -> dict:
+    """"<phrase>, what time is it" through the coordinator: the phrase spotted where it was
+    said by `engine`, and the audio after its end_s transcribed as the command."""
     say(full, phrase, "phrase")
     say(full, "what time is it", "command")
     clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
@@ -88,12 +88,19 @@ def test_wake_phrase_then_command_is_spotted_in_place_and_the_rest_transcribed(p
     r = out["result"]
     assert r["detected"] is True and r["phrase"] == phrase, r
     assert abs(r["at_s"] - clip["at_s"]) <= 0.3, (r["at_s"], clip["at_s"])
-    assert r["engine"] == "pocketsphinx-kws"
+    assert r["engine"] == engine, r
 
     rest = full.run(["python3", "-c", CUT, str(r["end_s"])]).stdout.strip()
     status, out = post(full, 7201, {"type": "stt", "audio_wav_b64": rest})
     assert status == 200 and out["agent"] == "STTService", out
     assert out["result"]["text"] == "what time is it", out["result"]
+    return r
+
+
+def test_wake_phrase_then_command_is_spotted_in_place_and_the_rest_transcribed(pocketsphinx):
+    full = pocketsphinx
+    phrase = "okay computer"
+    spotted_then_transcribed(full, phrase, "pocketsphinx-kws")
 
     h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
     assert h["implementation"] == "builtin" and h["engine"] == "pocketsphinx-kws", h
@@ -196,18 +203,7 @@ def test_the_catalogs_microwakeword_engine_from_its_package_spots_its_phrase_in_
                     ).stdout.endswith("installed")
     phrase = full.run(["python3", "-c", CONFIGURED]).stdout.strip()
     assert phrase == "okay nabu", phrase
-    say(full, phrase, "phrase")
-    say(full, "what time is it", "command")
-    clip = json.loads(full.run(["python3", "-c", ASSEMBLE]).stdout)
-    status, out = post(full, 7201, {"type": "wake_word", "audio_wav_b64": clip["audio_wav_b64"]})
-    assert status == 200 and out["agent"] == "WakeWordDetector", out
-    r = out["result"]
-    assert r["detected"] is True and r["phrase"] == phrase, r
-    assert r["engine"] == "microwakeword" and abs(r["at_s"] - clip["at_s"]) <= 0.3, \
-        (r, clip["at_s"])
-    rest = full.run(["python3", "-c", CUT, str(r["end_s"])]).stdout.strip()
-    status, out = post(full, 7201, {"type": "stt", "audio_wav_b64": rest})
-    assert status == 200 and out["result"]["text"] == "what time is it", out
+    spotted_then_transcribed(full, phrase, "microwakeword")
     h = json.loads(full.run(["curl", "-sf", "http://127.0.0.1:7552/health"]).stdout)
     assert h["engine"] == "microwakeword" and h["engine_version"] == "pymicro-wakeword 2.5.0", h
     assert h["model"] == "/usr/lib/unified-system/wakeword/pymicro_wakeword/models", h

@@ -95,8 +95,9 @@ class WakeWordDetector(Agent):
                                                          wake_micro.VENDOR_DIR))
         except (ImportError, OSError) as e:
             raise ConfigError(f"{self.name} needs microWakeWord (WAKE_ENGINE=microwakeword; "
-                              f"Python module 'pymicro_wakeword': {e}); install it: "
-                              f"{wake_micro.PIP_HINT} {wake_micro.VENDOR_DIR}), or set "
+                              f"Python module 'pymicro_wakeword': {e}); install the package "
+                              f"{wake_micro.PACKAGE} (amd64, built by make deb) or install it: "
+                              f"{wake_micro.PIP_HINT} --target {wake_micro.VENDOR_DIR}; or set "
                               "WAKE_ENGINE=pocketsphinx") from None
         names = wake_micro.model_names(module)
         raw = env.string("WAKE_PHRASES", "hey jarvis")

@@ -1,11 +1,11 @@
 """Wake word with microWakeWord (PyPI `pymicro-wakeword`: small streaming TFLite models that
 ship inside the wheel: alexa, hey_jarvis, hey_mycroft, okay_nabu), the engine Home
-Assistant's voice satellites run. Neither it nor `pymicro-features` is in Debian: the agent
-imports them from the Python path or from VENDOR_DIR (WAKE_VENDOR_DIR), where the two wheels
-unpacked are enough (PIP_HINT). A package that vendors them there is planned, not built yet.
+Assistant's voice satellites run. Neither it nor `pymicro-features` is in Debian: the package
+unified-system-wakeword vendors both wheels, unpacked, in VENDOR_DIR (WAKE_VENDOR_DIR); the
+agent imports them from the Python path or from there.
 
-Same interface as wake.KeyphraseSpotter (spot, stream, load, files, phrases, version), so
-WakeWordDetector and its Wyoming handler do not care which engine runs. The models are
+Same interface as wake.KeyphraseSpotter (spot, stream, load, phrases, version, model_dir,
+load_s), so WakeWordDetector and its Wyoming handler do not care which engine runs. The models are
 streaming by nature: 10 ms feature frames, a probability every 30 ms, a detection when the
 mean of the last `sliding_window_size` probabilities reaches the model's cutoff (its own
 JSON, or WAKE_CUTOFF when set). The detection fires just after the phrase ends: `end_s` is
@@ -21,10 +21,13 @@ import os
 import sys
 import threading
 import time
+from collections import deque
+
+import numpy as np   # the agent checks it (python3-numpy) before it imports this module
 
 VENDOR_DIR = "/usr/lib/unified-system/wakeword"
-PIP_HINT = ("pip install --no-deps pymicro-wakeword==2.5.0 pymicro-features==2.0.2 (PyPI; "
-            "or --target the vendor directory)")
+PACKAGE = "unified-system-wakeword"
+PIP_HINT = "pip install --no-deps pymicro-wakeword==2.5.0 pymicro-features==2.0.2"
 SAMPLE_RATE = 16000
 LOOKBACK_S = 2.0          # where to look for the phrase's start before its detection
 REFRACTORY_S = 1.0        # one detection per phrase: the probability stays high a while
@@ -58,9 +61,6 @@ class MicroWakeWordSpotter:
         self._models: list = []
         self._lock = threading.Lock()
         self.load_s: float | None = None
-
-    def files(self) -> list[str]:
-        return [os.path.join(self.model_dir, self._names[p] + ".tflite") for p, _ in self.phrases]
 
     @property
     def version(self) -> str:
@@ -104,12 +104,10 @@ class MicroWakeWordSpotter:
 
 class MicroStream:
     def __init__(self, module, models: list):
-        import numpy as np
-
-        self._np = np
         self._models = models
         self._features = module.MicroWakeWordFeatures()
-        self._recent = np.zeros(0, "<i2")    # the last LOOKBACK_S, for at_s
+        # the last LOOKBACK_S as 10 ms pieces, joined only when a detection needs its onset
+        self._recent: deque = deque(maxlen=int(LOOKBACK_S * 100))
         self._samples = 0
         self._last: dict[str, float] = {}    # phrase → end_s of its last detection
 
@@ -124,8 +122,7 @@ class MicroStream:
         for i in range(0, len(pcm16k), step):
             piece = pcm16k[i:i + step]
             self._samples += len(piece)
-            self._recent = self._np.concatenate([self._recent, piece])[
-                -int(LOOKBACK_S * SAMPLE_RATE):]
+            self._recent.append(piece)
             for feats in self._features.process_streaming(piece.tobytes()):
                 for phrase, m in self._models:
                     p = m.process_streaming_prob(feats)
@@ -144,8 +141,9 @@ class MicroStream:
         return []    # streaming: every detection was reported as its frame arrived
 
     def _onset(self, now: float) -> float:
-        start = now - len(self._recent) / SAMPLE_RATE
-        return round(max(0.0, start + speech_onset_s(self._recent)), 2)
+        recent = np.concatenate(self._recent)
+        start = now - len(recent) / SAMPLE_RATE
+        return round(max(0.0, start + speech_onset_s(recent)), 2)
 
     def close(self) -> None:
         for _, m in self._models:
@@ -153,24 +151,16 @@ class MicroStream:
         self._features.reset()
 
 
-def _frame_rms(pcm):
-    import numpy as np
-
-    hop = SAMPLE_RATE // 100
-    n = len(pcm) // hop
-    return np.sqrt(np.mean(np.asarray(pcm[:n * hop], np.float64).reshape(n, hop) ** 2, axis=1))
-
-
 def speech_onset_s(pcm) -> float:
     """Where the speech in `pcm` (the seconds before a detection) begins: the first of three
     10 ms frames in a row above the noise floor by a tenth of the way to the loudest frame.
     Relative to the floor, so steady noise (a fan, the evaluation's white noise) does not
     make every frame "speech", as a fraction of the peak alone would."""
-    import numpy as np
-
-    rms = _frame_rms(pcm)
-    if len(rms) < 3:
+    hop = SAMPLE_RATE // 100
+    n = len(pcm) // hop
+    if n < 3:
         return 0.0
+    rms = np.sqrt(np.mean(np.asarray(pcm[:n * hop], np.float64).reshape(n, hop) ** 2, axis=1))
     floor, peak = float(np.percentile(rms, 10)), float(rms.max())
     loud = rms > floor + 0.1 * (peak - floor)
     run = loud[:-2] & loud[1:-1] & loud[2:]
