@@ -1,7 +1,10 @@
-"""Probe an agent's health port (never its agent port: that would wake a dormant agent)."""
+"""Probe an agent's health port (never its agent port: that would wake a dormant agent).
+
+http.client is imported by the first probe, not with this module: it is ~28 ms (its email
+parser) of the start of every agent that reads the catalog, and most of them never probe.
+"""
 from __future__ import annotations
 
-import http.client
 import json
 from dataclasses import dataclass
 
@@ -14,6 +17,8 @@ class HealthResult:
 
 
 def probe(host: str, port: int, timeout: float = 1.0) -> HealthResult:
+    import http.client
+
     host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

@@ -78,9 +78,4 @@ def label(compound: float) -> str:
 
 
 def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return deps.installed_version(dist)

@@ -20,6 +20,7 @@ import threading
 from unified_agents import Agent, ConfigError, HTTPError
 
 from .. import deps
+from . import pcm
 from .capture import Alsa, CaptureError, File, Http, parse_source
 
 
@@ -29,10 +30,8 @@ class AudioCapture(Agent):
 
     def on_start(self) -> None:
         env = self.config.env
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
-        from . import prep, wav  # numpy is there: checked just above
-
-        self.wav, self.prep = wav, prep
+        deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        self.wav, self.prep = deps.Lazy(f"{__package__}.wav"), deps.Lazy(f"{__package__}.prep")
         spec = env.string("AUDIO_SOURCE", "alsa:default")
         try:
             kind, where = parse_source(spec)
@@ -44,9 +43,9 @@ class AudioCapture(Agent):
         self.source: Alsa | File | Http
         if kind == "alsa":
             arecord = deps.need_binary(self.name, "arecord", "alsa-utils")
-            self.source = Alsa(where, arecord, env.integer("AUDIO_RATE", 16000, wav.MIN_RATE,
-                                                           wav.MAX_RATE),
-                               env.integer("AUDIO_CHANNELS", 1, 1, wav.MAX_CHANNELS))
+            self.source = Alsa(where, arecord, env.integer("AUDIO_RATE", 16000, pcm.MIN_RATE,
+                                                           pcm.MAX_RATE),
+                               env.integer("AUDIO_CHANNELS", 1, 1, pcm.MAX_CHANNELS))
         elif kind == "file":
             if not os.path.isfile(where):
                 raise ConfigError(f"AUDIO_SOURCE={spec!r}: no such file; allowed: a readable "

@@ -45,10 +45,8 @@ class StreamingInterruptHandler(Agent):
 
     def on_start(self) -> None:
         env = self.config.env
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for the voice detector")
-        from . import energy_vad as vad  # numpy is there: checked just above
-
-        self.vad = vad
+        deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for the voice detector")
+        self.vad = deps.Lazy(f"{__package__}.energy_vad")
         self.threshold = env.number("INTERRUPT_THRESHOLD_DBFS", -40.0, -90.0, 0.0)
         self.margin = env.number("INTERRUPT_MARGIN_DB", 10.0, 0.0, 60.0)
         self.min_speech_ms = env.integer("INTERRUPT_MIN_SPEECH_MS", 150, 10, 5000)

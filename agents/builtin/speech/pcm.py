@@ -9,6 +9,9 @@ import binascii
 from unified_agents import HTTPError
 
 RATE = 16000
+# What any WAV may be (wav.py enforces it); here, without numpy, for the checks at start.
+MIN_RATE, MAX_RATE = 8000, 48000
+MAX_CHANNELS = 8
 FORMAT = "raw signed 16-bit little-endian mono PCM at 16000 Hz, in base64"
 
 

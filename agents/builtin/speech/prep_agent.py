@@ -40,10 +40,8 @@ class FusedAudioPreprocessor(Agent):
 
     def on_start(self) -> None:
         env = self.config.env
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio processing")
-        from . import prep, vad, wav  # numpy is there: checked just above
-
-        self.wav, self.prep, self.vad = wav, prep, vad
+        deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for audio processing")
+        self.wav, self.prep, self.vad = (deps.Lazy(f"{__package__}.{m}") for m in ("wav", "prep", "vad"))
         self.max_audio_s = env.number("PREP_MAX_AUDIO_S", 60.0, 0.1, 3600.0)
         self.highpass_hz = env.number("PREP_HIGHPASS_HZ", 0.0, 0.0, 1000.0)
         if 0 < self.highpass_hz < 20:
@@ -88,12 +86,6 @@ class FusedAudioPreprocessor(Agent):
                 "processing_s": round(time.perf_counter() - t0, 4), "warnings": warnings}
 
     def health_info(self) -> dict:
-        return {"engine": "numpy", "engine_version": self.np_version(),
+        return {"engine": "numpy", "engine_version": deps.installed_version("numpy"),
                 "model": "sub-band energy VAD with an adaptive noise floor (speech/vad.py)",
                 "max_audio_s": self.max_audio_s, "highpass_hz": self.highpass_hz}
-
-    @staticmethod
-    def np_version() -> str:
-        import numpy
-
-        return numpy.__version__

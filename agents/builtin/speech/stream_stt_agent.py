@@ -47,25 +47,35 @@ class StreamingSpeechRecognition(Agent):
         self.max_chunk_bytes = int(max_chunk_s * SAMPLE_RATE * 2)
         self.max_body_bytes = self.max_chunk_bytes * 4 // 3 + 65536  # base64 + the JSON
         model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
-        module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
-                                  "the PocketSphinx speech recogniser")
-        self.pool: list[StreamDecoder] = []
-        for _ in range(n):
-            d = StreamDecoder(module, model_dir)
-            for f in d.files():
-                deps.need_file(self.name, f, "pocketsphinx-en-us", "STT_MODEL_DIR")
-            d.load()
-            self.pool.append(d)
+        self._module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
+                                        "the PocketSphinx speech recogniser")
         self.model_dir = model_dir
-        self.load_s = sum(d.load_s or 0.0 for d in self.pool)
-        self._free = list(self.pool)
+        self.max_sessions = n
+        # One decoder at start, the others when sessions overlap: each is ~0.4 s of CPU and
+        # ~80 MB, and a profile's agents start together on 2 CPUs (BENCHMARKS.md). The
+        # session that finds none free waits for one load, once.
+        self.pool: list[StreamDecoder] = []
+        self._free: list[StreamDecoder] = []
+        self._growing = 0  # decoders being loaded for sessions that found none free
         self._pool_lock = threading.Lock()
+        first = self._load_decoder()
+        self.load_s = first.load_s or 0.0
+        self._free.append(first)
         self.sessions = SessionTable(
             "session", n, env.number("STREAM_STT_IDLE_S", 10.0, 0.1, 3600.0),
             env.number("STREAM_STT_MAX_AGE_S", 300.0, 1.0, 86400.0), close=self._release,
             setting="STREAM_STT_MAX_SESSIONS")
-        self.log.info("recognisers loaded", engine="pocketsphinx", model=model_dir,
-                      decoders=n, load_s=round(self.load_s, 3))
+        self.log.info("recogniser loaded", engine="pocketsphinx", model=model_dir,
+                      load_s=round(self.load_s, 3), max_sessions=n)
+
+    def _load_decoder(self) -> StreamDecoder:
+        d = StreamDecoder(self._module, self.model_dir)
+        for f in d.files():
+            deps.need_file(self.name, f, "pocketsphinx-en-us", "STT_MODEL_DIR")
+        d.load()
+        with self._pool_lock:
+            self.pool.append(d)
+        return d
 
     def _release(self, session: Session) -> None:
         """A session left the table: its decoder goes back to the pool once no chunk of it
@@ -82,6 +92,14 @@ class StreamingSpeechRecognition(Agent):
         self.sessions.purge()  # expired sessions give their decoders back first
         with self._pool_lock:
             decoder = self._free.pop() if self._free else None
+            grow = decoder is None and len(self.pool) + self._growing < self.max_sessions
+            self._growing += grow
+        if grow:
+            try:
+                decoder = self._load_decoder()
+            finally:
+                with self._pool_lock:
+                    self._growing -= 1
         if decoder is None:  # every decoder belongs to a live session
             self.sessions.refuse()
         assert decoder is not None
@@ -143,6 +161,7 @@ class StreamingSpeechRecognition(Agent):
     def health_info(self) -> dict:
         return {"engine": "pocketsphinx", "model": self.model_dir,
                 "engine_version": self.pool[0].version, "model_load_s": round(self.load_s, 3),
-                "sessions": {"open": len(self.sessions), "max": len(self.pool),
+                "sessions": {"open": len(self.sessions), "max": self.max_sessions,
+                             "decoders_loaded": len(self.pool),
                              "expired": self.sessions.expired},
                 "chunk_format": pcm.FORMAT}

@@ -50,12 +50,9 @@ class Pocketsphinx:
 
     @property
     def version(self) -> str:
-        from importlib import metadata
+        from .. import deps
 
-        try:
-            return metadata.version("pocketsphinx")
-        except metadata.PackageNotFoundError:
-            return "unknown"
+        return deps.installed_version("pocketsphinx")
 
     def load(self) -> float:
         """Build the decoder (~0.6 s here: the acoustic model and the 30 MB LM)."""

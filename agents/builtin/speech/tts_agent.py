@@ -46,10 +46,8 @@ class TTSService(Agent):
         default = env.string("TTS_ENGINE", "flite")
         self.max_chars = env.integer("TTS_MAX_CHARS", 2000, 1, 100_000)
         self.timeout_s = env.number("TTS_TIMEOUT_S", 30.0, 1.0, 600.0)
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
-        from . import wav  # numpy is there: checked just above
-
-        self.wav = wav
+        deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        self.wav = deps.Lazy(f"{__package__}.wav")
         if default.startswith("wyoming:"):  # an operator's Wyoming service (wyoming_client.py)
             from .wyoming_client import RemoteTTS
 

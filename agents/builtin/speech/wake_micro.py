@@ -64,12 +64,9 @@ class MicroWakeWordSpotter:
 
     @property
     def version(self) -> str:
-        from importlib import metadata
+        from .. import deps
 
-        try:
-            return "pymicro-wakeword " + metadata.version("pymicro-wakeword")
-        except metadata.PackageNotFoundError:
-            return "pymicro-wakeword (version unknown)"
+        return "pymicro-wakeword " + deps.installed_version("pymicro-wakeword")
 
     def load(self) -> float:
         t0 = time.perf_counter()

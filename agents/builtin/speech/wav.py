@@ -17,9 +17,9 @@ import wave
 
 import numpy as np
 
+from .pcm import MAX_CHANNELS, MAX_RATE, MIN_RATE
+
 TARGET_RATE = 16000
-MIN_RATE, MAX_RATE = 8000, 48000
-MAX_CHANNELS = 8
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 ALLOWED = ("a RIFF WAVE file: 8000-48000 Hz, 1-8 channels, PCM 8/16/24/32-bit or IEEE float "
            "32/64-bit")

@@ -4,6 +4,7 @@ through a real agent process; bad input of every speech agent is a clear 4xx, th
 healthy and its memory does not grow over 1,000 bad requests. Speech here is development audio
 (flite rms, espeak-ng); the evaluation voices are only in bench/bench_prep.py."""
 import base64
+import pathlib
 
 import numpy as np
 import pytest
@@ -314,3 +315,52 @@ def test_a_thousand_bad_requests_leave_every_speech_agent_healthy_without_growin
     print(f"\n{agent}: RSS {before} kB before, {after} kB after 1,000 bad requests")
     assert a.request("GET", "/health", health=True)[0] == 200
     assert after <= before * 1.05, f"RSS {before} kB → {after} kB after 1,000 bad requests"
+
+
+# ------------------------------------------------------------------ numpy waits for the first task
+def _numpy_mapped(agent) -> bool:
+    """numpy's compiled core is in the process's memory map once numpy is imported."""
+    maps = pathlib.Path(f"/proc/{agent.proc.pid}/maps").read_text()
+    return "_multiarray_umath" in maps
+
+
+@needs_flite
+def test_audio_agents_start_without_numpy_and_load_it_for_their_first_task(spawn, tmp_path):
+    # ~100 ms of CPU and ~15 MB per agent that may never convert audio (deps.need_installed)
+    src = tmp_path / "in.wav"
+    src.write_bytes(wav_bytes(np.zeros(RATE // 4), RATE))
+    agents = {
+        "FusedAudioPreprocessor": ("fused_audio_preprocessor", {}, {
+            "type": "audio_preprocessing", "audio_wav_b64": b64(wav_bytes(np.zeros(RATE), RATE))}),
+        "AudioCapture": ("audio_capture", {"AUDIO_SOURCE": f"file:{src}"},
+                         {"type": "audio_capture", "seconds": 0.1}),
+        "TTSService": ("tts_service", {"TTS_ENGINE": "flite"}, {"type": "tts", "text": "hi"}),
+        "StreamingInterruptHandler": ("streaming_interrupt", {}, {
+            "type": "interrupt", "playback_id": "p1", "audio_chunk_b64": b64(bytes(3200))}),
+    }
+    for name, (module, env, body) in agents.items():
+        a = spawn(name, agent_env(spawn, module, **env), notify=False)
+        assert not _numpy_mapped(a), f"{name} imported numpy at start"
+        status, out = task(a, body)
+        assert status in (200, 422), (name, out)  # 422: silence, found by the numpy code
+        assert _numpy_mapped(a), name
+
+
+def test_a_module_that_is_not_installed_fails_the_start_naming_the_package():
+    from unified_agents.builtin import deps
+    from unified_agents.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        deps.need_installed("AudioCapture", "no_such_module_xyz", "python3-xyz", "xyz for audio")
+    assert "install the Debian package python3-xyz" in str(e.value)
+    assert "no_such_module_xyz" in str(e.value) and "not installed" in str(e.value)
+
+
+def test_installed_version_reads_debian_and_pypi_metadata_directories():
+    from importlib import metadata
+
+    from unified_agents.builtin import deps
+
+    for dist in ("numpy", "PyYAML", "pyyaml", "ruamel.yaml"):
+        assert deps.installed_version(dist) == metadata.version(dist), dist
+    assert deps.installed_version("no-such-distribution-xyz") == "unknown"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from .conftest import (agent_env, b64, needs_espeak, needs_flite, needs_numpy, needs_stt, say,
-                       task)
+                       spawn, task)
 from tests.host_tools import require_tool
 
 pytestmark = needs_numpy
@@ -101,6 +101,28 @@ def test_sessions_are_bounded_in_number_with_429_and_retry_after(sstt):
     c = ok(sstt, {"type": "streaming_stt"})["session"]  # a's decoder is free again
     for sid in (b, c):
         ok(sstt, {"type": "streaming_stt", "session": sid, "final": True})
+
+
+@needs_stt
+def test_a_second_decoder_is_loaded_only_when_two_sessions_overlap(spawn):  # noqa: F811
+    # each decoder is ~0.4 s of CPU and ~80 MB: the start loads one (BENCHMARKS.md)
+    a = spawn("StreamingSpeechRecognition", agent_env(
+        spawn, "streaming_speech_recognition", STREAM_STT_MAX_SESSIONS=3), notify=False)
+
+    def loaded():
+        return a.request("GET", "/health", health=True)[1]["sessions"]["decoders_loaded"]
+
+    assert loaded() == 1
+    one = ok(a, {"type": "streaming_stt"})["session"]
+    ok(a, {"type": "streaming_stt", "session": one, "final": True})
+    two = ok(a, {"type": "streaming_stt"})["session"]  # the same decoder, free again
+    assert loaded() == 1
+    three = ok(a, {"type": "streaming_stt"})["session"]  # overlaps: a second one
+    assert loaded() == 2
+    final = ok(a, {"type": "streaming_stt", "session": three, "final": True})
+    assert final["text"] == "" and final["final"] is True
+    ok(a, {"type": "streaming_stt", "session": two, "final": True})
+    assert a.request("GET", "/health", health=True)[1]["sessions"]["max"] == 3
 
 
 @needs_stt
