@@ -11,7 +11,7 @@ import difflib
 import os
 from typing import Any, Callable, Mapping
 
-from . import known_ports
+from . import catalog_cache, known_ports
 from . import model as m
 from . import types as t
 from .errors import CatalogInvalid, Problem
@@ -44,16 +44,22 @@ def catalog_path(explicit: str | None = None) -> str:
 
 
 def load_catalog(path: str | None = None, env: Mapping[str, str] | None = None,
-                 dropins: bool = True) -> m.Catalog:
+                 dropins: bool = True, store_cache: bool = False) -> m.Catalog:
     """Load and validate; raise CatalogInvalid listing every problem. env: runbook variables
-    overriding settings (none by default: the caller's environment is not read)."""
+    overriding settings (none by default: the caller's environment is not read).
+    store_cache: keep the parsed document for the agents' starts (the generator's load:
+    catalog_cache.py); only a document that validated is kept."""
     env = {} if env is None else env
     path = catalog_path(path)
-    data, marks, sources = load_merged(path, dropins)
+    key, cached, (data, marks, sources) = _document(path, dropins)
+    blob = catalog_cache.pack(key, data, marks, sources) \
+        if store_cache and not cached and key is not None else None
     v = _Validator(path, marks)
     catalog = v.catalog(data, tuple(sources), env)
     if v.problems:
         raise CatalogInvalid(v.problems)
+    if blob is not None:
+        catalog_cache.write(blob)
     return catalog
 
 
@@ -62,7 +68,18 @@ def load_merged(path: str | None = None, dropins: bool = True) -> tuple[Any, dic
     (conf.d/*.yaml, name order) merged in, before validation. Returns (data, marks: where
     each value came from, the files read); CatalogInvalid when a file cannot be read or parsed.
     `unified-ctl config show` prints it."""
-    path = catalog_path(path)
+    return _document(catalog_path(path), dropins)[2]
+
+
+def _document(path: str, dropins: bool) -> tuple[tuple | None, bool, tuple[Any, dict, list[str]]]:
+    """(cache key, whether the cache had it, the document): the generator's parse while the
+    files are unchanged (catalog_cache.py), else the files parsed now."""
+    key = catalog_cache.key(path) if dropins else None
+    hit = catalog_cache.load(key) if key is not None else None
+    return key, hit is not None, hit or _parse_merged(path, dropins)
+
+
+def _parse_merged(path: str, dropins: bool) -> tuple[Any, dict, list[str]]:
     problems: list[Problem] = []
     data, marks = load_file(path, problems)
     sources = [path]

@@ -7,14 +7,14 @@ where each path came from.
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import Problem
 
-# libyaml parses the 77-agent catalog ~5x faster than the pure-Python parser; marks are kept.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
+# PyYAML is imported by the first parse, not with this module (~20 ms): an agent's start
+# usually takes the parsed catalog from catalog_cache.py.
 
 Path = tuple  # ("agents", "TutorAgent", "port")
 Marks = dict  # Path -> (file, line)
@@ -39,8 +39,12 @@ def load_file(path: str, problems: list[Problem]) -> tuple[Any, Marks]:
     except (OSError, UnicodeDecodeError) as e:
         problems.append(Problem(path, None, "", f"cannot read file: {e}"))
         return None, marks
+    import yaml
+
+    # libyaml parses the 77-agent catalog ~5x faster than the pure-Python parser; marks are kept.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text, Loader=_LOADER)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -68,10 +72,14 @@ class _Builder:
         self.path = path
         self.marks = marks
         self.problems = problems
+        import yaml
+
+        self.yaml = yaml
         self.scalars = yaml.SafeLoader("")
         self.count = 0
 
     def build(self, node: yaml.Node, at: Path) -> Any:
+        yaml = self.yaml
         self.count += 1
         if self.count > MAX_VALUES:
             raise _TooBig

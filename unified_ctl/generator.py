@@ -91,7 +91,8 @@ def load_good(catalog_file: str):
     from unified_core.catalog import load_catalog
 
     try:
-        return load_catalog(catalog_file, env={}), False, ""
+        # store_cache: the agents' starts read this parse instead of the YAML (catalog_cache.py)
+        return load_catalog(catalog_file, env={}, store_cache=True), False, ""
     except UnifiedError as e:
         reason = str(e)
     last = os.path.join(paths.last_good_dir(), "unified.yaml")
