@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from sdk_common import checkout_path, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONVERSATION = ["Hello", "I feel a bit tired today", "My boss gave me too much work",
@@ -47,20 +47,12 @@ def read_set(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Agent:
     """One agent process, started as the unit starts it (python3 -m unified_agents run)."""
 
     def __init__(self, name: str, module: str, pythonpath: str, env: dict):
         self.name = name
-        self.port, self.hport = _port(), _port()
+        self.port, self.hport = free_port(), free_port()
         e = dict(os.environ, PYTHONPATH=pythonpath, UNIFIED_AGENT=name,
                  UNIFIED_RUN=f"builtin:{module}", UNIFIED_PORT=str(self.port),
                  UNIFIED_HEALTH_PORT=str(self.hport), **env)
@@ -265,7 +257,8 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`bench/run.py`: the same measurement inside the container, against the installed
     package and its Recommends (apertium, apertium-eng-spa, langdetect, nltk)."""
-    c.write_file("/root/bench_language.py", Path(__file__).read_text())
+    for name in ("bench_language.py", "sdk_common.py"):  # sdk_common: checkout_path
+        c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
     c.run(["mkdir", "-p", "/root/language-data"])
     c.write_file("/root/language-data/langid.tsv",
                  (REPO / "tests/data/language/langid.tsv").read_text())
@@ -287,12 +280,7 @@ def main() -> int:
     ap.add_argument("--installed", action="store_true",
                     help="use the installed package (default: this checkout)")
     args = ap.parse_args()
-    if args.installed:
-        pythonpath = os.environ.get("PYTHONPATH", "")
-    else:
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-language-"))
-        (link_dir / "unified_agents").symlink_to(REPO / "agents")  # agents/ as installed
-        pythonpath = f"{link_dir}{os.pathsep}{REPO}"
+    pythonpath = checkout_path(args.installed)
     m = measure(pythonpath, args.runs, Path(args.data), args.lexicon)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0

@@ -20,10 +20,11 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from sdk_common import checkout_path
 
 REPO = Path(__file__).resolve().parents[1]
 NOW = dt.datetime(2026, 12, 3, 10, 0)  # the sets' reference "now" (a Thursday)
@@ -181,7 +182,8 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, against the installed package
     (intents from /etc/unified/intents.d, names from the installed catalog)."""
-    c.write_file("/root/bench_nlu.py", Path(__file__).read_text())
+    for name in ("bench_nlu.py", "sdk_common.py"):  # sdk_common: checkout_path
+        c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
     c.run(["mkdir", "-p", "/root/nlu-data"])
     c.write_file("/root/nlu-data/eval.tsv", (REPO / "tests/data/nlu/eval.tsv").read_text())
     try:
@@ -200,14 +202,10 @@ def main() -> int:
     ap.add_argument("--installed", action="store_true",
                     help="use the installed package and /etc/unified (default: this checkout)")
     args = ap.parse_args()
+    pythonpath = checkout_path(args.installed)
     if args.installed:
-        pythonpath = os.environ.get("PYTHONPATH", "")
         intents_dir, catalog = "/etc/unified/intents.d", "/etc/unified/unified.yaml"
     else:
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-nlu-"))
-        (link_dir / "unified_agents").symlink_to(REPO / "agents")  # agents/ as installed
-        pythonpath = f"{link_dir}{os.pathsep}{REPO}"
-        sys.path[:0] = [str(link_dir), str(REPO)]
         intents_dir = str(REPO / "etc/unified/intents.d")
         catalog = str(REPO / "etc/unified/unified.yaml")
     m = measure(args.set, pythonpath, intents_dir, catalog, args.data)

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sdk_common import checkout_path
+
 SNR_DB = 10.0
 GAPS_S = (0.4, 0.6, 1.0, 1.5, 2.5)
 EVAL = (("flite", "slt"), ("flite", "kal"), ("flite", "awb"))
@@ -294,7 +296,7 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, against the installed package."""
     here = Path(__file__).resolve().parent
-    for name in ("bench_prep.py", "bench_speech.py"):
+    for name in ("bench_prep.py", "bench_speech.py", "sdk_common.py"):
         c.write_file(f"/root/{name}", (here / name).read_text())
     try:
         r = c.run(["python3", "/root/bench_prep.py", "--json", "--installed"], timeout=900)
@@ -313,11 +315,7 @@ def main() -> int:
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if not args.installed:
-        repo = Path(__file__).resolve().parents[1]
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-prep-"))
-        (link_dir / "unified_agents").symlink_to(repo / "agents")  # agents/ as installed
-        sys.path[:0] = [str(link_dir), str(repo)]
+    checkout_path(args.installed)
     m = measure(args.files, args.dev)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0

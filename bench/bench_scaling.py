@@ -6,7 +6,6 @@ run in the container against the same catalogs installed there.
 """
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess

@@ -20,10 +20,11 @@ import random
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from sdk_common import checkout_path
 
 ORDER = 60
 EVAL_VOICES = ("slt", "kal", "awb")
@@ -233,7 +234,8 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, against the installed package
     (its speech dependencies come from the .deb's Depends)."""
-    c.write_file("/root/bench_speech.py", Path(__file__).read_text())
+    for name in ("bench_speech.py", "sdk_common.py"):  # sdk_common: checkout_path
+        c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
     try:
         r = c.run(["python3", "/root/bench_speech.py", "--json", "--installed"], timeout=900)
     finally:
@@ -249,14 +251,7 @@ def main() -> int:
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core, as the RTF says
-    if args.installed:
-        pythonpath = os.environ.get("PYTHONPATH", "")
-    else:
-        repo = Path(__file__).resolve().parents[1]
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-speech-"))
-        (link_dir / "unified_agents").symlink_to(repo / "agents")  # agents/ as installed
-        pythonpath = f"{link_dir}{os.pathsep}{repo}"
-        sys.path[:0] = [str(link_dir), str(repo)]
+    pythonpath = checkout_path(args.installed)
     m = measure(args.n, pythonpath)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0

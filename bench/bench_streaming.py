@@ -16,7 +16,6 @@ import argparse
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_speech import EVAL_VOICES, TTS_SENTENCE, utterances  # noqa: E402
+from sdk_common import checkout_path, free_port  # noqa: E402
 
 ORDER = 61
 LONG = ("Here is the weather for today. It will be sunny in the morning, with clouds coming "
@@ -36,17 +36,9 @@ USER = ["stop", "wait a second", "no thanks", "what time is it", "turn it off", 
 ECHO_DB = (-30, -20, -12, -6)  # the echo's level against the user's voice at the microphone
 
 
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Agent:
     def __init__(self, name: str, module: str, pythonpath: str, **env):
-        self.port, self.health_port = _port(), _port()
+        self.port, self.health_port = free_port(), free_port()
         e = dict(os.environ, PYTHONPATH=pythonpath, UNIFIED_AGENT=name,
                  UNIFIED_RUN=f"builtin:{module}", UNIFIED_PORT=str(self.port),
                  UNIFIED_HEALTH_PORT=str(self.health_port), **{k: str(v) for k, v in env.items()})
@@ -334,7 +326,7 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, the installed package."""
     here = Path(__file__).resolve().parent
-    for f in ("bench_speech.py", "bench_streaming.py"):
+    for f in ("bench_speech.py", "bench_streaming.py", "sdk_common.py"):
         c.write_file(f"/root/{f}", (here / f).read_text())
     try:
         r = c.run(["python3", "/root/bench_streaming.py", "--json", "--installed"],
@@ -352,14 +344,7 @@ def main() -> int:
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if args.installed:
-        pythonpath = os.environ.get("PYTHONPATH", "")
-    else:
-        repo = Path(__file__).resolve().parents[1]
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
-        (link_dir / "unified_agents").symlink_to(repo / "agents")
-        pythonpath = f"{link_dir}{os.pathsep}{repo}"
-        sys.path[:0] = [str(link_dir), str(repo)]
+    pythonpath = checkout_path(args.installed)
     m = measure(pythonpath, args.n)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0

@@ -23,12 +23,12 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_speech beside this file
 import bench_speech as bs  # noqa: E402
+from sdk_common import checkout_path  # noqa: E402
 
 ORDER = 61
 EVAL_VOICES = ("flite", ("slt", "kal", "awb", "rms"))
@@ -320,7 +320,7 @@ def markdown(m: dict) -> list[str]:
 def run(c, runs, summary):
     """`make bench`: the same measurement inside the container, against the installed package
     and its catalog: the catalog's engine, and PocketSphinx beside it (the other engine)."""
-    for name in ("bench_wake.py", "bench_speech.py"):
+    for name in ("bench_wake.py", "bench_speech.py", "sdk_common.py"):
         c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
     out = []
     try:
@@ -356,14 +356,7 @@ def main() -> int:
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if args.installed:
-        pythonpath = os.environ.get("PYTHONPATH", "")
-    else:
-        repo = Path(__file__).resolve().parents[1]
-        link_dir = Path(tempfile.mkdtemp(prefix="bench-wake-"))
-        (link_dir / "unified_agents").symlink_to(repo / "agents")  # agents/ as installed
-        pythonpath = f"{link_dir}{os.pathsep}{repo}"
-        sys.path[:0] = [str(link_dir), str(repo)]
+    pythonpath = checkout_path(args.installed)
     if args.tune:
         engine = "pocketsphinx" if args.engine == "catalog" else args.engine
         default = (args.micro_phrase,) if engine == "microwakeword" else CANDIDATES

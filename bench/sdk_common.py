@@ -30,6 +30,17 @@ def sdk_pythonpath() -> str:
     return str(d)
 
 
+def checkout_path(installed: bool) -> str:
+    """The PYTHONPATH of the agents a bench starts, also put first on this process's
+    sys.path: the installed package's (installed=True), else this checkout's agents/ as
+    `unified_agents` and the repository (unified_core)."""
+    if installed:
+        return os.environ.get("PYTHONPATH", "")
+    path = [sdk_pythonpath(), str(ROOT)]
+    sys.path[:0] = path
+    return os.pathsep.join(path)
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sdk_common import (PYTHON, agent_env, free_port, have, listening_socket, machine,  # noqa: E402
+from sdk_common import (PYTHON, agent_env, have, listening_socket, machine,  # noqa: E402
                         pct, rss_kb, spawn_activated)
 
 HTTPSERVER = r'''

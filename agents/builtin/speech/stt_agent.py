@@ -72,10 +72,9 @@ class STTService(Agent):
         # the body limit follows the audio limit: STT_MAX_AUDIO_S of the largest WAV taken
         # (48 kHz, 2 channels, 4-byte samples) in base64, plus room for the JSON around it
         self.max_body_bytes = int(self.max_audio_s * BIGGEST_BYTES_PER_S * 4 / 3) + 65536
-        deps.need_module(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
-        from . import wav  # numpy is there: checked just above
-
-        self.wav = wav
+        # numpy (~100 ms) comes with the first audio, not with the start (deps.need_installed)
+        deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
+        self.wav = deps.Lazy(f"{__package__}.wav")
         engine = env.string("STT_ENGINE", "pocketsphinx")
         if engine.startswith("wyoming:"):  # an operator's Wyoming service (wyoming_client.py)
             from .wyoming_client import RemoteSTT
@@ -125,12 +124,7 @@ class STTService(Agent):
         except PhraseError as e:
             raise HTTPError(400, str(e)) from None
         processing_s = time.perf_counter() - t0
-        warnings = []
-        level = _dbfs(pcm)
-        if level < SILENCE_DBFS:
-            warnings.append(f"the audio is silent ({level:.0f} dBFS)")
-        if clipped > 0.001:
-            warnings.append(f"{clipped:.1%} of the samples are clipped (at full scale)")
+        level, warnings = level_warnings(pcm, clipped)
         return {"text": out["text"], "confidence": out["confidence"], "words": out["words"],
                 "engine": self.engine.name, "model": self.engine.model_dir,
                 "audio_s": round(audio.seconds, 3),
@@ -163,6 +157,17 @@ class STTService(Agent):
                              languages=["en"])]
         return [artifact(e.model, f"{e.program}/{e.model} at {e.client.url}", e.version,
                          by=e.program, url=e.client.url, languages=["en"])]
+
+
+def level_warnings(pcm, clipped: float) -> tuple[float, list[str]]:
+    """(RMS level in dBFS, what the answer warns about: silence, clipping)."""
+    warnings = []
+    level = _dbfs(pcm)
+    if level < SILENCE_DBFS:
+        warnings.append(f"the audio is silent ({level:.0f} dBFS)")
+    if clipped > 0.001:
+        warnings.append(f"{clipped:.1%} of the samples are clipped (at full scale)")
+    return level, warnings
 
 
 def _dbfs(pcm) -> float:

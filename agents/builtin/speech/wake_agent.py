@@ -30,7 +30,7 @@ from unified_agents import Agent, ConfigError
 
 from .. import deps
 from .stt import DEFAULT_MODEL_DIR, real_time_factor
-from .stt_agent import BIGGEST_BYTES_PER_S, SILENCE_DBFS, _dbfs, decode_b64_field, read_audio
+from .stt_agent import BIGGEST_BYTES_PER_S, decode_b64_field, level_warnings, read_audio
 from .wake import (DEFAULT_PHRASES, DEFAULT_THRESHOLD, MAX_THRESHOLD, MIN_THRESHOLD,
                    KeyphraseSpotter, PhrasesError, UnknownWords, parse_phrases)
 
@@ -133,12 +133,7 @@ class WakeWordDetector(Agent):
         pcm, clipped = self.wav.to_mono16k(audio)
         found = self.engine.spot(pcm)["detections"]
         processing_s = time.perf_counter() - t0
-        warnings = []
-        level = _dbfs(pcm)
-        if level < SILENCE_DBFS:
-            warnings.append(f"the audio is silent ({level:.0f} dBFS)")
-        if clipped > 0.001:
-            warnings.append(f"{clipped:.1%} of the samples are clipped (at full scale)")
+        level, warnings = level_warnings(pcm, clipped)
         first = found[0] if found else {}
         return {"detected": bool(found), "phrase": first.get("phrase"),
                 "at_s": first.get("at_s"), "end_s": first.get("end_s"),

@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from .conftest import agent_env, b64, needs_espeak, needs_flite, needs_numpy, task, wav_bytes
+from .conftest import (agent_env, b64, needs_espeak, needs_flite, needs_numpy, needs_stt, task,
+                       wav_bytes)
 
 pytestmark = needs_numpy
 from unified_agents.builtin.speech import prep, vad, wav  # noqa: E402
@@ -325,6 +326,7 @@ def _numpy_mapped(agent) -> bool:
 
 
 @needs_flite
+@needs_stt
 def test_audio_agents_start_without_numpy_and_load_it_for_their_first_task(spawn, tmp_path):
     # ~100 ms of CPU and ~15 MB per agent that may never convert audio (deps.need_installed)
     src = tmp_path / "in.wav"
@@ -335,6 +337,8 @@ def test_audio_agents_start_without_numpy_and_load_it_for_their_first_task(spawn
         "AudioCapture": ("audio_capture", {"AUDIO_SOURCE": f"file:{src}"},
                          {"type": "audio_capture", "seconds": 0.1}),
         "TTSService": ("tts_service", {"TTS_ENGINE": "flite"}, {"type": "tts", "text": "hi"}),
+        "STTService": ("stt_service", {}, {
+            "type": "stt", "audio_wav_b64": b64(wav_bytes(np.zeros(RATE // 2), RATE))}),
         "StreamingInterruptHandler": ("streaming_interrupt", {}, {
             "type": "interrupt", "playback_id": "p1", "audio_chunk_b64": b64(bytes(3200))}),
     }
