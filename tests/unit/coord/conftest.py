@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import random
 import socket
 import time
 
 import pytest
 
 from ..fake_units import FakeUnitsFile
-from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, fleet_ports, sdk_path  # noqa: F401  (fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -89,25 +88,7 @@ class Fleet(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner, load_timeout="5s", slow="1s"):
         self.tmp = tmp
         self.spawner = spawner
-        self.ports = {}
-        held = []
-        rng = random.Random()
-        for key in [k for a in AGENTS for k in (a, a + "_h")]:
-            while True:
-                # below the kernel's ephemeral range (32768+), so that no client connection
-                # of a concurrent test takes the port between now and the agent's bind
-                port = rng.randrange(20000, 32000)
-                s = socket.socket()  # kept bound until all are chosen: no port twice
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    s.close()
-                    continue
-                break
-            held.append(s)
-            self.ports[key] = port
-        for s in held:
-            s.close()
+        self.ports = fleet_ports([k for a in AGENTS for k in (a, a + "_h")])
         (tmp / "etc").mkdir(exist_ok=True)
         self.catalog = tmp / "etc" / "unified.yaml"
         self.catalog.write_text(CATALOG.format(load_timeout=load_timeout, slow=slow,

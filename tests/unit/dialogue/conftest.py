@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import random
 import socket
 
 import pytest
 
 from ..fake_units import FakeUnitsFile
-from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, fleet_ports, sdk_path  # noqa: F401  (fixture)
 
 COORD_BIN = ROOT / "tests/unit/coord/bin"
 AGENTS = {  # name: (run, task types)
@@ -55,23 +54,7 @@ def catalog_text(ports: dict) -> str:
 class DialogueFleet(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner, **env):
         self.tmp, self.spawner = tmp, spawner
-        self.ports: dict = {}
-        held = []
-        rng = random.Random()
-        for key in [k for a in [*AGENTS, "Camera"] for k in (a, a + "_h")]:
-            while True:   # below the ephemeral range: no client takes it meanwhile
-                port = rng.randrange(20000, 32000)
-                s = socket.socket()
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    s.close()
-                    continue
-                break
-            held.append(s)
-            self.ports[key] = port
-        for s in held:
-            s.close()
+        self.ports = fleet_ports([k for a in [*AGENTS, "Camera"] for k in (a, a + "_h")])
         (tmp / "etc").mkdir(exist_ok=True)
         (tmp / "state").mkdir(exist_ok=True)
         self.catalog = tmp / "etc" / "unified.yaml"

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.host_tools import require_module, require_tool
+from ..sdk.harness import builtin_env as agent_env  # noqa: F401  (the tests import it from here)
 from ..sdk.harness import ROOT, sdk_path, spawn, spawn_module  # noqa: F401  (fixtures)
 
 
@@ -43,13 +44,6 @@ def vader_lexicon() -> str:
     import vaderSentiment
 
     return os.path.join(os.path.dirname(vaderSentiment.__file__), "vader_lexicon.txt")
-
-
-def agent_env(spawner, module: str, **env) -> dict:
-    e = {"UNIFIED_RUN": f"builtin:{module}",
-         "PYTHONPATH": f"{spawner.sdk_path}{os.pathsep}{ROOT}"}
-    e.update({k: str(v) for k, v in env.items()})
-    return e
 
 
 # notify=False: module-wide agents; nobody reads a stand-in notify socket meanwhile (see

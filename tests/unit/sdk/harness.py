@@ -234,6 +234,38 @@ def spawn_module(sdk_path, tmp_path_factory):
     sp.close()
 
 
+def fleet_ports(keys) -> dict:
+    """A distinct free port per key, below the kernel's ephemeral range (32768+): no client
+    connection of a concurrent test takes one between now and the agent's bind. Each stays
+    bound until all are chosen, so none is picked twice."""
+    import random
+
+    rng, ports, held = random.Random(), {}, []
+    for key in keys:
+        while True:
+            port = rng.randrange(20000, 32000)
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            break
+        held.append(s)
+        ports[key] = port
+    for s in held:
+        s.close()
+    return ports
+
+
+def builtin_env(spawner, module: str, **env) -> dict:
+    """The environment of a built-in agent (UNIFIED_RUN=builtin:MODULE) run from this tree."""
+    e = {"UNIFIED_RUN": f"builtin:{module}",
+         "PYTHONPATH": f"{spawner.sdk_path}{os.pathsep}{ROOT}"}
+    e.update({k: str(v) for k, v in env.items()})
+    return e
+
+
 def wait_http(ap: AgentProc, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

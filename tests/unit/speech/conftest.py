@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from tests.host_tools import require_module, require_tool
+from ..sdk.harness import builtin_env as agent_env  # noqa: F401  (the tests import it from here)
 from ..sdk.harness import ROOT, sdk_path, spawn, spawn_module  # noqa: F401  (fixtures)
 
 
@@ -44,13 +45,6 @@ needs_numpy = pytest.mark.usefixtures("_need_numpy")
 needs_stt = pytest.mark.usefixtures("_need_stt")
 needs_flite = pytest.mark.usefixtures("_need_flite")
 needs_espeak = pytest.mark.usefixtures("_need_espeak")
-
-
-def agent_env(spawner, module: str, **env) -> dict:
-    e = {"UNIFIED_RUN": f"builtin:{module}",
-         "PYTHONPATH": f"{spawner.sdk_path}{os.pathsep}{ROOT}"}
-    e.update({k: str(v) for k, v in env.items()})
-    return e
 
 
 # notify=False: these agents live for a whole module and nobody reads a stand-in notify
