@@ -58,10 +58,6 @@ class Lazy:
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attr)
 
-    @property
-    def loaded(self) -> bool:
-        return self._module is not None
-
 
 def installed_version(distribution: str) -> str:
     """An installed distribution's version, from the name of its metadata directory.
