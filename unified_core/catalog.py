@@ -76,12 +76,15 @@ def _document(path: str, dropins: bool) -> tuple[tuple | None, bool, tuple[Any, 
     files are unchanged (catalog_cache.py), else the files parsed now."""
     key = catalog_cache.key(path) if dropins else None
     hit = catalog_cache.load(key) if key is not None else None
-    return key, hit is not None, hit or _parse_merged(path, dropins)
+    return key, hit is not None, hit or _parse_merged(path, dropins, key)
 
 
-def _parse_merged(path: str, dropins: bool) -> tuple[Any, dict, list[str]]:
+def _parse_merged(path: str, dropins: bool, read: tuple | None = None) -> tuple[Any, dict, list[str]]:
+    """read: catalog_cache.key's files and bytes, parsed as they are (never read twice);
+    None: read the files here."""
+    files = dict(read[1:]) if read is not None else {}
     problems: list[Problem] = []
-    data, marks = load_file(path, problems)
+    data, marks = load_file(path, problems, files.get(path))
     sources = [path]
     if data is None and not problems:
         problems.append(Problem(path, None, "", "the catalog is empty; allowed: a mapping with "
@@ -91,8 +94,10 @@ def _parse_merged(path: str, dropins: bool) -> tuple[Any, dict, list[str]]:
                                 f"{_show(data)} is not a mapping; allowed: a mapping with "
                                 "'version', 'settings', 'agents' and 'profiles'"))
     if dropins and not problems:
-        for dpath in dropin_paths(os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d")):
-            ddata, dmarks = load_file(dpath, problems)
+        dpaths = list(files)[1:] if read is not None else \
+            dropin_paths(os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d"))
+        for dpath in dpaths:
+            ddata, dmarks = load_file(dpath, problems, files.get(dpath))
             sources.append(dpath)
             if ddata is None:
                 continue

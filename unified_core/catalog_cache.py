@@ -2,10 +2,11 @@
 
 Every agent that reads the catalog parsed it again at start: PyYAML's import and the
 77-agent parse are ~40 ms of CPU each, and a profile's agents start together on 2 CPUs.
-The generator (root, at every daemon-reload) stores what it parsed; a reader uses it only
-while every file it came from is unchanged (path, inode, size and mtime of the catalog,
-its conf.d directory and each drop-in), else it parses the files as before. Validation
-always runs on what was loaded: the cache skips the YAML, never the checks.
+The generator (root, at every daemon-reload) stores what it parsed together with the bytes
+it parsed (the catalog and each conf.d drop-in); a reader reads the files, as it would to
+parse them, and takes the stored document only when they are byte for byte the same, else
+it parses them. Comparing content, not file times, leaves no window in which an edit goes
+unseen. Validation always runs on what was loaded: the cache skips the YAML, never the checks.
 
 marshal (built in, no import cost) keeps the document's Python types as they are. It is
 not meant for untrusted data, so the file is read only when root or the reader itself owns
@@ -17,14 +18,12 @@ import marshal
 import os
 import stat
 import sys
-import time
 from typing import Any
 
 from . import paths
 from .yamlsrc import dropin_paths
 
-FORMAT = 1
-RACY_S = 2
+FORMAT = 2
 
 
 def cache_file() -> str:
@@ -32,20 +31,16 @@ def cache_file() -> str:
 
 
 def key(path: str) -> tuple | None:
-    """What the merged document of `path` depends on, taken *before* the files are read (an
-    edit meanwhile leaves a key that no longer matches); None when a file cannot be read."""
+    """((format, Python, marshal), (file, bytes), ...): the catalog and its drop-ins in the
+    order the loader merges them, as read now. The parse uses these very bytes
+    (catalog._parse_merged), so a stored document always matches its key. None when a file
+    cannot be read: the parse then reads it again and says why."""
     conf_d = os.path.join(os.path.dirname(os.path.abspath(path)), "conf.d")
     parts: list[tuple] = [(FORMAT, sys.version_info[:2], marshal.version)]
     try:
-        for p in [path, conf_d, *dropin_paths(conf_d)]:
-            try:
-                st = os.stat(p)
-            except FileNotFoundError:
-                if p != conf_d:
-                    return None
-                parts.append((p, None))
-                continue
-            parts.append((os.path.abspath(p), st.st_ino, st.st_size, st.st_mtime_ns))
+        for p in [path, *dropin_paths(conf_d)]:
+            with open(p, "rb") as f:
+                parts.append((p, f.read()))
     except OSError:
         return None
     return tuple(parts)
@@ -68,13 +63,7 @@ def load(key: tuple) -> tuple[Any, dict, list[str]] | None:
 
 def pack(key: tuple, data: Any, marks: dict, sources: list[str]) -> bytes | None:
     """The cache's bytes, taken before validation looks at the document; None if a value
-    cannot be kept, or if a file changed in the last RACY_S (then nothing is stored)."""
-    # File times advance in clock ticks, not nanoseconds: a same-size edit in place within
-    # the tick of the key would keep the key. Like git's "racily clean" entries, a file
-    # that recent is not trusted to be finished; the next load parses it again.
-    newest = max((p[3] for p in key[1:] if len(p) == 4), default=0)
-    if newest >= time.time_ns() - RACY_S * 1_000_000_000:
-        return None
+    cannot be kept (then nothing is stored)."""
     try:
         return marshal.dumps((key, data, marks, tuple(sources)))
     except ValueError:

@@ -30,12 +30,15 @@ class _TooBig(Exception):
     pass
 
 
-def load_file(path: str, problems: list[Problem]) -> tuple[Any, Marks]:
-    """Return (data, marks); syntax errors, duplicate keys and unreadable files go to problems."""
+def load_file(path: str, problems: list[Problem], raw: bytes | None = None) -> tuple[Any, Marks]:
+    """Return (data, marks); syntax errors, duplicate keys and unreadable files go to problems.
+    raw: the file's bytes when the caller has read them already."""
     marks: Marks = {}
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        if raw is None:
+            with open(path, "rb") as f:
+                raw = f.read()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         problems.append(Problem(path, None, "", f"cannot read file: {e}"))
         return None, marks

@@ -86,13 +86,14 @@ def _private(top: str) -> None:
                 os.chown(os.path.join(d, f), 0, gid)
 
 
-def load_good(catalog_file: str):
-    """(catalog, used_last_good, problems text). catalog None if neither loads."""
+def load_good(catalog_file: str, store_cache: bool = False):
+    """(catalog, used_last_good, problems text). catalog None if neither loads.
+    store_cache: the generator's own run; the agents' starts read this parse instead of the
+    YAML (catalog_cache.py). Other callers (rollout, dry runs) change nothing."""
     from unified_core.catalog import load_catalog
 
     try:
-        # store_cache: the agents' starts read this parse instead of the YAML (catalog_cache.py)
-        return load_catalog(catalog_file, env={}, store_cache=True), False, ""
+        return load_catalog(catalog_file, env={}, store_cache=store_cache), False, ""
     except UnifiedError as e:
         reason = str(e)
     last = os.path.join(paths.last_good_dir(), "unified.yaml")
@@ -199,7 +200,7 @@ def generate(outdir: str, catalog_file: str | None = None, ncpu: int | None = No
     # the files' digest before they are read: an edit meanwhile makes the key stale (the
     # next switch reloads), never passes an unrendered file for rendered
     files_digest = _files_digest(catalog_file)
-    cat, fell_back, reason = load_good(catalog_file)
+    cat, fell_back, reason = load_good(catalog_file, store_cache=True)
     status = {"time": time.time(), "catalog": catalog_file, "last_good": fell_back, "problems": reason,
               "rendered": False, "trial": trial}
     if cat is None:
