@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import pathlib
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,6 +22,18 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
+
+
+def unit_environment(unit: pathlib.Path = ROOT / "units" / "unified-agent@.service") -> dict:
+    """The Environment= of the agent unit template: agents here run with what systemd
+    gives them (the malloc setting changes how much memory an agent keeps)."""
+    env = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            env.update(w.split("=", 1) for w in shlex.split(line[len("Environment="):]))
+    return env
+
+
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
@@ -155,6 +168,7 @@ class Spawner:
         e = {k: v for k, v in os.environ.items()
              if not k.startswith(("UNIFIED_", "LISTEN_", "NOTIFY_", "WATCHDOG_",
                                   "JOURNAL_STREAM", "LOG_LEVEL", "DEBUG_MODE", "MAX_THREADS"))}
+        e.update(unit_environment())
         e["PYTHONPATH"] = f"{self.sdk_path}{os.pathsep}{HERE}"
         e["UNIFIED_AGENT"] = name
         hp = health_port or free_port()
