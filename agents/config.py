@@ -125,8 +125,10 @@ class Env:
         v = self.raw(var)
         if v is None:
             return default
-        if v.upper() in allowed:
-            return v.upper()
+        # case-insensitive, answered as `allowed` spells it (INFO, cpu, wiener)
+        for a in allowed:
+            if v.strip().lower() == a.lower():
+                return a
         raise _bad(var, v, ", ".join(allowed))
 
     def names(self, var: str) -> tuple[str, ...]:

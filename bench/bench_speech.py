@@ -80,19 +80,23 @@ def add_noise(pcm, snr_db: float, rng):
     return np.clip(np.round(x + noise), -32768, 32767).astype("<i2")
 
 
+DENOISE = ("wiener", "none")  # STTService's default first (STT_DENOISE), then the engine alone
+
+
 def measure_stt(n: int) -> dict:
+    """Each utterance recognised twice: denoised first (what STTService does by default) and as
+    heard. The decode's CPU time includes the denoising."""
     import numpy as np
     import pocketsphinx
 
     stt, tts, wav, word_error_rate = _speech()
+    from unified_agents.builtin.speech import denoise
+
     flite = tts.Flite(_which("flite"))
     engine = stt.Pocketsphinx(pocketsphinx)
     load_s = engine.load()
     rng = np.random.default_rng(14)
-    rows = {"clean": [], "noisy": []}
-    audio_s = {"clean": 0.0, "noisy": 0.0}
-    cpu_s = {"clean": 0.0, "noisy": 0.0}
-    wall_s = {"clean": 0.0, "noisy": 0.0}
+    rows: dict = {}
     per_voice: dict = {}
     for i, text in enumerate(utterances(n)):
         voice = EVAL_VOICES[i % len(EVAL_VOICES)]
@@ -101,23 +105,30 @@ def measure_stt(n: int) -> dict:
         pcm, _ = wav.to_mono16k(audio)
         if half == "noisy":
             pcm = add_noise(pcm, SNR_DB, rng)
-        c0, w0 = time.process_time(), time.perf_counter()
-        hyp = engine.transcribe(pcm)["text"]
-        cpu_s[half] += time.process_time() - c0
-        wall_s[half] += time.perf_counter() - w0
-        audio_s[half] += len(pcm) / wav.TARGET_RATE
-        rows[half].append((text, hyp))
-        per_voice.setdefault(f"{voice}/{half}", []).append((text, hyp))
+        for setting in DENOISE:
+            c0, w0 = time.process_time(), time.perf_counter()
+            heard = denoise.wiener(pcm) if setting == "wiener" else pcm
+            hyp = engine.transcribe(heard)["text"]
+            r = rows.setdefault((setting, half), {"pairs": [], "audio_s": 0.0, "cpu_s": 0.0,
+                                                  "wall_s": 0.0})
+            r["cpu_s"] += time.process_time() - c0
+            r["wall_s"] += time.perf_counter() - w0
+            r["audio_s"] += len(pcm) / wav.TARGET_RATE
+            r["pairs"].append((text, hyp))
+            per_voice.setdefault(f"{voice}/{half}/{setting}", []).append((text, hyp))
     out = {"n": n, "load_s": round(load_s, 3), "engine_version": engine.version,
            "model": engine.model_dir,
            "voices": {k: round(word_error_rate(v), 4) for k, v in sorted(per_voice.items())},
-           "examples": [p for p in rows["clean"] if p[0] != p[1]][:5]}
-    for half in ("clean", "noisy"):
-        out[half] = {"utterances": len(rows[half]), "wer": round(word_error_rate(rows[half]), 4),
-                     "exact": sum(r == h for r, h in rows[half]),
-                     "audio_s": round(audio_s[half], 1),
-                     "rtf_cpu": round(cpu_s[half] / audio_s[half], 3),
-                     "rtf_wall": round(wall_s[half] / audio_s[half], 3)}
+           "examples": [p for p in rows[("wiener", "clean")]["pairs"] if p[0] != p[1]][:5],
+           "halves": []}
+    for (setting, half), r in rows.items():
+        out["halves"].append({
+            "half": half, "denoise": setting, "utterances": len(r["pairs"]),
+            "wer": round(word_error_rate(r["pairs"]), 4),
+            "exact": sum(a == b for a, b in r["pairs"]), "audio_s": round(r["audio_s"], 1),
+            "rtf_cpu": round(r["cpu_s"] / r["audio_s"], 3),
+            "rtf_wall": round(r["wall_s"] / r["audio_s"], 3)})
+    out["halves"].sort(key=lambda h: (h["half"], DENOISE.index(h["denoise"])))
     return out
 
 
@@ -207,15 +218,15 @@ def markdown(m: dict) -> list[str]:
              f"Evaluation set: {s['n']} command-like utterances synthesised with flite voices "
              f"{', '.join(EVAL_VOICES)} (not used in development), every second one with white "
              f"noise at {SNR_DB:g} dB SNR. PocketSphinx {s['engine_version']} (Debian "
-             f"python3-pocketsphinx), model {s['model']}, default decoder settings. RTF = decode "
-             "seconds / audio seconds (CPU: one core's process time; wall: on this shared "
+             f"python3-pocketsphinx), model {s['model']}, default decoder settings; each utterance "
+             "recognised denoised (STTService's default, STT_DENOISE=wiener) and as heard "
+             "(none). RTF = (denoise +) decode seconds / audio seconds (CPU: one core's process time; wall: on this shared "
              f"machine, load {m['load_avg']:.1f}).", "",
-             "| half | utterances | WER | exact | audio s | RTF (CPU) | RTF (wall) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for half in ("clean", "noisy"):
-        h = s[half]
-        lines.append(f"| {half} | {h['utterances']} | {h['wer']:.1%} | {h['exact']} | "
-                     f"{h['audio_s']} | {h['rtf_cpu']} | {h['rtf_wall']} |")
+             "| half | denoise | utterances | WER | exact | audio s | RTF (CPU) | RTF (wall) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for h in s["halves"]:
+        lines.append(f"| {h['half']} | {h['denoise']} | {h['utterances']} | {h['wer']:.1%} | "
+                     f"{h['exact']} | {h['audio_s']} | {h['rtf_cpu']} | {h['rtf_wall']} |")
     lines += ["", "WER by voice: " + ", ".join(f"{k} {v:.1%}" for k, v in s["voices"].items())
               + ".", ""]
     lines += ["| TTS engine | voice | audio s (20 words) | time to first audio ms | RTF (wall) "

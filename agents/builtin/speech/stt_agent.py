@@ -6,7 +6,9 @@
          "engine", "model", "audio_s", "rtf", "processing_s", "search", "warnings"}
 
 Any WAV of 8-48 kHz, 1-8 channels, PCM or float is converted to 16 kHz mono first (wav.py).
-Bad audio is a 400 naming what is wrong and what is allowed; audio longer than STT_MAX_AUDIO_S
+Before PocketSphinx hears it, steady background noise is reduced (denoise.py, STT_DENOISE=
+wiener, the default for that engine; a task may say "denoise": "none"). Bad audio is a 400
+naming what is wrong and what is allowed; audio longer than STT_MAX_AUDIO_S
 (60 s) is a 413 with the limit. Silence and clipping are not errors: the answer says so in
 "warnings" (an empty transcript of silence is the right answer).
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 BIGGEST_BYTES_PER_S = 48000 * 2 * 4
 SILENCE_DBFS = -60.0  # below this RMS level the audio holds nothing to recognise
+DENOISE = ("wiener", "none")
 
 
 def decode_b64_field(task: dict, name: str) -> bytes:
@@ -76,6 +79,10 @@ class STTService(Agent):
         deps.need_installed(self.name, "numpy", "python3-numpy", "numpy for audio conversion")
         self.wav = deps.Lazy(f"{__package__}.wav")
         engine = env.string("STT_ENGINE", "pocketsphinx")
+        # a remote engine (Whisper, say) has its own idea of noise: we send its audio as is
+        self.denoise = env.choice("STT_DENOISE", DENOISE,
+                                  "wiener" if engine == "pocketsphinx" else "none")
+        self.denoiser = deps.Lazy(f"{__package__}.denoise")
         if engine.startswith("wyoming:"):  # an operator's Wyoming service (wyoming_client.py)
             from .wyoming_client import RemoteSTT
 
@@ -112,15 +119,21 @@ class STTService(Agent):
             phrases = check_phrases(task.get("phrases"))
         except PhraseError as e:
             raise HTTPError(400, str(e)) from None
-        return self.recognise(data, phrases)
+        denoise = task.get("denoise", self.denoise)
+        if denoise not in DENOISE:
+            raise HTTPError(400, f'"denoise"={denoise!r}; allowed: {", ".join(DENOISE)}')
+        return self.recognise(data, phrases, denoise)
 
-    def recognise(self, data: bytes, phrases: tuple | None = None) -> dict:
+    def recognise(self, data: bytes, phrases: tuple | None = None,
+                  denoise: str | None = None) -> dict:
         """The task's answer for the WAV `data` (POST /task and Wyoming's transcribe)."""
         t0 = time.perf_counter()
+        denoise = denoise or self.denoise
         audio = read_audio(self.wav, data, self.max_audio_s, "STT_MAX_AUDIO_S")
         pcm, clipped = self.wav.to_mono16k(audio)
+        heard = self.denoiser.wiener(pcm) if denoise == "wiener" else pcm
         try:
-            out = self.engine.transcribe(pcm, phrases)
+            out = self.engine.transcribe(heard, phrases)
         except PhraseError as e:
             raise HTTPError(400, str(e)) from None
         processing_s = time.perf_counter() - t0
@@ -130,6 +143,7 @@ class STTService(Agent):
                 "audio_s": round(audio.seconds, 3),
                 "rtf": real_time_factor(processing_s, audio.seconds),
                 "processing_s": round(processing_s, 4), "search": out["search"],
+                "denoise": denoise,
                 "input": {"sample_rate": audio.rate, "channels": audio.channels,
                           "format": audio.source_format},
                 "level_dbfs": round(level, 1), "warnings": warnings}
@@ -141,7 +155,8 @@ class STTService(Agent):
     def health_info(self) -> dict:
         info = {"engine": self.engine.name, "model": self.engine.model_dir,
                 "engine_version": self.engine.version, "model_load_s": round(
-                    self.engine.load_s or 0.0, 3), "max_audio_s": self.max_audio_s}
+                    self.engine.load_s or 0.0, 3), "max_audio_s": self.max_audio_s,
+                "denoise": self.denoise}
         if self.wyoming is not None:
             info["wyoming"] = self.wyoming.stats()
         return info

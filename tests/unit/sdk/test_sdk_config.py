@@ -79,6 +79,16 @@ def test_env_reader_for_authors():
         e.integer("MY_MB", hi=10)
 
 
+
+def test_a_choice_is_matched_without_case_and_answered_as_the_agent_spells_it():
+    e = Env({"NLLB_DEVICE": "CPU", "SYNC": "normal", "D": "Wiener", "BAD": "gpu"})
+    assert e.choice("NLLB_DEVICE", ("cpu", "cuda", "auto"), "cpu") == "cpu"
+    assert e.choice("SYNC", ("OFF", "NORMAL", "FULL"), "FULL") == "NORMAL"
+    assert e.choice("D", ("wiener", "none"), "none") == "wiener"
+    assert e.choice("UNSET", ("wiener", "none"), "none") == "none"
+    with pytest.raises(ConfigError, match="BAD='gpu' is invalid; allowed: cpu, cuda"):
+        e.choice("BAD", ("cpu", "cuda"), "cpu")
+
 def test_parse_args():
     assert cli.parse_args(["run", "X", "--port", "1", "--health-port=2"]) == (
         "run", "X", {"UNIFIED_PORT": "1", "UNIFIED_HEALTH_PORT": "2"})

@@ -14,7 +14,7 @@ from .conftest import (agent_env, b64, needs_espeak, needs_flite, needs_numpy, n
                        wav_bytes)
 
 pytestmark = needs_numpy
-from unified_agents.builtin.speech import prep, vad, wav  # noqa: E402
+from unified_agents.builtin.speech import denoise, prep, vad, wav  # noqa: E402
 
 RATE = 16000
 
@@ -154,6 +154,35 @@ def test_silence_gets_no_gain():
 
 
 # ------------------------------------------------------------------ the agent process
+# ------------------------------------------------------------------ noise reduction (denoise.py)
+def _snr_db(clean, y, truth):
+    """SNR of y against the clean signal, over the speech only."""
+    speech = np.concatenate([np.arange(int(s * RATE), int(e * RATE)) for s, e in truth])
+    err = y[speech].astype(np.float64) - clean[speech]
+    return 10 * np.log10(np.mean(clean[speech].astype(np.float64) ** 2) / np.mean(err ** 2))
+
+
+@needs_flite
+@needs_espeak
+def test_denoising_raises_the_snr_of_speech_in_steady_noise_and_keeps_its_timing(two_commands):
+    x, truth = two_commands
+    noisy = with_noise(x, truth, 10.0)
+    y = denoise.wiener(noisy)
+    assert y.dtype == np.float32 and len(y) == len(x)
+    assert _snr_db(x, y, truth) > _snr_db(x, noisy, truth) + 3   # measured +4.8 dB
+    pause = slice(int((truth[0][1] + 0.3) * RATE), int((truth[1][0] - 0.3) * RATE))
+    assert prep.dbfs(y[pause]) < prep.dbfs(noisy[pause]) - 12      # the pause goes quiet: -19.5 dB measured
+    assert_segments(vad.speech_segments(y), truth, tol=0.2)
+
+
+def test_denoising_keeps_int16_and_leaves_audio_too_short_to_estimate_alone():
+    rng = np.random.default_rng(5)
+    pcm = (rng.standard_normal(RATE) * 1000).astype(np.int16)
+    assert denoise.wiener(pcm).dtype == np.int16
+    short = pcm[:2 * denoise.N_FFT - 1]
+    assert denoise.wiener(short) is short
+
+
 @pytest.fixture(scope="module")
 def fap(spawn_module):
     return spawn_module("FusedAudioPreprocessor", agent_env(
@@ -191,6 +220,14 @@ def test_the_agent_applies_a_high_pass_when_asked(fap):
     y = wav.read(base64.b64decode(r["audio_wav_b64"])).samples[:, 0]
     assert r["highpass_hz"] == 150 and prep.dbfs(y) == pytest.approx(prep.dbfs(
         0.3 * np.sin(2 * np.pi * 1000 * t)), abs=0.3)
+
+
+def test_the_agent_reduces_noise_when_asked_and_says_so(fap):
+    noise = np.random.default_rng(9).standard_normal(2 * RATE) * 0.05
+    plain = preprocess_task(fap, wav_bytes(noise, RATE), normalize="none")
+    quiet = preprocess_task(fap, wav_bytes(noise, RATE), normalize="none", denoise="wiener")
+    assert plain["denoise"] == "none" and quiet["denoise"] == "wiener"
+    assert quiet["after"]["rms_dbfs"] < plain["after"]["rms_dbfs"] - 15
 
 
 def test_clipped_input_is_processed_with_a_warning(fap):
@@ -246,6 +283,7 @@ def test_bad_audio_is_a_clear_4xx_and_the_preprocessor_stays_healthy(fap, audio,
     ({"target_dbfs": 3}, '"target_dbfs"=3; allowed: a number -40-0'),
     ({"highpass_hz": 5}, '"highpass_hz"=5; allowed: 0 or a number 20-1000'),
     ({"highpass_hz": True}, '"highpass_hz"=True'),
+    ({"denoise": "rnnoise"}, '"denoise"=\'rnnoise\'; allowed: wiener, none'),
 ])
 def test_bad_options_are_a_clear_400(fap, opts, words):
     got, out = task(fap, {"type": "audio_preprocessing",
