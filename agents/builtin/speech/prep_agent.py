@@ -20,7 +20,8 @@ import time
 from unified_agents import Agent, ConfigError, HTTPError
 
 from .. import deps
-from .stt_agent import BIGGEST_BYTES_PER_S, DENOISE, decode_b64_field, read_audio
+from .stt_agent import (BIGGEST_BYTES_PER_S, DENOISE, decode_b64_field, denoise_option,
+                        read_audio)
 
 
 def _option_number(task: dict, name: str, default, lo: float, hi: float, zero_ok=False):
@@ -62,9 +63,7 @@ class FusedAudioPreprocessor(Agent):
                                  f"{', '.join(self.prep.NORMALIZE)}")
         target = _option_number(task, "target_dbfs", None, -40.0, 0.0)
         hp = _option_number(task, "highpass_hz", self.highpass_hz, 20.0, 1000.0, zero_ok=True)
-        denoise = task.get("denoise", self.denoise)
-        if denoise not in DENOISE:
-            raise HTTPError(400, f'"denoise"={denoise!r}; allowed: {", ".join(DENOISE)}')
+        denoise = denoise_option(task, self.denoise)
         t0 = time.perf_counter()
         audio = read_audio(self.wav, data, self.max_audio_s, "PREP_MAX_AUDIO_S")
         clipped = float((abs(audio.samples) >= 0.999).mean())

@@ -54,6 +54,14 @@ def decode_b64_field(task: dict, name: str) -> bytes:
                              "standard base64") from None
 
 
+def denoise_option(task: dict, default: str) -> str:
+    """The task's "denoise" (STTService, FusedAudioPreprocessor): a 400 naming the choices."""
+    denoise = task.get("denoise", default)
+    if denoise not in DENOISE:
+        raise HTTPError(400, f'"denoise"={denoise!r}; allowed: {", ".join(DENOISE)}')
+    return denoise
+
+
 def read_audio(wav, data: bytes, max_audio_s: float, setting: str):
     """`wav.read` for a task: a WavError becomes its 400/413, the 413 naming the setting
     that sets the limit (STT_MAX_AUDIO_S, WAKE_MAX_AUDIO_S, ...)."""
@@ -119,10 +127,7 @@ class STTService(Agent):
             phrases = check_phrases(task.get("phrases"))
         except PhraseError as e:
             raise HTTPError(400, str(e)) from None
-        denoise = task.get("denoise", self.denoise)
-        if denoise not in DENOISE:
-            raise HTTPError(400, f'"denoise"={denoise!r}; allowed: {", ".join(DENOISE)}')
-        return self.recognise(data, phrases, denoise)
+        return self.recognise(data, phrases, denoise_option(task, self.denoise))
 
     def recognise(self, data: bytes, phrases: tuple | None = None,
                   denoise: str | None = None) -> dict:
