@@ -83,41 +83,26 @@ def add_noise(pcm, snr_db: float, rng):
 DENOISE = ("wiener", "none")  # STTService's default first (STT_DENOISE), then the engine alone
 
 
-def measure_stt(n: int) -> dict:
-    """Each utterance recognised twice: denoised first (what STTService does by default) and as
-    heard. The decode's CPU time includes the denoising."""
+def eval_set(n: int) -> list[tuple[str, str, str, object]]:
+    """(voice, half, text, int16 samples at 16 kHz) of each evaluation utterance."""
     import numpy as np
-    import pocketsphinx
 
-    stt, tts, wav, word_error_rate = _speech()
-    from unified_agents.builtin.speech import denoise
-
+    _, tts, wav, _ = _speech()
     flite = tts.Flite(_which("flite"))
-    engine = stt.Pocketsphinx(pocketsphinx)
-    load_s = engine.load()
     rng = np.random.default_rng(14)
-    rows: dict = {}
-    per_voice: dict = {}
+    out = []
     for i, text in enumerate(utterances(n)):
         voice = EVAL_VOICES[i % len(EVAL_VOICES)]
         half = "noisy" if i % 2 else "clean"
-        audio = wav.read(flite.synthesize(text, voice, 1.0, 1.0, 60))
-        pcm, _ = wav.to_mono16k(audio)
-        if half == "noisy":
-            pcm = add_noise(pcm, SNR_DB, rng)
-        for setting in DENOISE:
-            c0, w0 = time.process_time(), time.perf_counter()
-            heard = denoise.wiener(pcm) if setting == "wiener" else pcm
-            hyp = engine.transcribe(heard)["text"]
-            r = rows.setdefault((setting, half), {"pairs": [], "audio_s": 0.0, "cpu_s": 0.0,
-                                                  "wall_s": 0.0})
-            r["cpu_s"] += time.process_time() - c0
-            r["wall_s"] += time.perf_counter() - w0
-            r["audio_s"] += len(pcm) / wav.TARGET_RATE
-            r["pairs"].append((text, hyp))
-            per_voice.setdefault(f"{voice}/{half}/{setting}", []).append((text, hyp))
-    out = {"n": n, "load_s": round(load_s, 3), "engine_version": engine.version,
-           "model": engine.model_dir,
+        pcm, _ = wav.to_mono16k(wav.read(flite.synthesize(text, voice, 1.0, 1.0, 60)))
+        out.append((voice, half, text, add_noise(pcm, SNR_DB, rng) if half == "noisy" else pcm))
+    return out
+
+
+def _score(rows: dict, per_voice: dict, engine) -> dict:
+    """WER, exact matches and RTFs of each (setting, half), and WER by voice."""
+    _, _, _, word_error_rate = _speech()
+    out = {"engine_version": engine.version, "model": engine.model_dir,
            "voices": {k: round(word_error_rate(v), 4) for k, v in sorted(per_voice.items())},
            "examples": [p for p in rows[("wiener", "clean")]["pairs"] if p[0] != p[1]][:5],
            "halves": []}
@@ -130,6 +115,64 @@ def measure_stt(n: int) -> dict:
             "rtf_wall": round(r["wall_s"] / r["audio_s"], 3)})
     out["halves"].sort(key=lambda h: (h["half"], DENOISE.index(h["denoise"])))
     return out
+
+
+def _add(rows: dict, per_voice: dict, key: tuple, voice: str, text: str, hyp: str,
+         audio_s: float, c0: float, w0: float) -> None:
+    r = rows.setdefault(key, {"pairs": [], "audio_s": 0.0, "cpu_s": 0.0, "wall_s": 0.0})
+    r["cpu_s"] += time.process_time() - c0
+    r["wall_s"] += time.perf_counter() - w0
+    r["audio_s"] += audio_s
+    r["pairs"].append((text, hyp))
+    per_voice.setdefault(f"{voice}/{key[1]}/{key[0]}", []).append((text, hyp))
+
+
+def measure_stt(audio: list) -> dict:
+    """Each utterance recognised twice: denoised first (what STTService does by default) and as
+    heard. The decode's CPU time includes the denoising."""
+    import pocketsphinx
+
+    stt, _, _, _ = _speech()
+    from unified_agents.builtin.speech import denoise
+
+    engine = stt.Pocketsphinx(pocketsphinx)
+    load_s = engine.load()
+    rows: dict = {}
+    per_voice: dict = {}
+    for voice, half, text, pcm in audio:
+        for setting in DENOISE:
+            c0, w0 = time.process_time(), time.perf_counter()
+            heard = denoise.wiener(pcm) if setting == "wiener" else pcm
+            hyp = engine.transcribe(heard)["text"]
+            _add(rows, per_voice, (setting, half), voice, text, hyp, len(pcm) / 16000, c0, w0)
+    return {"n": len(audio), "load_s": round(load_s, 3), **_score(rows, per_voice, engine)}
+
+
+STREAM_CHUNK = 1600  # samples: 0.1 s, a live microphone's pace
+
+
+def measure_streaming_stt(audio: list) -> dict:
+    """StreamingSpeechRecognition's decoding: the same utterances fed in 0.1 s chunks (live
+    CMN, search as the audio arrives), through the streaming Wiener filter (a session's
+    "denoise": "wiener", STREAM_STT_DENOISE) and as heard (the default)."""
+    import pocketsphinx
+
+    from unified_agents.builtin.speech import denoise
+    from unified_agents.builtin.speech.stream_stt import StreamDecoder
+
+    engine = StreamDecoder(pocketsphinx)
+    engine.load()
+    rows: dict = {}
+    per_voice: dict = {}
+    for voice, half, text, pcm in audio:
+        for setting in DENOISE:
+            c0, w0 = time.process_time(), time.perf_counter()
+            engine.begin(denoise.StreamingWiener() if setting == "wiener" else None)
+            for i in range(0, len(pcm), STREAM_CHUNK):
+                engine.feed(pcm[i:i + STREAM_CHUNK].tobytes())
+            hyp = engine.finish()["text"]
+            _add(rows, per_voice, (setting, half), voice, text, hyp, len(pcm) / 16000, c0, w0)
+    return {"n": len(audio), "chunk_s": STREAM_CHUNK / 16000, **_score(rows, per_voice, engine)}
 
 
 def _which(binary: str) -> str:
@@ -208,7 +251,9 @@ def measure_cold(pythonpath: str, repeats: int = 3,
 
 
 def measure(n: int, pythonpath: str) -> dict:
-    return {"stt": measure_stt(n), "tts": measure_tts(), "cold": measure_cold(pythonpath),
+    audio = eval_set(n)
+    return {"stt": measure_stt(audio), "streaming_stt": measure_streaming_stt(audio),
+            "tts": measure_tts(), "cold": measure_cold(pythonpath),
             "load_avg": os.getloadavg()[0]}
 
 
@@ -229,6 +274,21 @@ def markdown(m: dict) -> list[str]:
                      f"{h['exact']} | {h['audio_s']} | {h['rtf_cpu']} | {h['rtf_wall']} |")
     lines += ["", "WER by voice: " + ", ".join(f"{k} {v:.1%}" for k, v in s["voices"].items())
               + ".", ""]
+    if "streaming_stt" in m:
+        st = m["streaming_stt"]
+        lines += [f"StreamingSpeechRecognition's decoding, the same utterances fed in "
+                  f"{st['chunk_s']:g} s chunks, one decoder for all of them (as one "
+                  "StreamingSpeechRecognition decoder serves session after session): through "
+                  "the streaming Wiener filter (noise tracked as the audio arrives; "
+                  "STREAM_STT_DENOISE=wiener or a session's \"denoise\") and as heard (none, "
+                  "the default).", "",
+                  "| half | denoise | utterances | WER | exact | RTF (CPU) | RTF (wall) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for h in st["halves"]:
+            lines.append(f"| {h['half']} | {h['denoise']} | {h['utterances']} | {h['wer']:.1%} "
+                         f"| {h['exact']} | {h['rtf_cpu']} | {h['rtf_wall']} |")
+        lines += ["", "Streaming WER by voice: " + ", ".join(
+            f"{k} {v:.1%}" for k, v in st["voices"].items()) + ".", ""]
     lines += ["| TTS engine | voice | audio s (20 words) | time to first audio ms | RTF (wall) "
               "| RTF (CPU) |", "| --- | --- | --- | --- | --- | --- |"]
     for t in m["tts"]:

@@ -183,6 +183,51 @@ def test_denoising_keeps_int16_and_leaves_audio_too_short_to_estimate_alone():
     assert denoise.wiener(short) is short
 
 
+def _stream(x: np.ndarray, sizes) -> np.ndarray:
+    f = denoise.StreamingWiener()
+    out, i, k = [], 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        out.append(f.push(x[i:i + n]))
+        i, k = i + n, k + 1
+    return np.concatenate(out + [f.flush()])
+
+
+def test_the_streaming_filter_gives_the_same_audio_whatever_the_chunks():
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal(RATE * 2 + 123) * 2000).astype(np.int16)
+    whole = _stream(x, [len(x)])
+    assert whole.dtype == np.int16 and len(whole) == len(x)
+    assert np.array_equal(_stream(x, [1, 7, 333, 4000, 255]), whole)
+    assert np.array_equal(_stream(x, [1600]), whole)
+    # the output runs at most one frame (32 ms) behind the input; flush() gives the rest
+    f = denoise.StreamingWiener()
+    first = len(f.push(x[:1600]))
+    assert denoise.HOP <= 1600 - first <= denoise.N_FFT
+    assert len(f.flush()) == 1600 - first
+
+
+def test_a_stream_that_ends_early_or_is_empty_gives_back_what_it_got():
+    assert len(denoise.StreamingWiener().flush()) == 0
+    f = denoise.StreamingWiener()
+    assert len(f.push(np.full(100, 500, np.int16))) == 0
+    assert len(f.flush()) == 100
+
+
+@needs_flite
+@needs_espeak
+def test_streamed_denoising_raises_the_snr_of_speech_and_keeps_its_timing(two_commands):
+    x, truth = two_commands
+    noisy = with_noise(x, truth, 10.0)
+    pcm = np.clip(np.round(noisy * 32768), -32768, 32767).astype(np.int16)
+    y = _stream(pcm, [1600]).astype(np.float32) / 32768
+    assert len(y) == len(x)
+    assert _snr_db(x, y, truth) > _snr_db(x, noisy, truth) + 3
+    pause = slice(int((truth[0][1] + 0.3) * RATE), int((truth[1][0] - 0.3) * RATE))
+    assert prep.dbfs(y[pause]) < prep.dbfs(noisy[pause]) - 12
+    assert_segments(vad.speech_segments(y), truth, tol=0.2)
+
+
 @pytest.fixture(scope="module")
 def fap(spawn_module):
     return spawn_module("FusedAudioPreprocessor", agent_env(

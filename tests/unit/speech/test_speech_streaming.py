@@ -90,6 +90,39 @@ def test_streamed_commands_are_recognised_about_as_well_as_whole_files(sstt, tts
 
 
 @needs_stt
+def test_a_session_that_asks_for_denoising_reports_the_noise_it_heard(sstt):
+    # steady white noise at -40 dBFS streamed in 0.1 s chunks: the filter's estimate is the
+    # room's level (within 2 dB), and steady noise alone is not heard as words
+    rng = np.random.default_rng(3)
+    noise = (rng.standard_normal(16000 * 3) * 32768 * 10 ** (-40 / 20)).astype("<i2").tobytes()
+    sid = None
+    for i in range(0, len(noise), 3200):
+        body = {"type": "streaming_stt", "audio_chunk_b64": b64(noise[i:i + 3200])}
+        body.update({"session": sid} if sid else {"denoise": "wiener"})
+        sid = ok(sstt, body)["session"]
+    final = ok(sstt, {"type": "streaming_stt", "session": sid, "final": True})
+    assert final["denoise"] == "wiener" and final["text"] == "", final
+    assert abs(final["noise_dbfs"] + 40) <= 2, final
+    default = stream_chunks(sstt, noise, 0.1)[1]  # off unless asked: nothing estimated
+    assert default["denoise"] == "none" and "noise_dbfs" not in default
+
+
+@needs_stt
+def test_a_session_keeps_the_noise_reduction_it_was_opened_with(sstt):
+    chunk = b64(bytes(3200))
+    sid = ok(sstt, {"type": "streaming_stt", "audio_chunk_b64": chunk, "denoise": "none"})["session"]
+    assert ok(sstt, {"type": "streaming_stt", "session": sid, "audio_chunk_b64": chunk,
+                     "denoise": "none"})["final"] is False  # repeating the choice is fine
+    msg = err(sstt, {"type": "streaming_stt", "session": sid, "denoise": "wiener"}, 400)
+    assert '"denoise"=\'wiener\', but session' in msg and 'opened with "none"' in msg
+    assert ok(sstt, {"type": "streaming_stt", "session": sid, "final": True})["denoise"] == "none"
+    msg = err(sstt, {"type": "streaming_stt", "audio_chunk_b64": chunk, "denoise": "rnnoise"}, 400)
+    assert "allowed: wiener, none" in msg
+    assert len(sstt.request("GET", "/health", health=True)[1]["sessions"]) and \
+        sstt.request("GET", "/health", health=True)[1]["sessions"]["open"] == 0
+
+
+@needs_stt
 def test_sessions_are_bounded_in_number_with_429_and_retry_after(sstt):
     silence = b64(bytes(3200))
     a = ok(sstt, {"type": "streaming_stt", "audio_chunk_b64": silence})["session"]
@@ -167,6 +200,7 @@ def test_streaming_health_names_engine_model_version_and_sessions(sstt):
     assert h["implementation"] == "builtin" and h["engine"] == "pocketsphinx"
     assert h["model"] == "/usr/share/pocketsphinx/model/en-us" and h["engine_version"]
     assert h["sessions"]["max"] == 2 and "16000 Hz" in h["chunk_format"]
+    assert h["denoise"] == "none"
 
 
 # ------------------------------------------------------------------ synthesis and playback
