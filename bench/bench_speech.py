@@ -308,7 +308,7 @@ def run(c, runs, summary):
     for name in ("bench_speech.py", "sdk_common.py"):  # sdk_common: checkout_path
         c.write_file(f"/root/{name}", (Path(__file__).parent / name).read_text())
     try:
-        r = c.run(["python3", "/root/bench_speech.py", "--json", "--installed"], timeout=900)
+        r = c.run(["python3", "/root/bench_speech.py", "--json", "--installed"], timeout=1800)
     finally:
         c.run(["rm", "-f", "/root/bench_speech.py"])
     return markdown(json.loads(r.stdout.strip().splitlines()[-1]))
