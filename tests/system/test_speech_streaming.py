@@ -70,6 +70,9 @@ def test_partial_then_final_transcripts_through_the_coordinator(speech):
     assert any(partials[:-1]), partials  # words before the audio ended
     final = ok(speech, 7201, {"type": "streaming_stt", "session": sid, "final": True})
     assert final["final"] and final["text"] == "turn on the kitchen lights", final
+    # the final answer is STTService's pass over the whole utterance, found through the
+    # registry by the sandboxed agent
+    assert final["final_pass"] == "whole" and "whole_error" not in final, final
     assert [w["word"] for w in final["words"]] == final["text"].split()
     health = json.loads(speech.run(["curl", "-sf", "http://127.0.0.1:7553/health"]).stdout)
     assert health["implementation"] == "builtin" and health["engine"] == "pocketsphinx"

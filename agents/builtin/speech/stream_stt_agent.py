@@ -21,12 +21,27 @@ on the chunk that opens the session (a later chunk may repeat that choice, not c
 final answer then gives the noise level it estimated ("noise_dbfs"). Off by default: on the
 evaluation set it took 12 points off the WER in 10 dB noise but added 7 on clean speech, so it
 is for rooms that are known to be noisy (docs/SPEECH.md, "Noise").
+
+The partials come from decoding as the audio arrives; the final answer, by default, from a
+second pass over the whole utterance by STTService (STREAM_STT_FINAL=whole, or "final_pass"
+on the opening chunk: "whole" or "live"; STREAM_STT_WHOLE_URL, else STTService's address from
+the registry or catalog): the live pass normalises the cepstrum with the means of earlier
+utterances and is much less accurate (docs/SPEECH.md, "Two passes"). The second pass costs
+its decode after the last chunk (~0.2 s a second of audio here) and the session's audio in
+memory (32 kB a second); "live" answers at once with the live pass's words. When STTService
+cannot answer, the final answer is the live pass's, and says so ("final_pass": "live",
+"whole_error").
 """
 from __future__ import annotations
 
+import base64
+import io
 import threading
+import time
+import wave
 
 from unified_agents import Agent, HTTPError
+from unified_agents.client import AgentCallError, Client
 
 from .. import deps
 from . import pcm
@@ -35,11 +50,13 @@ from .stream_stt import SAMPLE_RATE, StreamDecoder
 from .stt import DEFAULT_MODEL_DIR, real_time_factor
 from .stt_agent import DENOISE, denoise_option
 
+FINAL_PASS = ("whole", "live")
+
 
 class Session:
-    def __init__(self, decoder: StreamDecoder, denoise: str):
+    def __init__(self, decoder: StreamDecoder, options: dict):
         self.decoder = decoder
-        self.denoise = denoise
+        self.options = options  # "denoise", "final_pass": chosen by the opening chunk
         self.lock = threading.Lock()  # one chunk at a time: chunks are ordered
         self.closed = False  # its decoder went back to the pool (a late chunk is a 404)
 
@@ -57,6 +74,9 @@ class StreamingSpeechRecognition(Agent):
         self.max_body_bytes = self.max_chunk_bytes * 4 // 3 + 65536  # base64 + the JSON
         model_dir = env.string("STT_MODEL_DIR", DEFAULT_MODEL_DIR)
         self.denoise = env.choice("STREAM_STT_DENOISE", DENOISE, "none")
+        self.final_pass = env.choice("STREAM_STT_FINAL", FINAL_PASS, "whole")
+        self.whole_url = env.string("STREAM_STT_WHOLE_URL", "") or None  # None: STTService's
+        self._whole_client: Client | None = None
         self.denoiser = deps.Lazy(f"{__package__}.denoise")  # numpy: at the first session
         self._module = deps.need_module(self.name, "pocketsphinx", "python3-pocketsphinx",
                                         "the PocketSphinx speech recogniser")
@@ -99,7 +119,13 @@ class StreamingSpeechRecognition(Agent):
         with self._pool_lock:
             self._free.append(decoder)
 
-    def _open(self, denoise: str) -> tuple[str, Session]:
+    def _options(self, task: dict) -> dict:
+        final_pass = task.get("final_pass", self.final_pass)
+        if final_pass not in FINAL_PASS:
+            raise HTTPError(400, f'"final_pass"={final_pass!r}; allowed: {", ".join(FINAL_PASS)}')
+        return {"denoise": denoise_option(task, self.denoise), "final_pass": final_pass}
+
+    def _open(self, options: dict) -> tuple[str, Session]:
         self.sessions.purge()  # expired sessions give their decoders back first
         with self._pool_lock:
             decoder = self._free.pop() if self._free else None
@@ -114,8 +140,9 @@ class StreamingSpeechRecognition(Agent):
         if decoder is None:  # every decoder belongs to a live session
             self.sessions.refuse()
         assert decoder is not None
-        session = Session(decoder, denoise)
-        decoder.begin(self.denoiser.StreamingWiener() if denoise == "wiener" else None)
+        session = Session(decoder, options)
+        decoder.begin(self.denoiser.StreamingWiener() if options["denoise"] == "wiener" else None,
+                      keep_audio=options["final_pass"] == "whole")
         try:
             return self.sessions.add(session), session
         except HTTPError:
@@ -127,16 +154,18 @@ class StreamingSpeechRecognition(Agent):
         if not isinstance(final, bool):
             raise HTTPError(400, f'"final"={final!r}; allowed: true or false')
         raw = pcm.chunk(task, self.max_chunk_bytes, "STREAM_STT_MAX_CHUNK_S")
-        denoise = denoise_option(task, self.denoise)
+        options = self._options(task)
         sid = task.get("session")
         if sid is None:
-            sid, session = self._open(denoise)
+            sid, session = self._open(options)
         else:
             session = self.sessions.get(sid)
-            if "denoise" in task and denoise != session.denoise:
-                raise HTTPError(400, f'"denoise"={denoise!r}, but session "{sid}" was opened '
-                                     f'with "{session.denoise}"; allowed: the session\'s choice '
-                                     "(it is made by the chunk that opens the session)")
+            for key, value in options.items():
+                if key in task and value != session.options[key]:
+                    raise HTTPError(400, f'"{key}"={value!r}, but session "{sid}" was opened '
+                                         f'with "{session.options[key]}"; allowed: the '
+                                         "session's choice (it is made by the chunk that opens "
+                                         "the session)")
         if not session.lock.acquire(blocking=False):
             raise HTTPError(409, f'session "{sid}" is decoding another chunk; allowed: one '
                                  "chunk at a time, in order (wait for the answer)")
@@ -157,13 +186,49 @@ class StreamingSpeechRecognition(Agent):
                         "chunk_s": round(len(raw) / 2 / SAMPLE_RATE, 3),
                         "decode_s": round(d.decode_s, 4)}
             result = d.finish()
-            self._close(sid, session)
+            options = dict(session.options)
+            audio = d.take_audio()
+            self._close(sid, session)  # the decoder is free while STTService decodes
+            if options["final_pass"] == "whole" and audio:
+                result, options["final_pass"] = self._whole(audio, result)
             return {"session": sid, "final": True, **result, "audio_s": round(audio_s, 3),
                     "decode_s": round(d.decode_s, 4),
-                    "rtf": real_time_factor(d.decode_s, audio_s), "denoise": session.denoise,
+                    "rtf": real_time_factor(d.decode_s, audio_s), **options,
                     "engine": "pocketsphinx", "model": self.model_dir}
         finally:
             session.lock.release()
+
+    def _whole(self, audio: bytes, live: dict) -> tuple[dict, str]:
+        """STTService's answer for the whole utterance, with the live pass's text beside it;
+        the live result itself (and why) when STTService cannot answer."""
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(audio)
+        # STTService's own settings decide (its STT_DENOISE: the batch filter, which does
+        # better than the streaming one, "Noise")
+        body = {"type": "stt", "audio_wav_b64": base64.b64encode(buf.getvalue()).decode()}
+        t0 = time.perf_counter()
+        try:
+            if self._whole_client is None:
+                url = self.whole_url
+                if url is None:
+                    from unified_agents.registry_client import RegistryClient
+
+                    url = RegistryClient(timeout=2.0, catalog=self.config.catalog).url("STTService")
+                self._whole_client = Client(url, timeout=60.0)
+            out = self._whole_client.post_json("/task", body)
+            r = out.get("result", out)
+            whole = {"text": r["text"], "words": r["words"], "confidence": r["confidence"],
+                     "whole_s": round(time.perf_counter() - t0, 4)}
+        except (AgentCallError, LookupError, KeyError, TypeError, AttributeError) as e:
+            self.log.warning("second pass failed; the final answer is the live pass's",
+                             error=str(e))
+            return {**live, "whole_error": str(e)[:300]}, "live"
+        extra = {"noise_dbfs": live["noise_dbfs"]} if "noise_dbfs" in live else {}
+        return {**whole, "live_text": live["text"], **extra}, "whole"
 
     def _close(self, sid: str, session: Session) -> None:
         """(with session.lock held) out of the table, the decoder back to the pool."""
@@ -177,7 +242,7 @@ class StreamingSpeechRecognition(Agent):
     def health_info(self) -> dict:
         return {"engine": "pocketsphinx", "model": self.model_dir,
                 "engine_version": self.pool[0].version, "model_load_s": round(self.load_s, 3),
-                "denoise": self.denoise,
+                "denoise": self.denoise, "final_pass": self.final_pass,
                 "sessions": {"open": len(self.sessions), "max": self.max_sessions,
                              "decoders_loaded": len(self.pool),
                              "expired": self.sessions.expired},
