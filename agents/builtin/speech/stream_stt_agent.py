@@ -243,6 +243,7 @@ class StreamingSpeechRecognition(Agent):
         return {"engine": "pocketsphinx", "model": self.model_dir,
                 "engine_version": self.pool[0].version, "model_load_s": round(self.load_s, 3),
                 "denoise": self.denoise, "final_pass": self.final_pass,
+                "whole_via": self.whole_url or "STTService (ServiceRegistry, else the catalog)",
                 "sessions": {"open": len(self.sessions), "max": self.max_sessions,
                              "decoders_loaded": len(self.pool),
                              "expired": self.sessions.expired},

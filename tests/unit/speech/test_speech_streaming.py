@@ -262,6 +262,7 @@ def test_streaming_health_names_engine_model_version_and_sessions(sstt):
     assert h["model"] == "/usr/share/pocketsphinx/model/en-us" and h["engine_version"]
     assert h["sessions"]["max"] == 2 and "16000 Hz" in h["chunk_format"]
     assert h["denoise"] == "none" and h["final_pass"] == "whole"
+    assert h["whole_via"].startswith("http://127.0.0.1:")  # the module's STTService
 
 
 # ------------------------------------------------------------------ synthesis and playback
