@@ -19,8 +19,9 @@ A session may have steady noise reduced before the decoder hears it, as STTServi
 tracked as the audio arrives (denoise.StreamingWiener): STREAM_STT_DENOISE=wiener, or "denoise"
 on the chunk that opens the session (a later chunk may repeat that choice, not change it); the
 final answer then gives the noise level it estimated ("noise_dbfs"). Off by default: on the
-evaluation set it took 12 points off the WER in 10 dB noise but added 7 on clean speech, so it
-is for rooms that are known to be noisy (docs/SPEECH.md, "Noise").
+evaluation set it took 4-12 points off the WER in 10 dB noise but moved clean speech by -2 to
++7 points, depending on the utterance before, so it is for rooms known to be noisy
+(docs/SPEECH.md, "While the audio arrives").
 
 The partials come from decoding as the audio arrives; the final answer, by default, from a
 second pass over the whole utterance by STTService (STREAM_STT_FINAL=whole, or "final_pass"
