@@ -25,7 +25,8 @@ QUIET_FRACTION = 10  # percent of frames, the quietest, that estimate the noise
 SMOOTHING = 0.98     # weight of the previous frame in the a priori SNR (Ephraim-Malah)
 GAIN_FLOOR = 0.1     # -20 dB at most
 HISTORY_FRAMES = 625  # 10 s of frames: what a stream's noise estimate looks back over
-NOISE_EVERY = 8       # frames between two noise estimates of a stream (128 ms)
+NOISE_EVERY = 8       # frames between two noise estimates of a stream (128 ms)...
+YOUNG_FRAMES = 64     # ...after its first second, when it is re-estimated every frame
 # A stream's estimate starts from few frames (the quietest tenth of 30 frames is 3 frames), and
 # a spectrum averaged over so few frames is itself noisy, which the filter turns into "musical
 # noise". So a stream averages at least STREAM_LEAST_FRAMES frames and smooths the estimate
@@ -167,8 +168,7 @@ class StreamingWiener:
             slot = self._heard % HISTORY_FRAMES
             self._powers[slot], self._energies[slot] = p, p.sum()
             self._heard += 1
-            # every frame while the estimate is young (the first second), then every 8th
-            if self._heard < 64 or self._heard % NOISE_EVERY == 0:
+            if self._heard < YOUNG_FRAMES or self._heard % NOISE_EVERY == 0:
                 n = min(self._heard, HISTORY_FRAMES)
                 self._noise = _noise(self._powers[:n], self._energies[:n],
                                      STREAM_LEAST_FRAMES, STREAM_SMOOTH_BINS)

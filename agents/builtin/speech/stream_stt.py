@@ -10,12 +10,10 @@ A session may hear its chunks through denoise.StreamingWiener first (begin(denoi
 decoder then gets the filtered audio 32 ms behind the input, on the same time axis (word
 times do not move), and finish() flushes what the filter still holds.
 
-With keep_audio, the session's audio is kept as it arrives (32 kB a second, up to the
-session's limit) for a second pass over the whole utterance. Not on this decoder: once a
-decoder has decoded live, libsphinxbase switches its cepstral mean normalisation to live for
-good (feat_cmn), so a "whole" pass here is no better than the live one (measured on the
-evaluation set's clean half: 36.5 % WER, against 20.1 % from a decoder that only ever decoded
-whole utterances). The agent sends the audio to STTService.
+A decoder that has decoded live stays live: libsphinxbase switches its cepstral mean
+normalisation to live for good (feat_cmn), so a "whole utterance" pass on it is no better than
+the live one (measured on the evaluation set's clean half: 36.5 % WER, against 20.1 % from a
+decoder that only ever decoded whole utterances). The agent's second pass is STTService's.
 """
 from __future__ import annotations
 
@@ -33,24 +31,20 @@ class StreamDecoder(Pocketsphinx):
     decode_s = 0.0
     samples = 0
     _filter = None  # the session's denoise.StreamingWiener, or None: the audio as heard
-    _audio: bytearray | None = None  # the session's audio as it came, when kept
 
-    def begin(self, denoiser=None, keep_audio: bool = False) -> None:
+    def begin(self, denoiser=None) -> None:
         """A new utterance; `denoiser`: a fresh StreamingWiener for it, or None."""
         if self.in_utt:  # a session that expired mid-utterance: drop what it had
             self._decoder.end_utt()
         self._decoder.start_utt()
         self.in_utt, self.decode_s, self.samples = True, 0.0, 0
         self._filter = denoiser
-        self._audio = bytearray() if keep_audio else None
 
     def feed(self, raw: bytes) -> dict:
         """Decode one chunk (bytes of int16 at 16 kHz); the partial hypothesis so far."""
         t0 = time.perf_counter()
         d = self._decoder
         self.samples += len(raw) // 2
-        if self._audio is not None:
-            self._audio += raw
         if raw and self._filter is not None:
             raw = self._filter.push(self._filter.samples(raw)).tobytes()
         if raw:
@@ -83,11 +77,6 @@ class StreamDecoder(Pocketsphinx):
         if noise_dbfs is not None:
             out["noise_dbfs"] = noise_dbfs  # what the session's noise filter estimated
         return out
-
-    def take_audio(self) -> bytes | None:
-        """The session's audio as it came (when kept), handed over once."""
-        audio, self._audio = self._audio, None
-        return bytes(audio) if audio is not None else None
 
 
 def _clean(hypstr: str) -> str:

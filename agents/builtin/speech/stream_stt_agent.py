@@ -58,6 +58,9 @@ class Session:
     def __init__(self, decoder: StreamDecoder, options: dict):
         self.decoder = decoder
         self.options = options  # "denoise", "final_pass": chosen by the opening chunk
+        # the audio as it came, for STTService's pass at the end (32 kB a second, bounded by
+        # STREAM_STT_MAX_AUDIO_S); it goes with the session when it closes or expires
+        self.audio = bytearray() if options["final_pass"] == "whole" else None
         self.lock = threading.Lock()  # one chunk at a time: chunks are ordered
         self.closed = False  # its decoder went back to the pool (a late chunk is a 404)
 
@@ -142,8 +145,7 @@ class StreamingSpeechRecognition(Agent):
             self.sessions.refuse()
         assert decoder is not None
         session = Session(decoder, options)
-        decoder.begin(self.denoiser.StreamingWiener() if options["denoise"] == "wiener" else None,
-                      keep_audio=options["final_pass"] == "whole")
+        decoder.begin(self.denoiser.StreamingWiener() if options["denoise"] == "wiener" else None)
         try:
             return self.sessions.add(session), session
         except HTTPError:
@@ -179,6 +181,8 @@ class StreamingSpeechRecognition(Agent):
                 raise HTTPError(413, f'session "{sid}" would hold more than '
                                      f"{self.max_audio_s:g} s of audio (STREAM_STT_MAX_AUDIO_S);"
                                      " it is closed: send \"final\" before that")
+            if session.audio is not None:
+                session.audio += raw
             out = d.feed(raw)
             audio_s = d.samples / SAMPLE_RATE
             if not final:
@@ -187,14 +191,16 @@ class StreamingSpeechRecognition(Agent):
                         "chunk_s": round(len(raw) / 2 / SAMPLE_RATE, 3),
                         "decode_s": round(d.decode_s, 4)}
             result = d.finish()
-            options = dict(session.options)
-            audio = d.take_audio()
-            self._close(sid, session)  # the decoder is free while STTService decodes
-            if options["final_pass"] == "whole" and audio:
-                result, options["final_pass"] = self._whole(audio, result)
+            options, decode_s = dict(session.options), d.decode_s
+            # the decoder goes back to the pool now (another session may take it while
+            # STTService decodes this one): nothing of it is read after this line
+            self._close(sid, session)
+            if session.audio:
+                result, options["final_pass"] = self._whole(bytes(session.audio), result)
+                session.audio = None
             return {"session": sid, "final": True, **result, "audio_s": round(audio_s, 3),
-                    "decode_s": round(d.decode_s, 4),
-                    "rtf": real_time_factor(d.decode_s, audio_s), **options,
+                    "decode_s": round(decode_s, 4),
+                    "rtf": real_time_factor(decode_s, audio_s), **options,
                     "engine": "pocketsphinx", "model": self.model_dir}
         finally:
             session.lock.release()
