@@ -435,9 +435,48 @@ def _section(res, bare_start, alone_start, phases, imports, n_agents, runs, load
         "program; with autostart=false it must be started). Both checked: the new process has LOG_LEVEL=DEBUG.",
         "",
     ]
+    out += _cpu_lines(o, s, bare_start)
     out += _phase_lines(phases, cmd_o)
     out += _import_lines(imports)
     return out
+
+
+CPU_ROWS = (("agents", "the 16 agents, summed (each process's user + system time once every port is 200; "
+                       "under systemd it includes the sandbox set up in the forked child before exec)"),
+            ("pid1", "PID 1 (systemd: units, cgroups, fork, sd_notify)"),
+            ("journald", "systemd-journald (the agents' log lines)"),
+            ("supervisord", "supervisord"),
+            ("command", "the command and what it ran (unified-ctl + systemctl / supervisorctl)"),
+            ("probe", "the probe polling 16 health ports every 50 ms (the same on both sides)"))
+
+
+def _cpu_lines(o, s, bare):
+    """Where the CPU of a start goes, each side: on 2 CPUs a start of 16 Python processes is
+    CPU-bound, so (CPU seconds spent) / (CPUs) is a floor under its wall time."""
+    if "cpu" not in o[0]["start"]:
+        return []
+    cols = [[r["start"] for r in o], list(bare), [r["start"] for r in s]]
+    med = lambda starts, k: _med([st["cpu"].get(k, 0.0) for st in starts])
+    per = lambda starts: _med([v for st in starts for v in st["cpu"]["agent_each"].values() if v])
+    total = lambda starts: _med([sum(st["cpu"].get(k, 0.0) for k, _ in CPU_ROWS) for st in starts])
+    wall = lambda starts: _med([st["ready_s"] for st in starts])
+    ncpu = o[0]["start"]["cpu"]["ncpu"]
+    row = lambda label, f: f"| {label} | " + " | ".join(f(c) for c in cols) + " |"
+    lines = ["### Where the CPU of a start goes (median over the rounds)", "",
+             "| CPU seconds | ours | ours, sandbox off | supervisord |", "| --- | --- | --- | --- |"]
+    lines += [row(label, lambda c, k=k: f"{med(c, k):.2f}") for k, label in CPU_ROWS]
+    lines += [
+        row("one agent's start, median", lambda c: f"{per(c):.3f}"),
+        row("**all of the above**", lambda c: f"**{total(c):.2f}**"),
+        row(f"floor under the wall time: all of the above / {ncpu} CPUs", lambda c: f"{total(c) / ncpu:.2f} s"),
+        row("measured wall time (start rows above)", lambda c: f"{wall(c):.2f} s"),
+        row("host CPUs busy during the start, host-wide (other jobs included)", lambda c: f"{med(c, 'host_busy'):.2f}"),
+        "",
+        f"Read: {ncpu} CPUs cannot finish a start in less than its CPU seconds / {ncpu}. ≤ 0.7× "
+        f"supervisord here would be {0.7 * wall(cols[2]):.2f} s, against a floor of "
+        f"{total(cols[0]) / ncpu:.2f} s for ours and {total(cols[2]) / ncpu:.2f} s for supervisord "
+        "itself, running the same agent code.", ""]
+    return lines
 
 
 def _phase_lines(phases, cmd_o):

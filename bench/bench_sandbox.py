@@ -17,6 +17,19 @@ import re
 
 from bench_agents import AGENT, COLD, PORT
 
+# bench_agents' cold probe, plus the CPU the started process spent until its first byte
+# (/proc/PID/task/*/schedstat: nanoseconds on a CPU, summed over its threads): the sandbox is
+# set up by the forked child before exec, in the same PID, so that time holds it too. On a
+# 2-CPU host starting 16 agents at once, CPU is what the start waits for (bench_peer's CPU
+# table), so this is the column that says what a directive costs there.
+COLD_CPU = COLD.replace("    out.append(time.perf_counter() - t0)\n", """    wall = time.perf_counter() - t0
+    pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit],
+                         capture_output=True, text=True).stdout.strip()
+    ns = sum(int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+             for t in os.listdir(f"/proc/{pid}/task"))
+    out.append([wall, ns / 1e9])
+""").replace("import json, socket", "import json, os, socket")
+
 ORDER = 21
 UNIT = f"unified-agent@{AGENT}.service"
 OVERRIDE = f"/run/systemd/system/{UNIT}"  # the instance's own unit file outranks the template
@@ -96,13 +109,13 @@ def _apply(c, unit_text: str | None) -> None:
 
 
 def measure(c, rounds: int, passes: int = 3) -> tuple[dict, dict, list[str]]:
-    """{label: [seconds]}, {label: exposure}, the rows the template has."""
-    c.write_file("/root/cold.py", COLD)
+    """{label: [[wall s, CPU s]]}, {label: exposure}, the rows the template has."""
+    c.write_file("/root/cold.py", COLD_CPU)
     template = c.read_file(TEMPLATE)
     present = shipped_directives(template)
     shipped_show = _show(c, present)
     todo = variants(present)
-    times: dict[str, list[float]] = {label: [] for label, _ in todo}
+    times: dict[str, list[list[float]]] = {label: [] for label, _ in todo}
     exposure: dict[str, float] = {}
     per_pass = [rounds // passes + (1 if i < rounds % passes else 0) for i in range(passes)]
     try:
@@ -136,7 +149,8 @@ def run(c, runs, summary):
         times, exposure, present = measure(c, rounds)
     finally:
         c.run(["unified-ctl", "profile", "switch", "core"], timeout=240)
-    s = {k: summary([x * 1000 for x in v]) for k, v in times.items()}
+    s = {k: summary([x[0] * 1000 for x in v]) for k, v in times.items()}
+    cpu = {k: summary([x[1] * 1000 for x in v]) for k, v in times.items()}
     base, bare = s["shipped"]["median"], s["none"]["median"]
     floor = s["no mount directive"]["median"]
     lines = [
@@ -147,13 +161,17 @@ def run(c, runs, summary):
         "instance's own unit file (the generator's drop-ins still apply). "
         "\"-X\": X alone deleted, the rest kept (what keeping X costs); \"only X\": of the "
         "mount-namespace directives only X kept (what X costs by itself); exposure: "
-        "`systemd-analyze security` of that unit.", "",
-        "| unit | median | p95 | vs shipped | exposure |", "| --- | --- | --- | --- | --- |",
+        "`systemd-analyze security` of that unit; CPU: the started process's time on a CPU until its "
+        "first byte (schedstat, its threads summed), the sandbox's set-up before exec included.", "",
+        "| unit | median | p95 | vs shipped | CPU median | CPU vs shipped | exposure |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label in times:
         v = s[label]
         lines.append(f"| {label} | {v['median']:.1f} ms | {v['p95']:.1f} ms | "
-                     f"{v['median'] - base:+.1f} ms | {exposure.get(label, float('nan')):.1f} |")
+                     f"{v['median'] - base:+.1f} ms | {cpu[label]['median']:.1f} ms | "
+                     f"{cpu[label]['median'] - cpu['shipped']['median']:+.1f} ms | "
+                     f"{exposure.get(label, float('nan')):.1f} |")
     lines += [
         "",
         f"Directives in the rendered unit: {', '.join(present)}. The whole sandbox costs "
