@@ -259,6 +259,77 @@ def measure_barge_in(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
     return {"user_dbfs": round(user_db, 1), "rows": rows}
 
 
+ROOM_DELAY_S = 0.1  # speaker → microphone: the device's buffers and the air
+
+
+def _room(x, rng):
+    """`x` as a microphone hears it from the speaker: ROOM_DELAY_S late and smeared by a room
+    (random taps decaying over 0.3 s: RT60 about 0.3 s), at the same level."""
+    import numpy as np
+
+    h = rng.normal(0, 1, 4800) * np.exp(-np.arange(4800) / 700)
+    h[0] = 3.0
+    e = np.convolve(np.concatenate([np.zeros(int(16000 * ROOM_DELAY_S)), x]), h)[:len(x)]
+    return e * np.sqrt(np.mean(x * x) / np.mean(e * e))
+
+
+def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
+    """The same users over an echo that went through a room (delayed, reverberated), each
+    echo level twice: as heard (energy alone) and with the played audio sent as
+    "reference_chunk_b64". Echo alone for 10 s (a barge-in there is false); the user starts
+    2 s into the playback."""
+    import shutil
+
+    import numpy as np
+
+    flite = tts.Flite(shutil.which("flite"))
+    rng = np.random.default_rng(15)
+    assistant = _pcm(wav, flite.synthesize(LONG, "slt", 1, 1, 60)).astype(np.float64)
+    assistant = np.concatenate([assistant, assistant])
+    users = [_pcm(wav, flite.synthesize(t, EVAL_VOICES[i % 3], 1, 1, 60)).astype(np.float64)
+             for i, t in enumerate(USER)]
+    user_db = _median([_db(u) for u in users])
+    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype("<i2").tobytes()  # noqa: E731
+
+    def feed(pid, mic, played) -> dict | None:
+        m, p = as16(mic), None if played is None else as16(played)
+        for j in range(0, len(m), 3200):
+            body = {"type": "interrupt", "playback_id": pid, "audio_chunk_b64": _b64(m[j:j + 3200])}
+            if p is not None:
+                body["reference_chunk_b64"] = _b64(p[j:j + 3200])
+            r = handler.task(body)
+            if r["barge_in"]:
+                return r
+        return None
+
+    rows = []
+    for echo_db in (*ECHO_DB, 0):
+        for with_ref in (False, True):
+            false, hits, early, delay = 0, 0, 0, []
+            for k, user in enumerate(users):
+                start = (k * 16000) % (len(assistant) - 160000)
+                played = assistant[start:start + 160000]  # 10 s
+                gain = 10 ** ((user_db + echo_db - _db(played)) / 20)
+                echo = _room(played, rng) * gain + rng.normal(0, 30, len(played))
+                pid = tts_agent.task({"type": "streaming_tts", "text": "Echo.",
+                                      "play": True})["playback_id"]
+                false += feed(pid, echo, played if with_ref else None) is not None
+                x = echo[:32000 + len(user)].copy()
+                x[32000:] += user
+                pid = tts_agent.task({"type": "streaming_tts", "text": LONG})["playback_id"]
+                r = feed(pid, x, played[:len(x)] if with_ref else None)
+                if r is not None and r["detected_s"] >= 2.0 + _onset(user):
+                    hits += 1
+                    delay.append(r["detected_s"] - (2.0 + _onset(user)))
+                elif r is not None:
+                    early += 1  # fired on the echo before the user spoke
+                tts_agent.task({"type": "stop_playback", "playback_id": pid})
+            rows.append({"echo_db": echo_db, "reference": with_ref, "users": len(users),
+                         "detected": hits, "early": early, "false": false,
+                         "detect_delay_ms_p50": round(_median(delay) * 1000) if delay else None})
+    return {"user_dbfs": round(user_db, 1), "delay_s": ROOM_DELAY_S, "rows": rows}
+
+
 def measure(pythonpath: str, n: int) -> dict:
     from unified_agents.builtin.speech import tts, wav
 
@@ -282,9 +353,29 @@ def measure(pythonpath: str, n: int) -> dict:
                 "stt": measure_stt(agents["StreamingSpeechRecognition"], tts, wav, n),
                 "barge_in": measure_barge_in(agents["StreamingTTSAgent"],
                                              agents["StreamingInterruptHandler"], tts, wav),
+                "echo_reference": measure_echo_reference(
+                    agents["StreamingTTSAgent"], agents["StreamingInterruptHandler"], tts, wav),
                 "agents": idle, "load_avg": os.getloadavg()[0]}
     finally:
         for a in agents.values():
+            a.stop()
+        subprocess.run(["rm", "-rf", play], check=False)
+
+
+def measure_echo_only(pythonpath: str) -> dict:
+    from unified_agents.builtin.speech import tts, wav
+
+    play = tempfile.mkdtemp(prefix="bench-streaming-")
+    agents = []
+    try:
+        agents.append(Agent("StreamingTTSAgent", "streaming_tts", pythonpath, STREAM_TTS_SINK="file",
+                            STREAM_TTS_FILE_DIR=play, STREAM_TTS_MAX_STREAMS=64))
+        agents.append(Agent("StreamingInterruptHandler", "streaming_interrupt", pythonpath,
+                            INTERRUPT_TTS_URL=f"http://127.0.0.1:{agents[0].port}",
+                            INTERRUPT_MAX_WATCHES=256))
+        return measure_echo_reference(agents[0], agents[1], tts, wav)
+    finally:
+        for a in agents:
             a.stop()
         subprocess.run(["rm", "-rf", play], check=False)
 
@@ -326,10 +417,26 @@ def markdown(m: dict) -> list[str]:
         lines.append(f"| {echo} | {r['detected']}/{r['users']} | {false} | "
                      f"{r['detect_delay_ms_p50']} / {r['detect_delay_ms_max']} | "
                      f"{r['stop_call_ms_p50']} | {r['stop_in_agent_ms_p50']} |")
+    lines += echo_lines(m["echo_reference"]) if "echo_reference" in m else []
     lines += ["", "| agent | cold start (exec → /health) s | idle RSS MB |", "| --- | --- | --- |"]
     for name, a in m["agents"].items():
         lines.append(f"| {name} | {a['cold_start_s']} | {a['idle_rss_mb']} |")
     return lines + [""]
+
+
+def echo_lines(e: dict) -> list[str]:
+    lines = ["", f"Echo through a room ({e['delay_s'] * 1000:.0f} ms late, 0.3 s of reverberation), "
+             f"the same {e['rows'][0]['users']} users (median {e['user_dbfs']} dBFS) starting 2 s into "
+             "the playback, as heard (energy alone) and with the played audio sent as "
+             "`reference_chunk_b64` (defaults: INTERRUPT_ECHO_MARGIN_DB 3, INTERRUPT_ECHO_TAIL_MS 600).",
+             "", "| echo dB vs the user | reference | users detected | fired on the echo before the user "
+             "| false barge-ins on 10 s of echo alone | detection delay p50 ms |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in e["rows"]:
+        lines.append(f"| {r['echo_db']} | {'yes' if r['reference'] else 'no'} | "
+                     f"{r['detected']}/{r['users']} | {r['early']}/{r['users']} | "
+                     f"{r['false']}/{r['users']} | {r['detect_delay_ms_p50']} |")
+    return lines
 
 
 def run(c, runs, summary):
@@ -349,11 +456,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=30, help="utterances for recognition (30)")
     ap.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    ap.add_argument("--echo", action="store_true",
+                    help="only the barge-in rows with and without a reference (the echo)")
     ap.add_argument("--installed", action="store_true",
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     pythonpath = checkout_path(args.installed)
+    if args.echo:
+        e = measure_echo_only(pythonpath)
+        print(json.dumps(e) if args.json else "\n".join(echo_lines(e)))
+        return 0
     m = measure(pythonpath, args.n)
     print(json.dumps(m) if args.json else "\n".join(markdown(m)))
     return 0

@@ -3,8 +3,10 @@ sent here chunk by chunk with the id of the playback to stop; when the user star
 the handler stops that playback through StreamingTTSAgent (docs/SPEECH.md, "Streaming").
 
     POST /task {"type": "interrupt", "playback_id", "audio_chunk_b64": "<base64 of raw signed
-                16-bit little-endian mono PCM at 16 kHz>"}
+                16-bit little-endian mono PCM at 16 kHz>", "reference_chunk_b64"?: <the same
+                format: what the speaker played over those samples>}
       → {"playback_id", "barge_in": bool, "audio_s", "onset_s", "detected_s", "level_dbfs",
+         "echo_gain_db" (null without a reference, or while it is learnt),
          "stop": <StreamingTTSAgent's stop_playback answer> | null, "stop_call_s"}
 
 Each playback_id gets its own detector (energy_vad.py) on its first chunk; chunks are in order. On
@@ -13,9 +15,14 @@ detection the handler sends {"type": "stop_playback", "playback_id"} to INTERRUP
 the same playback answer "barge_in": true without calling again. A failed stop call is a 502
 and is tried again on the next chunk.
 
+With "reference_chunk_b64" (on every chunk of a playback, as many samples as the microphone's)
+the detector also discounts the echo of what was played: speech must be INTERRUPT_ECHO_MARGIN_DB
+above the echo the reference explains, over INTERRUPT_ECHO_TAIL_MS of delay and reverberation
+(energy_vad.py says how; docs/SPEECH.md measures it).
+
 Settings: INTERRUPT_THRESHOLD_DBFS (-40), INTERRUPT_MARGIN_DB (10), INTERRUPT_MIN_SPEECH_MS
-(150), INTERRUPT_TTS_URL (http://127.0.0.1:7201), INTERRUPT_MAX_WATCHES (16),
-INTERRUPT_IDLE_S (30: a watch without chunks for that long is forgotten).
+(150), INTERRUPT_ECHO_MARGIN_DB (3), INTERRUPT_ECHO_TAIL_MS (600), INTERRUPT_TTS_URL
+(http://127.0.0.1:7201), INTERRUPT_MAX_WATCHES (16), INTERRUPT_IDLE_S (30: a watch without chunks for that long is forgotten).
 """
 from __future__ import annotations
 
@@ -50,6 +57,8 @@ class StreamingInterruptHandler(Agent):
         self.threshold = env.number("INTERRUPT_THRESHOLD_DBFS", -40.0, -90.0, 0.0)
         self.margin = env.number("INTERRUPT_MARGIN_DB", 10.0, 0.0, 60.0)
         self.min_speech_ms = env.integer("INTERRUPT_MIN_SPEECH_MS", 150, 10, 5000)
+        self.echo_margin = env.number("INTERRUPT_ECHO_MARGIN_DB", 3.0, 0.0, 40.0)
+        self.echo_tail_ms = env.integer("INTERRUPT_ECHO_TAIL_MS", 600, 10, 2000)
         url = env.string("INTERRUPT_TTS_URL", "http://127.0.0.1:7201")
         from unified_agents.client import Client
 
@@ -60,7 +69,7 @@ class StreamingInterruptHandler(Agent):
             env.number("INTERRUPT_IDLE_S", 30.0, 1.0, 86400.0), 3600.0,
             setting="INTERRUPT_MAX_WATCHES")
         self.barge_ins = 0
-        self.max_body_bytes = MAX_CHUNK_BYTES * 4 // 3 + 65536
+        self.max_body_bytes = 2 * MAX_CHUNK_BYTES * 4 // 3 + 65536  # microphone + reference
 
     def handle_task(self, task: dict):
         pid = task.get("playback_id")
@@ -68,18 +77,31 @@ class StreamingInterruptHandler(Agent):
             raise HTTPError(400, f'"playback_id"={pid!r}; allowed: the id StreamingTTSAgent '
                                  "gave the playback to watch")
         raw = pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed")
+        ref_raw = (pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed", "reference_chunk_b64")
+                   if task.get("reference_chunk_b64") is not None else None)
+        if ref_raw is not None and len(ref_raw) != len(raw):
+            raise HTTPError(400, f'"reference_chunk_b64" holds {len(ref_raw) // 2} samples and '
+                                 f'"audio_chunk_b64" {len(raw) // 2}; allowed: as many (what the '
+                                 "speaker played over the microphone's samples)")
         try:
             watch = self.watches.get(pid, "playback_id")
         except HTTPError as e:
             if e.status != 404:
                 raise
-            watch = Watch(self.vad.EnergyVAD(self.threshold, self.margin, self.min_speech_ms))
+            watch = Watch(self.vad.EnergyVAD(self.threshold, self.margin, self.min_speech_ms,
+                                             self.echo_margin, self.echo_tail_ms))
             self.watches.add(watch, pid)
         import numpy as np
 
         samples = np.frombuffer(raw, "<i2")
+        ref = None if ref_raw is None else np.frombuffer(ref_raw, "<i2")
         with watch.lock:
-            detected = watch.vad.feed(samples)
+            if watch.vad.referenced is not None and watch.vad.referenced != (ref is not None):
+                how = "with" if watch.vad.referenced else "without"
+                raise HTTPError(400, f'playback {pid} is watched {how} "reference_chunk_b64" '
+                                     "since its first chunk; allowed: a reference on every chunk "
+                                     "of a playback or on none")
+            detected = watch.vad.feed(samples, ref)
             if detected and watch.stop is None:
                 self._stop(pid, watch)
             v = watch.vad
@@ -89,6 +111,8 @@ class StreamingInterruptHandler(Agent):
                     "onset_s": None if v.onset_frame is None else v.onset_frame / 100,
                     "detected_s": None if v.detected_frame is None else v.detected_frame / 100,
                     "level_dbfs": round(20 * np.log10(level), 1) if level > 0 else -120.0,
+                    "echo_gain_db": None if v.echo_gain is None or not v.referenced
+                    else round(v.echo_gain, 1),
                     "stop": watch.stop, "stop_call_s": watch.stop_call_s}
 
     def _stop(self, pid: str, watch: Watch) -> None:
@@ -113,6 +137,7 @@ class StreamingInterruptHandler(Agent):
 
     def health_info(self) -> dict:
         return {"engine": "energy-vad", "model": f"energy > max({self.threshold:g} dBFS, noise "
-                f"floor + {self.margin:g} dB) for {self.min_speech_ms} ms",
+                f"floor + {self.margin:g} dB) for {self.min_speech_ms} ms; with a reference, also "
+                f"> echo + {self.echo_margin:g} dB over a {self.echo_tail_ms} ms tail",
                 "engine_version": self.version, "stop_via": self.tts_url,
                 "watches": len(self.watches), "barge_ins": self.barge_ins}

@@ -424,6 +424,55 @@ def test_the_energy_detector_finds_speech_onset_and_ignores_steady_noise():
     assert quiet.onset_frame == 20 and quiet.floor < -100
 
 
+def _bursts(rng, seconds: float, level_dbfs: float):
+    """Noise in syllable-like bursts, 200 ms on and 100 ms off: an assistant's reply."""
+    n = int(16000 * seconds)
+    x = rng.normal(0, 1, n) * ((np.arange(n) // 1600) % 3 != 2)
+    return x * 32768 * 10 ** (level_dbfs / 20) / np.sqrt(np.mean(x * x))
+
+
+def _heard_back(x, delay_s: float, gain_db: float, rng):
+    """`x` through a speaker, a room (0.3 s of reverberation) and a microphone: delayed,
+    smeared, `gain_db` under what was played."""
+    h = rng.normal(0, 1, 4800) * np.exp(-np.arange(4800) / 700)
+    h[0] = 3.0
+    e = np.convolve(np.concatenate([np.zeros(int(16000 * delay_s)), x]), h)[:len(x)]
+    return e * 10 ** (gain_db / 20) * np.sqrt(np.mean(x * x) / np.mean(e * e))
+
+
+def _feed(v: EnergyVAD, mic, played=None) -> bool:
+    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype(np.int16)  # noqa: E731
+    for i in range(0, len(mic), 1600):
+        ref = None if played is None else as16(played[i:i + 1600])
+        if v.feed(as16(mic[i:i + 1600]), ref):
+            return True
+    return False
+
+
+def test_with_what_was_played_as_reference_its_echo_is_no_barge_in_but_the_user_is():
+    rng = np.random.default_rng(4)
+    played = _bursts(rng, 8, -20)
+    echo = _heard_back(played, 0.15, -15, rng) + rng.normal(0, 30, len(played))
+    assert _feed(EnergyVAD(), echo)  # energy alone takes the assistant's own voice for the user
+    v = EnergyVAD()
+    assert not _feed(v, echo, played) and v.frames == 800
+    assert -17 < v.echo_gain < -12  # learnt: the echo path's gain, 15 dB down
+    user = np.zeros(len(played))
+    user[80000:96000] = 4000 * np.sin(np.arange(16000) * 2 * np.pi * 300 / 16000)  # -21 dBFS
+    v = EnergyVAD()
+    assert _feed(v, echo + user, played)
+    assert v.onset_frame >= 500 and v.detected_frame <= 560
+
+
+def test_a_reference_must_cover_the_same_samples_on_every_chunk():
+    v = EnergyVAD()
+    with pytest.raises(ValueError, match="as many"):
+        v.feed(np.zeros(1600, np.int16), np.zeros(800, np.int16))
+    v.feed(np.zeros(1600, np.int16), np.zeros(1600, np.int16))
+    with pytest.raises(ValueError, match="every chunk"):
+        v.feed(np.zeros(1600, np.int16))
+
+
 @pytest.fixture(scope="module")
 def interrupt(spawn_module, stts):  # noqa: F811
     return spawn_module("StreamingInterruptHandler", agent_env(
@@ -476,6 +525,38 @@ def test_interrupt_input_is_checked(interrupt):
                                             "audio_chunk_b64": b64(b"\x00")}, 400)
     assert "not valid base64" in err(interrupt, {"type": "interrupt", "playback_id": "p",
                                                  "audio_chunk_b64": "%%"}, 400)
+
+
+def test_an_interrupt_reference_is_checked_against_its_audio(interrupt):
+    one = b64(bytes(3200))
+    assert "as many" in err(interrupt, {"type": "interrupt", "playback_id": "r1",
+                                        "audio_chunk_b64": one,
+                                        "reference_chunk_b64": b64(bytes(1600))}, 400)
+    r = ok(interrupt, {"type": "interrupt", "playback_id": "r2", "audio_chunk_b64": one,
+                       "reference_chunk_b64": one})
+    assert r["barge_in"] is False and r["echo_gain_db"] is None
+    assert "every chunk" in err(interrupt, {"type": "interrupt", "playback_id": "r2",
+                                            "audio_chunk_b64": one}, 400)
+    assert ok(interrupt, {"type": "interrupt", "playback_id": "r3",
+                          "audio_chunk_b64": one})["echo_gain_db"] is None
+
+
+@needs_flite
+def test_the_echo_of_a_playback_given_as_reference_does_not_stop_it(stts, interrupt):
+    rng = np.random.default_rng(5)
+    played = _bursts(rng, 3, -20)
+    echo = _heard_back(played, 0.1, -12, rng)
+    pid = ok(stts, {"type": "streaming_tts", "text": LONG})["playback_id"]
+    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype("<i2").tobytes()  # noqa: E731
+    mic_b, ref_b = as16(echo), as16(played)
+    for i in range(0, len(mic_b), 3200):
+        r = ok(interrupt, {"type": "interrupt", "playback_id": pid,
+                           "audio_chunk_b64": b64(mic_b[i:i + 3200]),
+                           "reference_chunk_b64": b64(ref_b[i:i + 3200])})
+        assert not r["barge_in"], r
+    assert -15 < r["echo_gain_db"] < -9
+    assert ok(stts, {"type": "playback_status", "playback_id": pid})["state"] == "playing"
+    ok(stts, {"type": "stop_playback", "playback_id": pid})
 
 
 def test_speech_over_a_playback_that_is_gone_stops_nothing(interrupt):
