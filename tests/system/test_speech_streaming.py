@@ -112,6 +112,13 @@ def test_playback_goes_through_alsa_and_barge_in_cuts_it(speech):
         user = pcm_of(ok(speech, 7201, {"type": "tts", "text": "stop", "voice": "rms"}))
         pid = ok(speech, 7201, {"type": "streaming_tts", "text": LONG})["playback_id"]
         t0 = time.monotonic()
+        # what it sounds like so far, through RequestCoordinator: the echo reference that
+        # "reference": "playback" makes the handler ask for
+        time.sleep(0.6)
+        h = ok(speech, 7201, {"type": "playback_heard", "playback_id": pid, "seconds": 0.4})
+        sounded = base64.b64decode(h["audio_b64"])
+        assert h["playback_id"] == pid and len(sounded) == 2 * round(0.4 * h["sample_rate"])
+        assert any(sounded), "0.6 s into the playback, the last 0.4 s were silent"
         quiet = bytes(16000)  # 0.5 s of silence first: nobody speaks
         hit = None
         for i in range(0, len(quiet + user), 3200):  # 0.1 s chunks

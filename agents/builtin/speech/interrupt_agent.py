@@ -4,7 +4,7 @@ the handler stops that playback through StreamingTTSAgent (docs/SPEECH.md, "Stre
 
     POST /task {"type": "interrupt", "playback_id", "audio_chunk_b64": "<base64 of raw signed
                 16-bit little-endian mono PCM at 16 kHz>", "reference_chunk_b64"?: <the same
-                format: what the speaker played over those samples>}
+                format: what the speaker played over those samples> | "reference": "playback"}
       → {"playback_id", "barge_in": bool, "audio_s", "onset_s", "detected_s", "level_dbfs",
          "echo_gain_db" (null without a reference, or while it is learnt),
          "stop": <StreamingTTSAgent's stop_playback answer> | null, "stop_call_s"}
@@ -18,7 +18,9 @@ and is tried again on the next chunk.
 With "reference_chunk_b64" (on every chunk of a playback, as many samples as the microphone's)
 the detector also discounts the echo of what was played: speech must be INTERRUPT_ECHO_MARGIN_DB
 above the echo the reference explains, over INTERRUPT_ECHO_TAIL_MS of delay and reverberation
-(energy_vad.py says how; docs/SPEECH.md measures it).
+(energy_vad.py says how; docs/SPEECH.md measures it). "reference": "playback" takes the
+reference from StreamingTTSAgent itself ({"type": "playback_heard"} through
+INTERRUPT_TTS_URL): what that playback sounded over the chunk's length, asked as it arrives.
 
 Settings: INTERRUPT_THRESHOLD_DBFS (-40), INTERRUPT_MARGIN_DB (10), INTERRUPT_MIN_SPEECH_MS
 (150), INTERRUPT_ECHO_MARGIN_DB (3), INTERRUPT_ECHO_TAIL_MS (600), INTERRUPT_TTS_URL
@@ -26,6 +28,7 @@ Settings: INTERRUPT_THRESHOLD_DBFS (-40), INTERRUPT_MARGIN_DB (10), INTERRUPT_MI
 """
 from __future__ import annotations
 
+import base64
 import threading
 import time
 
@@ -77,8 +80,7 @@ class StreamingInterruptHandler(Agent):
             raise HTTPError(400, f'"playback_id"={pid!r}; allowed: the id StreamingTTSAgent '
                                  "gave the playback to watch")
         raw = pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed")
-        ref_raw = (pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed", "reference_chunk_b64")
-                   if task.get("reference_chunk_b64") is not None else None)
+        ref_raw = self._reference(task, pid, len(raw))
         if ref_raw is not None and len(ref_raw) != len(raw):
             raise HTTPError(400, f'"reference_chunk_b64" holds {len(ref_raw) // 2} samples and '
                                  f'"audio_chunk_b64" {len(raw) // 2}; allowed: as many (what the '
@@ -114,6 +116,42 @@ class StreamingInterruptHandler(Agent):
                     "echo_gain_db": None if v.echo_gain is None or not v.referenced
                     else round(v.echo_gain, 1),
                     "stop": watch.stop, "stop_call_s": watch.stop_call_s}
+
+    def _reference(self, task: dict, pid: str, nbytes: int) -> bytes | None:
+        """What the speaker played over the chunk's samples: the client's reference_chunk_b64,
+        or with "reference": "playback" what StreamingTTSAgent's playback sounded over the
+        last moments, as long as the chunk (asked right as it arrives: the microphone took
+        it over that time). None: no reference."""
+        how = task.get("reference")
+        if how is None:
+            return (pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed", "reference_chunk_b64")
+                    if task.get("reference_chunk_b64") is not None else None)
+        if how != "playback" or task.get("reference_chunk_b64") is not None:
+            raise HTTPError(400, f'"reference"={how!r}; allowed: "playback" (what StreamingTTSAgent '
+                                 'played), and then no "reference_chunk_b64"')
+        if not nbytes:
+            return b""
+        from unified_agents.client import AgentCallError
+
+        try:
+            out = self.tts.post_json("/task", {"type": "playback_heard", "playback_id": pid,
+                                               "seconds": nbytes / 2 / pcm.RATE})
+        except AgentCallError as e:
+            if e.status == 404:  # the playback is gone: nothing plays
+                return bytes(nbytes)
+            detail = e.body.get("error") if isinstance(e.body, dict) else e
+            raise HTTPError(502, f"asking {self.tts_url} what playback {pid} played failed "
+                                 f"({e.status or 'no answer'}: {detail})") from None
+        got = out.get("result", out)
+        import numpy as np
+
+        x = np.frombuffer(base64.b64decode(got["audio_b64"]), "<i2").astype(np.float64)
+        from .wav import resample
+
+        y = np.zeros(nbytes // 2)
+        r = resample(x, int(got["sample_rate"]), pcm.RATE)[:len(y)]
+        y[len(y) - len(r):] = r  # a sample short by rounding: the oldest is the silent one
+        return np.clip(np.round(y), -32768, 32767).astype("<i2").tobytes()
 
     def _stop(self, pid: str, watch: Watch) -> None:
         from unified_agents.client import AgentCallError

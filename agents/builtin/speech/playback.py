@@ -8,6 +8,10 @@ with a 100 ms buffer; the file sink has none). Pacing here, not only in the devi
 ALSA `file` plugin (whose slave, `null`, drains at once) and the file sink show the cut the
 way a loudspeaker would: the file ends where the listener stopped hearing.
 
+A Playback also keeps the last HEARD_KEEP_S of what it played, with when each sample sounded
+(by its pacing clock, CLOCK_MONOTONIC), so that heard() can say what the loudspeaker was
+playing over the last moments: the reference StreamingInterruptHandler discounts as echo.
+
 An ALSA device string may hold `{playback_id}`, replaced by the playback's id: with the
 `file` plugin (`file:FILE=/var/lib/unified/tts-{playback_id}.raw,FORMAT=raw`) each playback
 writes its own file, which is how the tests observe the real ALSA path without a sound card.
@@ -23,6 +27,7 @@ import time
 BLOCK_S = 0.02
 LEAD_S = 0.06
 APLAY_BUFFER_US = 100_000
+HEARD_KEEP_S = 30.0
 
 
 class SinkFailed(RuntimeError):
@@ -127,6 +132,11 @@ class Playback:
         self.started = time.monotonic()
         self.ended_at: float | None = None
         self._pending = bytearray()
+        # what was fed, for heard(): its last HEARD_KEEP_S, and where the pacing clock
+        # (re)started: sample s sounds at t + (s - first) / rate of the last (t, first) before it
+        self._kept = bytearray()
+        self._kept_from = 0  # sample index of _kept's first sample
+        self._clock: list[tuple[float, int]] = []
         self._more = True
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -175,11 +185,15 @@ class Playback:
                 now = time.monotonic()
                 if t0 is None or now > t0 + self.fed / 2 / self.rate:  # start or underrun
                     t0 = now - self.fed / 2 / self.rate
+                    with self._cond:
+                        self._clock.append((now, self.fed // 2))
                 ahead = t0 + self.fed / 2 / self.rate - now - LEAD_S
                 if ahead > 0 and self._stop.wait(ahead):
                     break
                 self.sink.write(block)
-                self.fed += len(block)
+                with self._cond:
+                    self.fed += len(block)
+                    self._keep(block)
             if not self._stop.is_set():
                 self.sink.close()
                 self._set("finished")
@@ -187,6 +201,32 @@ class Playback:
             if not self._stop.is_set():  # (a write cut by stop() is no failure)
                 self.error = str(e)
                 self._set("failed")
+
+    def _keep(self, block: bytes) -> None:
+        self._kept += block
+        extra = len(self._kept) // 2 - int(HEARD_KEEP_S * self.rate)
+        if extra > 0:
+            del self._kept[:2 * extra]
+            self._kept_from += extra
+
+    def heard(self, seconds: float) -> bytes:
+        """The samples (16-bit mono at self.rate) that sounded over the last `seconds`, by
+        the pacing clock: silence where nothing played (before the start, after the end or
+        the stop, in an underrun, or older than HEARD_KEEP_S)."""
+        now = time.monotonic()
+        n = max(0, round(seconds * self.rate))
+        out = bytearray(2 * n)
+        with self._cond:
+            until = self.ended_at if self.state == "stopped" and self.ended_at else now
+            for i, (t, first) in enumerate(self._clock):
+                end = self._clock[i + 1][1] if i + 1 < len(self._clock) else self.fed // 2
+                s0 = first + round((now - t) * self.rate) - n  # the sample out[0] would be
+                lo = max(s0, first, self._kept_from)
+                hi = min(s0 + n, end, first + round((until - t) * self.rate))
+                if hi > lo:
+                    k = 2 * (lo - self._kept_from)
+                    out[2 * (lo - s0):2 * (hi - s0)] = self._kept[k:k + 2 * (hi - lo)]
+        return bytes(out)
 
     def _set(self, state: str) -> None:
         with self._cond:

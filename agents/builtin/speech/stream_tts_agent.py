@@ -10,6 +10,9 @@
     POST /task {"type": "stop_playback", "playback_id"}
       → {"playback_id", "stopped", "state", "played_s", "stop_s"}
     POST /task {"type": "playback_status", "playback_id"} → {"playback_id", "state", ...}
+    POST /task {"type": "playback_heard", "playback_id", "seconds"}
+      → {"playback_id", "sample_rate", "audio_b64": <16-bit mono PCM: what sounded over the
+         last `seconds`, silence where nothing did>} (StreamingInterruptHandler's echo reference)
 
 The text is split into sentences (sentences.py); the first is synthesised before the answer
 (so a bad voice or rate is a 400 at once, and the answer carries the first audio), the rest
@@ -38,6 +41,7 @@ from ..sessions import SessionTable
 from .tts_agent import TTSService
 
 SINKS = ("alsa", "file", "none")
+HEARD_MAX_S = 10.0  # playback_heard: as long as a microphone chunk may be (interrupt_agent)
 
 
 class Stream:
@@ -84,7 +88,7 @@ class Stream:
 class StreamingTTSAgent(TTSService):
     version = "1.0.0"
     task_types: tuple | None = ("streaming_tts", "streaming_tts_chunk", "stop_playback",
-                                "playback_status")
+                                "playback_status", "playback_heard")
 
     def on_start(self) -> None:
         super().on_start()  # the engines (TTSService's settings and checks)
@@ -139,10 +143,21 @@ class StreamingTTSAgent(TTSService):
                     not 0 <= wait_s <= 60:
                 raise HTTPError(400, f'"wait_s"={wait_s!r}; allowed: a number 0-60 (seconds)')
             return stream.wait(index, float(wait_s))
-        if kind in ("stop_playback", "playback_status"):
+        if kind in ("stop_playback", "playback_status", "playback_heard"):
             playback = self.playbacks.get(task.get("playback_id"), "playback_id")
+            if kind == "playback_heard":
+                return self._heard(playback, task.get("seconds"))
             return playback.stop() if kind == "stop_playback" else playback.status()
         return self._start(task)
+
+    @staticmethod
+    def _heard(playback: Playback, seconds) -> dict:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+                not 0 < seconds <= HEARD_MAX_S:
+            raise HTTPError(400, f'"seconds"={seconds!r}; allowed: a number over 0, at most '
+                                 f"{HEARD_MAX_S:g}")
+        return {"playback_id": playback.id, "sample_rate": playback.rate,
+                "audio_b64": base64.b64encode(playback.heard(float(seconds))).decode()}
 
     def _piece(self, task: dict, index: int, text: str, last: bool) -> dict:
         """One piece through TTSService's own task (its checks, engines and voice choice)."""

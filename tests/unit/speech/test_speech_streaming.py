@@ -19,6 +19,7 @@ pytestmark = needs_numpy
 from unified_agents.builtin.speech import sentences, wav  # noqa: E402
 from unified_agents.builtin.speech.scoring import word_error_rate  # noqa: E402
 from unified_agents.builtin.speech.energy_vad import EnergyVAD  # noqa: E402
+from unified_agents.builtin.speech.playback import Playback  # noqa: E402
 
 COMMANDS = ["turn on the kitchen lights", "what time is it", "play some music",
             "turn off the radio"]
@@ -557,6 +558,92 @@ def test_the_echo_of_a_playback_given_as_reference_does_not_stop_it(stts, interr
     assert -15 < r["echo_gain_db"] < -9
     assert ok(stts, {"type": "playback_status", "playback_id": pid})["state"] == "playing"
     ok(stts, {"type": "stop_playback", "playback_id": pid})
+
+
+class ListSink:
+    kind = "list"
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, block: bytes) -> None:
+        self.data += block
+
+    def close(self) -> None:
+        pass
+
+    abort = close
+
+
+def test_a_playback_says_what_sounded_over_the_last_moments():
+    ramp = (np.arange(16000) % 20000 + 1).astype("<i2")  # 2 s at 8 kHz, no sample silent
+    p = Playback("p1", ListSink(), 8000)
+    p.feed(ramp.tobytes())
+    p.end()
+    time.sleep(1.0)
+    heard = np.frombuffer(p.heard(0.5), "<i2")
+    assert len(heard) == 4000 and heard.all()  # all of it sounded: 0.5-1.0 s in
+    assert list(np.diff(heard.astype(int))) == [1] * 3999  # consecutive samples, in order
+    assert 7000 <= heard[-1] <= 9600  # the last one ≈ 1 s in (pacing, 60 ms lead, sleep)
+    p.stop()
+    time.sleep(0.6)
+    assert not np.frombuffer(p.heard(0.5), "<i2").any()  # stopped: nothing sounds
+
+
+def _played(stts, r: dict) -> np.ndarray:
+    """Every piece of a stream, as the playback plays them (16-bit samples at their rate)."""
+    pieces = [r["chunk"]] + [ok(stts, {"type": "streaming_tts_chunk", "stream_id": r["stream_id"],
+                                       "index": i}) for i in range(1, r["chunks"])]
+    return np.concatenate([np.frombuffer(base64.b64decode(c["audio_wav_b64"])[44:], "<i2")
+                           for c in pieces]).astype(np.float64)
+
+
+@needs_flite
+@needs_espeak
+def test_with_its_own_playback_as_reference_the_echo_does_not_stop_it_but_the_user_does(
+        stts, interrupt, tts):
+    r = ok(stts, {"type": "streaming_tts", "text": LONG})
+    t_play, pid = time.monotonic(), r["playback_id"]
+    played = _played(stts, r)  # flite slt at 16 kHz: the agent's default voice
+    assert r["chunk"]["sample_rate"] == 16000
+    gain = 10 ** (-12 / 20)  # the echo 12 dB under what was played, 100 ms late
+    user = np.frombuffer(pcm16k(say(tts, "stop, what time is it", voice="espeak-ng:en-us")),
+                         "<i2").astype(np.float64)
+    user *= np.sqrt(np.mean(played ** 2) / np.mean(user ** 2))  # as loud as the playback
+    heard_user, answers, user_from = 0, [], None
+    while heard_user < len(user) and not (answers and answers[-1]["barge_in"]):
+        time.sleep(0.1)
+        t = time.monotonic() - t_play  # the microphone took the last 100 ms of the room
+        a, b = int((t - 0.2) * 16000), int((t - 0.1) * 16000)
+        mic = played[max(a, 0):max(b, 0)] * gain
+        mic = np.concatenate([np.zeros(1600 - len(mic)), mic])
+        if t > 3.0:  # the user talks over the playback from 3 s on
+            if user_from is None:  # in the microphone's time: chunks sent so far
+                user_from = answers[-1]["audio_s"]
+            part = user[heard_user:heard_user + 1600]
+            mic[:len(part)] += part
+            heard_user += len(part)
+        answers.append(ok(interrupt, {"type": "interrupt", "playback_id": pid,
+                                      "audio_chunk_b64": b64(np.round(mic).astype("<i2").tobytes()),
+                                      "reference": "playback"}))
+        if t <= 3.0:
+            assert not answers[-1]["barge_in"], answers[-1]  # the echo alone: no barge-in
+    hit = answers[-1]
+    assert hit["barge_in"] and hit["onset_s"] >= user_from and hit["stop"]["stopped"] is True, hit
+    assert -16 < hit["echo_gain_db"] < -8
+
+
+def test_a_reference_is_one_kind_or_the_other(interrupt):
+    one = b64(bytes(3200))
+    assert "allowed: \"playback\"" in err(interrupt, {"type": "interrupt", "playback_id": "k1",
+                                                      "audio_chunk_b64": one,
+                                                      "reference": "speaker"}, 400)
+    assert "no \"reference_chunk_b64\"" in err(
+        interrupt, {"type": "interrupt", "playback_id": "k1", "audio_chunk_b64": one,
+                    "reference": "playback", "reference_chunk_b64": one}, 400)
+    r = ok(interrupt, {"type": "interrupt", "playback_id": "0000gone", "audio_chunk_b64": one,
+                       "reference": "playback"})  # a playback that is gone plays nothing
+    assert r["barge_in"] is False
 
 
 def test_speech_over_a_playback_that_is_gone_stops_nothing(interrupt):
