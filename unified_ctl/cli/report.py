@@ -51,18 +51,31 @@ def _report_out(files: dict, as_json: bool, show: bool, data: dict) -> None:
             click.echo(f"  not in the report: {m}")
 
 
-@report.command("weekly")
-@click.option("--days", type=click.FloatRange(0.01, 366), default=7, show_default=True, help="Length of the window.")
-@click.option("--out-dir", metavar="DIR", help="Where to write (default /var/lib/unified-system/reports).")
-@click.option("--no-plot", is_flag=True, help="Skip the PNG.")
-@click.option("--print", "show", is_flag=True, help="Also print the Markdown.")
-@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
-@pass_ctx
-def report_weekly(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, show: bool, as_json: bool) -> None:
-    """Availability, restarts, slow loads, alerts, memory/VRAM peaks and routing split of the week."""
+def _written_options(f):
+    """The options both reports share: where to write, the plot, what to print."""
+    for opt in reversed((
+            click.option("--out-dir", metavar="DIR", help="Where to write (default /var/lib/unified-system/reports)."),
+            click.option("--no-plot", is_flag=True, help="Skip the PNG."),
+            click.option("--print", "show", is_flag=True, help="Also print the Markdown."),
+            click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON."))):
+        f = opt(f)
+    return f
+
+
+def _write_and_say(kind: str, data: dict, out_dir: str | None, no_plot: bool, show: bool, as_json: bool) -> None:
     import socket
     import time
 
+    stem = f"{kind}-{socket.gethostname()}-{time.strftime('%Y-%m-%d', time.localtime(data['until']))}"
+    _report_out(_write_report(kind, data, out_dir, not no_plot, stem), as_json, show, data)
+
+
+@report.command("weekly")
+@click.option("--days", type=click.FloatRange(0.01, 366), default=7, show_default=True, help="Length of the window.")
+@_written_options
+@pass_ctx
+def report_weekly(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, show: bool, as_json: bool) -> None:
+    """Availability, restarts, slow loads, alerts, memory/VRAM peaks and routing split of the week."""
     from .. import reports
 
     data = reports.weekly(ctx.catalog, ctx.sd, days=days)
@@ -70,27 +83,19 @@ def report_weekly(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, sho
         reports.keep_sample(reports.sample_now(ctx.catalog, ctx.sd))  # feeds the capacity trend
     except OSError:
         pass
-    stem = f"weekly-{socket.gethostname()}-{time.strftime('%Y-%m-%d', time.localtime(data['until']))}"
-    _report_out(_write_report("weekly", data, out_dir, not no_plot, stem), as_json, show, data)
+    _write_and_say("weekly", data, out_dir, no_plot, show, as_json)
 
 
 @report.command("capacity")
 @click.option("--days", type=click.FloatRange(1, 3660), default=90, show_default=True, help="History to read.")
-@click.option("--out-dir", metavar="DIR", help="Where to write (default /var/lib/unified-system/reports).")
-@click.option("--no-plot", is_flag=True, help="Skip the PNG.")
-@click.option("--print", "show", is_flag=True, help="Also print the Markdown.")
-@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+@_written_options
 @pass_ctx
 def report_capacity(ctx: Ctx, days: float, out_dir: str | None, no_plot: bool, show: bool, as_json: bool) -> None:
     """Growth trend of memory, state and journal; when limits are reached; profile fit."""
-    import socket
-    import time
-
     from .. import reports
 
     data = reports.capacity(ctx.catalog, ctx.sd, days=days)
-    stem = f"capacity-{socket.gethostname()}-{time.strftime('%Y-%m-%d', time.localtime(data['until']))}"
-    _report_out(_write_report("capacity", data, out_dir, not no_plot, stem), as_json, show, data)
+    _write_and_say("capacity", data, out_dir, no_plot, show, as_json)
 
 
 COMMANDS = (report,)
