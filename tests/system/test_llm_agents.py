@@ -156,8 +156,9 @@ def test_code_generator_runs_the_generated_tests_in_its_sandbox(llm):
     r = out["result"]
     assert r["passed"] is True, r
     assert r["test_results"] == [{"name": "test_add", "passed": True, "error": None}]
-    # the unit's RestrictNamespaces=yes: no network namespace, and the answer says so
-    assert r["sandbox"]["network"].startswith("none: unshare --net is refused"), r["sandbox"]
+    # the unit's RestrictNamespaces=yes: no network namespace, so the seccomp filter
+    # (python3-seccomp, a Depends) keeps the code off the network, and the answer says so
+    assert r["sandbox"]["network"].startswith("no IP sockets: a seccomp filter"), r["sandbox"]
     status, out = post(llm, 5650, {"type": "code_generation", "task": "slugify(s) with dashes"})
     r = out["result"]
     assert status == 200 and r["passed"] is True, out
@@ -172,13 +173,16 @@ def test_code_generator_runs_the_generated_tests_in_its_sandbox(llm):
 
 def test_the_sandbox_limits_hold_under_the_units_sandboxing(llm):
     """Inside the real unit (SystemCallFilter=~@resources) the child's rlimits are set: an
-    endless loop ends at the timeout, and the code reads back its CPU limit."""
+    endless loop ends at the timeout, and the code reads back its CPU limit; and its seccomp
+    network filter loads: the code cannot connect to RequestCoordinator on loopback."""
     llm.write_file(f"{DIR}/script.json", json.dumps([{"match": "spin", "answers": [
         "```python\ndef spin():\n    while True:\n        pass\n```\n"
         "```python\ndef test_spin():\n    spin()\n```"]}, {"match": "limits", "answers": [
         "```python\nimport resource\ndef cpu():\n    return resource.getrlimit("
         "resource.RLIMIT_CPU)[0]\n```\n```python\ndef test_cpu_limit():\n"
-        "    assert cpu() == 10, cpu()\n```"]}] + SCRIPT))
+        "    assert cpu() == 10, cpu()\n```"]}, {"match": "coordinator", "answers": [
+        "```python\nimport socket\ndef ask():\n    return socket.create_connection("
+        "('127.0.0.1', 7201), 2)\n```\n```python\ndef test_ask():\n    ask()\n```"]}] + SCRIPT))
     stop_stand_in(llm)
     start_stand_in(llm)
     status, out = post(llm, 5650, {"type": "code_generation", "task": "spin forever",
@@ -191,6 +195,11 @@ def test_the_sandbox_limits_hold_under_the_units_sandboxing(llm):
     status, out = post(llm, 5650, {"type": "code_generation", "task": "show limits",
                                    "max_attempts": 1})
     assert status == 200 and out["result"]["passed"] is True, out["result"]["attempts"]
+    # the code cannot reach the other agents on loopback: the filter refuses the socket
+    status, out = post(llm, 5650, {"type": "code_generation", "task": "call the coordinator",
+                                   "max_attempts": 1})
+    err = out["result"]["attempts"][0]["error"]
+    assert status == 200 and out["result"]["passed"] is False and "PermissionError" in err, err
 
 
 def test_cognitive_model_decomposes_and_answers_through_chain_of_thought(llm):

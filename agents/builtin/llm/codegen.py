@@ -11,14 +11,15 @@ Each attempt: one generation through ModelManagerSuite (task_type code_generatio
 catalog's routing rule), asking for two fenced ```python blocks, the solution and pytest-style
 tests (test_* functions, plain asserts, calling the solution directly). The blocks are
 extracted (answers.code_blocks), compiled here (a SyntaxError names the line), then run in
-the sandbox (sandbox.py: child process, timeout, rlimits, empty network namespace where the
-system allows one). A failure (no code, no tests, syntax error, failing test, timeout) is fed
+the sandbox (sandbox.py: child process, timeout, rlimits, no network: an empty network
+namespace where the system allows one, else a seccomp filter refusing IP sockets). A failure (no code, no tests, syntax error, failing test, timeout) is fed
 back in the conversation and the model tries again, up to max_attempts. The answer after the
 last failed attempt is "passed": false with its code, results and "reason": code that did
 not pass is never presented as working. No backend → 503 naming the catalog key.
 
 Settings: CODEGEN_MAX_ATTEMPTS (3), CODEGEN_TIMEOUT_S (10: wall clock and CPU per run),
-CODEGEN_MEMORY_MB (512), CODEGEN_NETNS (true: use an empty network namespace when possible).
+CODEGEN_MEMORY_MB (512), CODEGEN_NETNS (true: use an empty network namespace when possible;
+the seccomp filter otherwise).
 """
 from __future__ import annotations
 

@@ -8,15 +8,19 @@ What it does: a fresh temporary directory as the working directory (deleted afte
 environment (PATH, LANG, HOME=TMPDIR=that directory), `python3 -I -S` (no user site, no
 PYTHON* variables), its own session (the whole process group is killed at the wall-clock
 timeout), and rlimits set by the child itself (sandbox_runner.py): CPU seconds, address
-space, file size, open files, no core dumps. Network: `unshare --net --map-root-user` when
-the probe at start shows it works (an empty network namespace: no network at all); under
-the agent's systemd unit RestrictNamespaces=yes forbids it, and the code then HAS the
-network of the agent (loopback included). It runs as the agent's user: it can read what
-that user can read (ProtectSystem=strict, ProtectHome and PrivateTmp of the unit still
-apply: it can write only its temporary directory and the agent's state directory).
+space, file size, open files, no core dumps. Network, the first of these that works here:
+`unshare --net --map-root-user` (an empty network namespace: a developer's machine; under
+the agent's systemd unit RestrictNamespaces=yes forbids it), else a seccomp filter the child
+loads (python3-seccomp): socket() refused for every address family but AF_UNIX, and
+io_uring, so the code cannot reach the network nor the other agents on loopback. Only when
+neither works does the code have the agent's network, and /health says so. It runs as the
+agent's user: it can read what that user can read (ProtectSystem=strict, ProtectHome and
+PrivateTmp of the unit still apply: it can write only its temporary directory and the
+agent's state directory).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -46,6 +50,22 @@ def probe_unshare() -> tuple[list[str], str]:
     return cmd, "empty network namespace (unshare --net --map-root-user)"
 
 
+SECCOMP_FILTER = ("no IP sockets: a seccomp filter (python3-seccomp) refuses socket() for every "
+                  "address family but AF_UNIX, and io_uring")
+
+
+def find_seccomp() -> tuple[str, str]:
+    """→ (the directory of python3-seccomp's module, or "", why not). The child runs with
+    -I -S, without dist-packages on its path, so it is told where the module is."""
+    try:
+        spec = importlib.util.find_spec("seccomp")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "", "python3-seccomp is not installed"
+    return os.path.dirname(spec.origin), ""
+
+
 class Sandbox:
     def __init__(self, timeout_s: float = 10.0, memory_mb: int = 512, file_mb: int = 16,
                  open_files: int = 64, use_netns: bool = True):
@@ -54,12 +74,22 @@ class Sandbox:
                        "memory_bytes": memory_mb << 20, "file_bytes": file_mb << 20,
                        "open_files": open_files, "core_bytes": 0}
         self.prefix, network = probe_unshare() if use_netns else ([], "none: disabled")
+        self.seccomp_dir = ""
+        if not self.prefix:
+            self.seccomp_dir, why = find_seccomp()
+            network = SECCOMP_FILTER if self.seccomp_dir else f"{network}; {why}"
         self.isolation = {"network": network, "limits": dict(self.limits),
                           "wall_timeout_s": timeout_s, "workdir": "fresh temporary directory",
                           "user": "the agent's own user (no separate uid)"}
         # Whether the kernel lets the child set its limits here (a unit's system call
         # filter may not): one empty run at start, so /health tells before any task does.
         probe = self.run("", "def test_probe():\n    pass\n")
+        if self.seccomp_dir and probe.get("network_filter") != "installed":
+            # the kernel or the unit refused the filter: say so, and run code without it
+            self.isolation["network"] = ("none: the seccomp network filter could not be installed "
+                                         f"({probe.get('network_filter') or probe['error']})")
+            self.seccomp_dir = ""
+            probe = self.run("", "def test_probe():\n    pass\n")
         self.isolation["limits_refused"] = probe.get("limits_refused", [probe["error"]])
 
     def run(self, solution: str, tests: str) -> dict:
@@ -72,6 +102,8 @@ class Sandbox:
             results = os.path.join(d, ".results.json")
             env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": d, "TMPDIR": d}
             cmd = self.prefix + [PYTHON, "-I", "-S", RUNNER, json.dumps(self.limits), results]
+            if self.seccomp_dir:
+                cmd.append(self.seccomp_dir)
             p = subprocess.Popen(cmd, cwd=d, env=env, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  start_new_session=True)
@@ -103,6 +135,8 @@ class Sandbox:
         if out is not None:
             r["tests"] = out["tests"]
             r["limits_refused"] = out.get("limits_refused", [])
+            if "network_filter" in out:
+                r["network_filter"] = out["network_filter"]
         if timed_out:
             r["error"] = f"timed out after {self.timeout_s} s (CODEGEN_TIMEOUT_S)"
         elif out is None:

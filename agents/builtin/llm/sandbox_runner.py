@@ -1,14 +1,18 @@
 """Runs generated code and its tests inside the sandbox's child process (sandbox.py).
 
-    python3 -I -S sandbox_runner.py LIMITS_JSON RESULTS_FILE     (cwd: the sandbox directory)
+    python3 -I -S sandbox_runner.py LIMITS_JSON RESULTS_FILE [SECCOMP_DIR]   (cwd: the sandbox)
 
 Sets its own resource limits first (setrlimit; a limit the system refuses is reported, not
-fatal), then executes solution.py and tests.py in ONE namespace (the tests call the solution
+fatal); with SECCOMP_DIR (where python3-seccomp's module is: -S leaves dist-packages off the
+path) it then installs a seccomp filter that refuses socket() for every address family but
+AF_UNIX, and io_uring (which can open sockets without socket()): the code has no network.
+That one is fatal when it fails (the code is not run: "load_error"). Then it executes solution.py and tests.py in ONE namespace (the tests call the solution
 directly, as pytest-style `test_*` functions with plain asserts) and calls each test_*
 function in definition order. Writes {"tests": [{"name", "passed", "error"}], "limits":
 {...}, "limits_refused": [...]} to RESULTS_FILE. Standard library only; imports nothing
 from unified_agents (it runs with -I -S, outside the agent's environment).
 """
+import errno
 import json
 import resource
 import sys
@@ -19,7 +23,23 @@ LIMITS = {"cpu_s": resource.RLIMIT_CPU, "memory_bytes": resource.RLIMIT_AS,
           "core_bytes": resource.RLIMIT_CORE}
 
 
-def main(limits_json: str, results_file: str) -> None:
+AF_UNIX = 1  # (socket.AF_UNIX on Linux; the runner imports as little as it can)
+
+
+def deny_network(module_dir: str) -> None:
+    """Load the filter; any failure raises (the caller then runs no code)."""
+    sys.path.insert(0, module_dir)
+    try:
+        import seccomp
+    finally:
+        sys.path.remove(module_dir)
+    f = seccomp.SyscallFilter(seccomp.ALLOW)  # other architectures' calls: killed (libseccomp)
+    f.add_rule(seccomp.ERRNO(errno.EACCES), "socket", seccomp.Arg(0, seccomp.NE, AF_UNIX))
+    f.add_rule(seccomp.ERRNO(errno.ENOSYS), "io_uring_setup")
+    f.load()  # no_new_privs first (libseccomp's default): an unprivileged process may
+
+
+def main(limits_json: str, results_file: str, seccomp_dir: str = "") -> None:
     tests: list = []
     limits: dict = {}
     refused: list = []
@@ -31,6 +51,16 @@ def main(limits_json: str, results_file: str) -> None:
         except (OSError, ValueError) as e:
             refused.append(f"{name}: {e}")
     out = open(results_file, "w")   # opened before the code runs (it may exhaust fds)
+    if seccomp_dir:
+        try:
+            deny_network(seccomp_dir)
+            results["network_filter"] = "installed"
+        except BaseException as e:  # noqa: BLE001 - fail closed: no filter, no run
+            results["network_filter"] = f"{type(e).__name__}: {e}"
+            results["load_error"] = f"the network filter could not be installed ({e})"
+            out.write(json.dumps(results))
+            out.close()
+            return
     ns = {"__name__": "solution", "__builtins__": __builtins__}
     try:
         for fname in ("solution.py", "tests.py"):
@@ -61,4 +91,4 @@ def _error(e: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

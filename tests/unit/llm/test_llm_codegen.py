@@ -84,3 +84,31 @@ def test_health_says_what_the_sandbox_isolates(gen):
     h = gen.request("GET", "/health", health=True)[1]
     assert h["status"] == "healthy" and h["sandbox"]["limits"]["memory_bytes"] == 256 << 20
     assert h["sandbox"]["wall_timeout_s"] == 2.0 and h["sandbox"]["network"]
+
+
+@pytest.fixture(scope="module")
+def gen_filtered(fleet):
+    """Without the network namespace (as under the agent's unit, whose RestrictNamespaces=yes
+    refuses it): the seccomp filter is what keeps the code off the network."""
+    return fleet.start("CodeGenerator", CODEGEN_TIMEOUT_S=2, CODEGEN_MEMORY_MB=256,
+                       CODEGEN_NETNS="false")
+
+
+@pytest.mark.parametrize("body", [
+    "import socket\ndef f():\n    return socket.create_connection(('127.0.0.1', 9), 1)",
+    "import socket\ndef f():\n    return socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)",
+    "import socket\ndef f():\n    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)",
+], ids=["tcp_to_loopback", "udp6", "netlink"])
+def test_without_a_namespace_the_seccomp_filter_refuses_every_ip_socket(fleet, gen_filtered, body):
+    fleet.script([{"match": "Task:", "answers": [code(body, "def test_f():\n    f()")]}])
+    r = task(gen_filtered, {"type": "code_generation", "task": "f", "max_attempts": 1})[1]["result"]
+    assert r["passed"] is False and "PermissionError" in r["attempts"][0]["error"], r["attempts"]
+    assert r["sandbox"]["network"].startswith("no IP sockets: a seccomp filter"), r["sandbox"]
+
+
+def test_the_seccomp_filter_leaves_local_pipes_and_unix_sockets_alone(fleet, gen_filtered):
+    fleet.script([{"match": "Task:", "answers": [code(
+        "import socket\ndef f():\n    a, b = socket.socketpair()\n    a.send(b'x')\n"
+        "    return b.recv(1)", "def test_f():\n    assert f() == b'x'")]}])
+    r = task(gen_filtered, {"type": "code_generation", "task": "f", "max_attempts": 1})[1]["result"]
+    assert r["passed"] is True, r["attempts"]
