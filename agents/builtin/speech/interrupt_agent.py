@@ -100,9 +100,10 @@ class StreamingInterruptHandler(Agent):
         with watch.lock:
             if watch.vad.referenced is not None and watch.vad.referenced != (ref is not None):
                 how = "with" if watch.vad.referenced else "without"
-                raise HTTPError(400, f'playback {pid} is watched {how} "reference_chunk_b64" '
-                                     "since its first chunk; allowed: a reference on every chunk "
-                                     "of a playback or on none")
+                raise HTTPError(400, f"playback {pid} is watched {how} a reference "
+                                     '("reference_chunk_b64" or "reference") since its first '
+                                     "chunk; allowed: a reference on every chunk of a playback "
+                                     "or on none")
             detected = watch.vad.feed(samples, ref)
             if detected and watch.stop is None:
                 self._stop(pid, watch)
