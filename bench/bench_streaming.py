@@ -262,18 +262,19 @@ def measure_barge_in(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
 ROOM_DELAY_S = 0.1  # speaker → microphone: the device's buffers and the air
 
 
-def _room(x, rng):
-    """`x` as a microphone hears it from the speaker: ROOM_DELAY_S late and smeared by a room
+def _room(x, rng, delay_s: float = ROOM_DELAY_S):
+    """`x` as a microphone hears it from the speaker: `delay_s` late and smeared by a room
     (random taps decaying over 0.3 s: RT60 about 0.3 s), at the same level."""
     import numpy as np
 
     h = rng.normal(0, 1, 4800) * np.exp(-np.arange(4800) / 700)
     h[0] = 3.0
-    e = np.convolve(np.concatenate([np.zeros(int(16000 * ROOM_DELAY_S)), x]), h)[:len(x)]
+    e = np.convolve(np.concatenate([np.zeros(int(16000 * delay_s)), x]), h)[:len(x)]
     return e * np.sqrt(np.mean(x * x) / np.mean(e * e))
 
 
-def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
+def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav,
+                           delay_s: float = ROOM_DELAY_S) -> dict:
     """The same users over an echo that went through a room (delayed, reverberated), each
     echo level twice: as heard (energy alone) and with the played audio sent as
     "reference_chunk_b64". Echo alone for 10 s (a barge-in there is false); the user starts
@@ -310,7 +311,7 @@ def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
                 start = (k * 16000) % (len(assistant) - 160000)
                 played = assistant[start:start + 160000]  # 10 s
                 gain = 10 ** ((user_db + echo_db - _db(played)) / 20)
-                echo = _room(played, rng) * gain + rng.normal(0, 30, len(played))
+                echo = _room(played, rng, delay_s) * gain + rng.normal(0, 30, len(played))
                 pid = tts_agent.task({"type": "streaming_tts", "text": "Echo.",
                                       "play": True})["playback_id"]
                 false += feed(pid, echo, played if with_ref else None) is not None
@@ -327,7 +328,7 @@ def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
             rows.append({"echo_db": echo_db, "reference": with_ref, "users": len(users),
                          "detected": hits, "early": early, "false": false,
                          "detect_delay_ms_p50": round(_median(delay) * 1000) if delay else None})
-    return {"user_dbfs": round(user_db, 1), "delay_s": ROOM_DELAY_S, "rows": rows}
+    return {"user_dbfs": round(user_db, 1), "delay_s": delay_s, "rows": rows}
 
 
 def measure(pythonpath: str, n: int) -> dict:
@@ -362,7 +363,7 @@ def measure(pythonpath: str, n: int) -> dict:
         subprocess.run(["rm", "-rf", play], check=False)
 
 
-def measure_echo_only(pythonpath: str) -> dict:
+def measure_echo_only(pythonpath: str, delay_s: float) -> dict:
     from unified_agents.builtin.speech import tts, wav
 
     play = tempfile.mkdtemp(prefix="bench-streaming-")
@@ -373,7 +374,7 @@ def measure_echo_only(pythonpath: str) -> dict:
         agents.append(Agent("StreamingInterruptHandler", "streaming_interrupt", pythonpath,
                             INTERRUPT_TTS_URL=f"http://127.0.0.1:{agents[0].port}",
                             INTERRUPT_MAX_WATCHES=256))
-        return measure_echo_reference(agents[0], agents[1], tts, wav)
+        return measure_echo_reference(agents[0], agents[1], tts, wav, delay_s)
     finally:
         for a in agents:
             a.stop()
@@ -458,13 +459,15 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print the measurement as JSON")
     ap.add_argument("--echo", action="store_true",
                     help="only the barge-in rows with and without a reference (the echo)")
+    ap.add_argument("--room-delay", type=float, default=ROOM_DELAY_S,
+                    help=f"with --echo: speaker → microphone delay, s ({ROOM_DELAY_S})")
     ap.add_argument("--installed", action="store_true",
                     help="use the installed unified_agents (default: this checkout's agents/)")
     args = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     pythonpath = checkout_path(args.installed)
     if args.echo:
-        e = measure_echo_only(pythonpath)
+        e = measure_echo_only(pythonpath, args.room_delay)
         print(json.dumps(e) if args.json else "\n".join(echo_lines(e)))
         return 0
     m = measure(pythonpath, args.n)
