@@ -12,8 +12,9 @@ catalog's routing rule), asking for two fenced ```python blocks, the solution an
 tests (test_* functions, plain asserts, calling the solution directly). The blocks are
 extracted (answers.code_blocks), compiled here (a SyntaxError names the line), then run in
 the sandbox (sandbox.py: child process, timeout, rlimits, no network: an empty network
-namespace where the system allows one, else a seccomp filter refusing IP sockets). A failure (no code, no tests, syntax error, failing test, timeout) is fed
-back in the conversation and the model tries again, up to max_attempts. The answer after the
+namespace where the system allows one, else a seccomp filter refusing IP sockets). A failure
+(no code, no tests, syntax error, failing test, timeout) is fed back in the conversation and
+the model tries again, up to max_attempts. The answer after the
 last failed attempt is "passed": false with its code, results and "reason": code that did
 not pass is never presented as working. No backend → 503 naming the catalog key.
 

@@ -139,6 +139,11 @@ class Sandbox:
                 r["network_filter"] = out["network_filter"]
         if timed_out:
             r["error"] = f"timed out after {self.timeout_s} s (CODEGEN_TIMEOUT_S)"
+        elif out is None and rc == -signal.SIGXCPU:
+            # the CPU limit equals the timeout: a busy loop on an idle machine reaches it a
+            # few ms before the parent's wall clock does (the child started first)
+            r["error"] = (f"timed out after {self.limits['cpu_s']} s of CPU time "
+                          "(CODEGEN_TIMEOUT_S)")
         elif out is None:
             sig = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
             r["error"] = (f"the code ended the test run before any result ({sig}; limits: "

@@ -6,11 +6,13 @@ Sets its own resource limits first (setrlimit; a limit the system refuses is rep
 fatal); with SECCOMP_DIR (where python3-seccomp's module is: -S leaves dist-packages off the
 path) it then installs a seccomp filter that refuses socket() for every address family but
 AF_UNIX, and io_uring (which can open sockets without socket()): the code has no network.
-That one is fatal when it fails (the code is not run: "load_error"). Then it executes solution.py and tests.py in ONE namespace (the tests call the solution
-directly, as pytest-style `test_*` functions with plain asserts) and calls each test_*
-function in definition order. Writes {"tests": [{"name", "passed", "error"}], "limits":
-{...}, "limits_refused": [...]} to RESULTS_FILE. Standard library only; imports nothing
-from unified_agents (it runs with -I -S, outside the agent's environment).
+That one is fatal when it fails (the code is not run: "load_error"). Then it executes
+solution.py and tests.py in ONE namespace (the tests call the solution directly, as
+pytest-style `test_*` functions with plain asserts) and calls each test_* function in
+definition order. Writes {"tests": [{"name", "passed", "error"}], "limits": {...},
+"limits_refused": [...], "network_filter"?} to RESULTS_FILE. The standard library only, and
+python3-seccomp when asked for the filter; nothing from unified_agents (it runs with -I -S,
+outside the agent's environment).
 """
 import errno
 import json
@@ -46,7 +48,10 @@ def main(limits_json: str, results_file: str, seccomp_dir: str = "") -> None:
     results: dict = {"tests": tests, "limits": limits, "limits_refused": refused}
     for name, value in json.loads(limits_json).items():
         try:
-            resource.setrlimit(LIMITS[name], (value, value))
+            # CPU: the hard limit a second later, so that reaching the limit is SIGXCPU (the
+            # sandbox names it a timeout), not the SIGKILL of a hard limit equal to the soft one
+            hard = value + 1 if name == "cpu_s" else value
+            resource.setrlimit(LIMITS[name], (value, hard))
             limits[name] = value
         except (OSError, ValueError) as e:
             refused.append(f"{name}: {e}")

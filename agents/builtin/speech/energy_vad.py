@@ -23,8 +23,9 @@ delay and the room's reverberation) plus the echo path's gain. The gain (microph
 minus reference level, dB) is learnt on the first ECHO_LEARN_FRAMES frames of loud reference
 (no detection in them: the same assumption as the calibration, the user rarely talks over
 the first words) and then follows the peaks of what non-speech frames show (ECHO_RISE_DB up,
-ECHO_DECAY_DB down per frame). This is a double-talk detector in the manner of Geigel's, with a learnt gain instead
-of a fixed one: it subtracts nothing from the audio, so it is not an echo canceller.
+ECHO_DECAY_DB down per frame). This is a double-talk detector in the manner of Geigel's, with
+a learnt gain instead of a fixed one: it subtracts nothing from the audio, so it is not an
+echo canceller.
 """
 from __future__ import annotations
 

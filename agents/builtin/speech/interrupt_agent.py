@@ -24,7 +24,8 @@ INTERRUPT_TTS_URL): what that playback sounded over the chunk's length, asked as
 
 Settings: INTERRUPT_THRESHOLD_DBFS (-40), INTERRUPT_MARGIN_DB (10), INTERRUPT_MIN_SPEECH_MS
 (150), INTERRUPT_ECHO_MARGIN_DB (3), INTERRUPT_ECHO_TAIL_MS (600), INTERRUPT_TTS_URL
-(http://127.0.0.1:7201), INTERRUPT_MAX_WATCHES (16), INTERRUPT_IDLE_S (30: a watch without chunks for that long is forgotten).
+(http://127.0.0.1:7201), INTERRUPT_MAX_WATCHES (16), INTERRUPT_IDLE_S (30: a watch without
+chunks for that long is forgotten).
 """
 from __future__ import annotations
 
@@ -128,8 +129,8 @@ class StreamingInterruptHandler(Agent):
             return (pcm.chunk(task, MAX_CHUNK_BYTES, "10 s, fixed", "reference_chunk_b64")
                     if task.get("reference_chunk_b64") is not None else None)
         if how != "playback" or task.get("reference_chunk_b64") is not None:
-            raise HTTPError(400, f'"reference"={how!r}; allowed: "playback" (what StreamingTTSAgent '
-                                 'played), and then no "reference_chunk_b64"')
+            raise HTTPError(400, f'"reference"={how!r}; allowed: "playback" (what '
+                                 'StreamingTTSAgent played), and then no "reference_chunk_b64"')
         if not nbytes:
             return b""
         from unified_agents.client import AgentCallError

@@ -112,3 +112,14 @@ def test_the_seccomp_filter_leaves_local_pipes_and_unix_sockets_alone(fleet, gen
         "    return b.recv(1)", "def test_f():\n    assert f() == b'x'")]}])
     r = task(gen_filtered, {"type": "code_generation", "task": "f", "max_attempts": 1})[1]["result"]
     assert r["passed"] is True, r["attempts"]
+
+
+def test_code_stopped_by_its_cpu_limit_is_named_a_timeout_too():
+    """The CPU limit equals the timeout, and on an idle machine a busy loop can reach it
+    before the wall clock does (SIGXCPU): the answer says "timed out" either way."""
+    from unified_agents.builtin.llm.sandbox import Sandbox
+
+    box = Sandbox(timeout_s=5, memory_mb=256, use_netns=False)
+    box.limits["cpu_s"] = 1  # the CPU limit first, for certain
+    r = box.run("def f():\n    while True:\n        pass", "def test_f():\n    f()")
+    assert r["exit_code"] < 0 and r["error"] == "timed out after 1 s of CPU time (CODEGEN_TIMEOUT_S)", r
