@@ -29,6 +29,7 @@ COLD_CPU = COLD.replace("    out.append(time.perf_counter() - t0)\n", """    wal
              for t in os.listdir(f"/proc/{pid}/task"))
     out.append([wall, ns / 1e9])
 """).replace("import json, socket", "import json, os, socket")
+assert "schedstat" in COLD_CPU and "import json, os, socket" in COLD_CPU, "bench_agents.COLD changed"
 
 ORDER = 21
 UNIT = f"unified-agent@{AGENT}.service"

@@ -77,6 +77,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _int16_bytes(x) -> bytes:
+    import numpy as np
+
+    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+
+
 def _median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else None
@@ -218,7 +224,7 @@ def measure_barge_in(tts_agent: Agent, handler: Agent, tts, wav) -> dict:
     room = rng.normal(0, 30, 8000)  # 0.5 s at about -60 dBFS
 
     def feed(pid, x) -> dict | None:
-        x = np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+        x = _int16_bytes(x)
         for j in range(0, len(x), 3200):
             r = handler.task({"type": "interrupt", "playback_id": pid,
                               "audio_chunk_b64": _b64(x[j:j + 3200])})
@@ -290,10 +296,8 @@ def measure_echo_reference(tts_agent: Agent, handler: Agent, tts, wav,
     users = [_pcm(wav, flite.synthesize(t, EVAL_VOICES[i % 3], 1, 1, 60)).astype(np.float64)
              for i, t in enumerate(USER)]
     user_db = _median([_db(u) for u in users])
-    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype("<i2").tobytes()  # noqa: E731
-
     def feed(pid, mic, played) -> dict | None:
-        m, p = as16(mic), None if played is None else as16(played)
+        m, p = _int16_bytes(mic), None if played is None else _int16_bytes(played)
         for j in range(0, len(m), 3200):
             body = {"type": "interrupt", "playback_id": pid, "audio_chunk_b64": _b64(m[j:j + 3200])}
             if p is not None:

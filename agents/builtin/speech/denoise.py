@@ -132,23 +132,21 @@ class StreamingWiener:
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
         self._pushed += len(pcm)
-        self._buf = np.concatenate([self._buf, pcm.astype(np.float64)])
-        out = []
-        while len(self._buf) >= N_FFT:
-            out.append(self._frame(self._buf[:N_FFT]))
-            self._buf = self._buf[HOP:]
-        return self._emit(np.concatenate(out) if out else np.zeros(0))
+        return self._emit(self._filter(pcm.astype(np.float64)))
 
     def flush(self) -> np.ndarray:
         """The samples still held back, the stream ended with zeros (as wiener() pads)."""
+        y = self._emit(self._filter(np.zeros(N_FFT + (-(len(self._buf)) % HOP))))
+        return y[:max(0, self._pushed - (self._emitted - len(y)))]
+
+    def _filter(self, x: np.ndarray) -> np.ndarray:
+        """Append x; filter every whole frame now buffered (hop by hop)."""
+        self._buf = np.concatenate([self._buf, x])
         out = []
-        pad = np.zeros(N_FFT + (-(len(self._buf)) % HOP))
-        self._buf = np.concatenate([self._buf, pad])
         while len(self._buf) >= N_FFT:
             out.append(self._frame(self._buf[:N_FFT]))
             self._buf = self._buf[HOP:]
-        y = self._emit(np.concatenate(out) if out else np.zeros(0))
-        return y[:max(0, self._pushed - (self._emitted - len(y)))]
+        return np.concatenate(out) if out else np.zeros(0)
 
     @property
     def noise_dbfs(self) -> float | None:

@@ -425,6 +425,11 @@ def test_the_energy_detector_finds_speech_onset_and_ignores_steady_noise():
     assert quiet.onset_frame == 20 and quiet.floor < -100
 
 
+def _int16(a) -> np.ndarray:
+    """Float samples as 16-bit, clipped."""
+    return np.clip(np.round(a), -32768, 32767).astype("<i2")
+
+
 def _bursts(rng, seconds: float, level_dbfs: float):
     """Noise in syllable-like bursts, 200 ms on and 100 ms off: an assistant's reply."""
     n = int(16000 * seconds)
@@ -442,10 +447,9 @@ def _heard_back(x, delay_s: float, gain_db: float, rng):
 
 
 def _feed(v: EnergyVAD, mic, played=None) -> bool:
-    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype(np.int16)  # noqa: E731
     for i in range(0, len(mic), 1600):
-        ref = None if played is None else as16(played[i:i + 1600])
-        if v.feed(as16(mic[i:i + 1600]), ref):
+        ref = None if played is None else _int16(played[i:i + 1600])
+        if v.feed(_int16(mic[i:i + 1600]), ref):
             return True
     return False
 
@@ -548,8 +552,7 @@ def test_the_echo_of_a_playback_given_as_reference_does_not_stop_it(stts, interr
     played = _bursts(rng, 3, -20)
     echo = _heard_back(played, 0.1, -12, rng)
     pid = ok(stts, {"type": "streaming_tts", "text": LONG})["playback_id"]
-    as16 = lambda a: np.clip(np.round(a), -32768, 32767).astype("<i2").tobytes()  # noqa: E731
-    mic_b, ref_b = as16(echo), as16(played)
+    mic_b, ref_b = _int16(echo).tobytes(), _int16(played).tobytes()
     for i in range(0, len(mic_b), 3200):
         r = ok(interrupt, {"type": "interrupt", "playback_id": pid,
                            "audio_chunk_b64": b64(mic_b[i:i + 3200]),
@@ -624,7 +627,7 @@ def test_with_its_own_playback_as_reference_the_echo_does_not_stop_it_but_the_us
             mic[:len(part)] += part
             heard_user += len(part)
         answers.append(ok(interrupt, {"type": "interrupt", "playback_id": pid,
-                                      "audio_chunk_b64": b64(np.round(mic).astype("<i2").tobytes()),
+                                      "audio_chunk_b64": b64(_int16(mic).tobytes()),
                                       "reference": "playback"}))
         if t <= 3.0:
             assert not answers[-1]["barge_in"], answers[-1]  # the echo alone: no barge-in
