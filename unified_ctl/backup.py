@@ -315,6 +315,11 @@ def _verify(archive: str, allow_other_host: bool, staging: str) -> Verified:
                     raise BackupError(f"{info.name}: checksum mismatch (sha256 {h.hexdigest()[:16]}…, "
                                       f"manifest {str(want.get('sha256'))[:16]}…): the archive is corrupt")
                 seen[info.name] = want
+            # tarfile stops at the end-of-archive blocks; reading on to the gzip trailer checks its
+            # CRC, so damage in the padding after the last member is refused too
+            assert tar.fileobj is not None
+            while tar.fileobj.read(1 << 20):
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise BackupError(f"{archive} is corrupt or not a tar.gz archive ({type(e).__name__}: {e})") from None
     if manifest is None:

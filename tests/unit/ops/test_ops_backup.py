@@ -312,3 +312,22 @@ def test_restore_ends_a_trial_so_the_restored_catalog_is_the_live_one(state, ops
     config_history.start_trial({"unified.yaml": str(trial)}, str(trial))
     res = restore.restore(m["path"], sd, wait=False)
     assert res["trial_ended"] is True and config_history.trial_catalog() is None
+
+
+def test_damage_anywhere_in_the_archive_is_refused_even_in_tar_padding(state, ops_env):
+    # tarfile stops at the end-of-archive blocks without reading to the gzip trailer, so damage in
+    # the padding after the last member would pass every member checksum: the CRC must be read too
+    make_db(str(state / "twin.db"), 2000)
+    m = backup.create()
+    pristine = open(m["path"], "rb").read()
+    missed = []
+    for i in range(10, len(pristine) - 8, max(1, len(pristine) // 200)):
+        data = bytearray(pristine)
+        data[i] ^= 0xFF
+        open(m["path"], "wb").write(bytes(data))
+        try:
+            backup.verify(m["path"]).cleanup()
+            missed.append(i)
+        except backup.BackupError:
+            pass
+    assert missed == [], f"damage at byte(s) {missed} of {len(pristine)} went unnoticed"
