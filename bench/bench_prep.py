@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sdk_common import checkout_path
+from sdk_common import checkout_path, start_builtin
 
 SNR_DB = 10.0
 GAPS_S = (0.4, 0.6, 1.0, 1.5, 2.5)
@@ -166,30 +166,7 @@ def score(files: list[dict], detect) -> dict:
 def _start(name: str, module: str, env: dict):
     """An agent process (as the unit runs it) answering /health: (process, agent port, health
     port, seconds from exec to /health)."""
-    import socket
-    import subprocess
-    import urllib.request
-
-    ports = []
-    for _ in range(2):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        ports.append(s.getsockname()[1])
-        s.close()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), UNIFIED_AGENT=name,
-               UNIFIED_RUN=f"builtin:{module}", UNIFIED_PORT=str(ports[0]),
-               UNIFIED_HEALTH_PORT=str(ports[1]), **env)
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "unified_agents", "run", name], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/health", timeout=1).read()
-            return p, ports[0], ports[1], time.perf_counter() - t0
-        except OSError:
-            if p.poll() is not None or time.perf_counter() - t0 > 60:
-                raise SystemExit(f"{name} did not start (exit {p.poll()})")
-            time.sleep(0.01)
+    return start_builtin(name, module, os.pathsep.join(sys.path), env)
 
 
 def _status_kb(pid: int, field: str) -> int:

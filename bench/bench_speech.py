@@ -18,13 +18,11 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from sdk_common import checkout_path
+from sdk_common import checkout_path, start_builtin
 
 ORDER = 60
 EVAL_VOICES = ("slt", "kal", "awb")
@@ -217,35 +215,13 @@ def measure_cold(pythonpath: str, repeats: int = 3,
                  agents=(("STTService", "stt_service"), ("TTSService", "tts_service"))) -> dict:
     """Start each agent as a process and time exec → /health answering (model load included);
     its RSS once idle."""
-    import socket
-
     out = {}
     for name, module in agents:
         times, rss = [], []
         for _ in range(repeats):
-            ports = []
-            for _ in range(2):
-                s = socket.socket()
-                s.bind(("127.0.0.1", 0))
-                ports.append(s.getsockname()[1])
-                s.close()
-            env = dict(os.environ, PYTHONPATH=pythonpath, UNIFIED_AGENT=name,
-                       UNIFIED_RUN=f"builtin:{module}", UNIFIED_PORT=str(ports[0]),
-                       UNIFIED_HEALTH_PORT=str(ports[1]))
-            t0 = time.perf_counter()
-            p = subprocess.Popen([sys.executable, "-m", "unified_agents", "run", name], env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            p, _, _, seconds = start_builtin(name, module, pythonpath)
             try:
-                while True:
-                    try:
-                        urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/health",
-                                               timeout=1).read()
-                        break
-                    except OSError:
-                        if p.poll() is not None or time.perf_counter() - t0 > 60:
-                            raise SystemExit(f"{name} did not start (exit {p.poll()})")
-                        time.sleep(0.01)
-                times.append(time.perf_counter() - t0)
+                times.append(seconds)
                 with open(f"/proc/{p.pid}/status") as f:
                     rss += [int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmRSS")]
             finally:

@@ -49,6 +49,29 @@ def free_port() -> int:
     return p
 
 
+def start_builtin(name: str, module: str, pythonpath: str, env: dict | None = None):
+    """A built-in agent process started as its unit runs it (its own ports, no socket passing),
+    once /health answers: (process, agent port, health port, seconds from exec to /health)."""
+    import urllib.request
+    import time
+
+    port, hport = free_port(), free_port()
+    env = dict(os.environ, PYTHONPATH=pythonpath, UNIFIED_AGENT=name, UNIFIED_RUN=f"builtin:{module}",
+               UNIFIED_PORT=str(port), UNIFIED_HEALTH_PORT=str(hport), **(env or {}))
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "unified_agents", "run", name], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{hport}/health", timeout=1).read()
+            return p, port, hport, time.perf_counter() - t0
+        except OSError:
+            if p.poll() is not None or time.perf_counter() - t0 > 60:
+                p.kill()
+                raise SystemExit(f"{name} did not start (exit {p.poll()})")
+            time.sleep(0.01)
+
+
 def listening_socket() -> socket.socket:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -34,16 +34,9 @@ def _boot(args) -> harness.Container:
         deb = Path(args.deb).resolve() if args.deb else harness.find_or_build_deb()
     rootfs = harness.ensure_rootfs(deb)
     binds = [tuple(b.split(":", 1)) for b in args.bind]
-    c = harness.Container(rootfs, bind=binds, bind_ro=[(str(REPO), "/mnt/src")],
-                          label="dev").start()
     if deb is not None:
-        print(f"installing {deb.name} …", file=sys.stderr)
-        try:
-            c.install_deb(deb)
-        except BaseException:
-            c.stop()
-            raise
-    return c
+        print(f"starting a container and installing {deb.name} …", file=sys.stderr)
+    return harness.boot(rootfs, deb, bind=binds, bind_ro=[(str(REPO), "/mnt/src")], label="dev")
 
 
 def _interactive(c: harness.Container, argv) -> int:
