@@ -6,12 +6,13 @@ the base package, which must work without speech/ installed.
 """
 import ast
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from unified_agents.builtin import VOICE_MODULES, VOICE_PACKAGE
+
+from .sdk.harness import fleet_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BUILTIN = REPO / "agents" / "builtin"
@@ -51,12 +52,6 @@ def test_no_module_of_the_base_package_imports_speech():
     assert offenders == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_speech_builtin_without_its_package_names_the_package(tmp_path):
     """The agent process as the base package alone has it: speech modules absent."""
     pkg = tmp_path / "unified_agents"
@@ -64,7 +59,7 @@ def test_a_speech_builtin_without_its_package_names_the_package(tmp_path):
     subprocess.run(["rm", "-rf", str(pkg / "builtin" / "speech")], check=True)
     for m in VOICE_MODULES:
         (pkg / "builtin" / f"{m}.py").unlink()
-    port, health = _free_port(), _free_port()
+    port, health = fleet_ports([0, 1]).values()
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "UNIFIED_AGENT": "TTSService",
            "UNIFIED_PORT": str(port), "UNIFIED_HEALTH_PORT": str(health), "UNIFIED_RUN": "builtin:tts_service",
            "UNIFIED_STATE_DIR": str(tmp_path / "state")}

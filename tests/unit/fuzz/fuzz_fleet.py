@@ -12,7 +12,7 @@ import pathlib
 import socket
 
 from ..fake_units import FakeUnitsFile
-from ..sdk.harness import ROOT, Spawner
+from ..sdk.harness import ROOT, Spawner, fleet_ports
 from .fuzz_http import drain_notifications
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -70,23 +70,11 @@ TASKS = {"ServiceRegistry": ["registry_lookup"], "SystemDigitalTwin": ["twin"],
          "Faraway": ["far"]}
 
 
-def _free_ports(n: int) -> list[int]:
-    held = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        held.append(s)
-    ports = [s.getsockname()[1] for s in held]
-    for s in held:
-        s.close()
-    return ports
-
-
 class FuzzFleet(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner):
         self.tmp = tmp
         self.spawner = spawner
-        ports = _free_ports(2 * len(NAMES) + 1)
+        ports = list(fleet_ports(range(2 * len(NAMES) + 1)).values())
         self.ports = {n: ports[2 * i] for i, n in enumerate(NAMES)}
         self.health_ports = {n: ports[2 * i + 1] for i, n in enumerate(NAMES)}
         dead = f"http://127.0.0.1:{ports[-1]}/v1"   # closed: model calls fail at once

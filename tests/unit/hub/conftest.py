@@ -16,7 +16,7 @@ import time
 import pytest
 
 from ..fake_units import FakeUnitsFile
-from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, fleet_ports, sdk_path  # noqa: F401  (fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
 RULES = ROOT / "etc" / "prometheus" / "unified-rules.yml"
@@ -74,23 +74,11 @@ AGENTS = ("ObservabilityHub", "RequestCoordinator", "Worker", "Sleeper", "ModelM
           "Faraway")
 
 
-def free_ports(keys):
-    held, out = [], {}
-    for k in keys:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        held.append(s)
-        out[k] = s.getsockname()[1]
-    for s in held:
-        s.close()
-    return out
-
-
 class HubEnv(FakeUnitsFile):
     def __init__(self, tmp: pathlib.Path, spawner: Spawner | None = None):
         self.tmp = tmp
         self.spawner = spawner
-        self.ports = free_ports([k for a in AGENTS for k in (a, a + "_h")])
+        self.ports = fleet_ports([k for a in AGENTS for k in (a, a + "_h")])
         (tmp / "etc").mkdir(exist_ok=True)
         self.catalog = tmp / "etc" / "unified.yaml"
         self.catalog.write_text(CATALOG.format(**self.ports))

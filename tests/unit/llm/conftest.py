@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, fleet_ports, sdk_path  # noqa: F401  (fixture)
 from .llm_stand_in import StandIn
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -45,15 +45,7 @@ class LLMFleet:
     def __init__(self, tmp: pathlib.Path, spawner: Spawner, endpoint: str | None = "stand-in"):
         self.spawner = spawner
         self.llm = StandIn(model="stand-in-7b").start() if endpoint == "stand-in" else None
-        held = []
-        self.ports: dict = {}
-        for key in [k for a in AGENTS for k in (a, a + "_h")]:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-            self.ports[key] = s.getsockname()[1]
-        for s in held:
-            s.close()
+        self.ports = fleet_ports([k for a in AGENTS for k in (a, a + "_h")])
         self.catalog = tmp / "unified.yaml"
         self.catalog.write_text(catalog(self.ports, self.llm.url if self.llm else endpoint))
         self.state = tmp / "state"

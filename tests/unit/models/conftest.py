@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from ..sdk.harness import ROOT, Spawner, sdk_path  # noqa: F401  (fixture)
+from ..sdk.harness import ROOT, Spawner, fleet_ports, sdk_path  # noqa: F401  (fixture)
 from .openai_test_server import OpenAITestServer
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -126,15 +126,7 @@ class ModelsFleet:
         self.local = OpenAITestServer("phi-3-mini").start()
         self.small = OpenAITestServer("tinyllama-1.1b").start()
         self.cloud = OpenAITestServer("gpt-cloud").start()
-        self.ports = {}
-        held = []
-        for key in [k for a in AGENTS for k in (a, a + "_h")]:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-            self.ports[key] = s.getsockname()[1]
-        for s in held:
-            s.close()
+        self.ports = fleet_ports([k for a in AGENTS for k in (a, a + "_h")])
         self.catalog = tmp / "unified.yaml"
         self.catalog.write_text(CATALOG.format(idle=idle, local=self.local.url,
                                                small=self.small.url, cloud=self.cloud.url,

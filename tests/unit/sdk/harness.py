@@ -8,6 +8,7 @@ datagram socket the test reads (a stand-in for PID 1's notify socket).
 """
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -46,11 +47,8 @@ def sdk_path(tmp_path_factory):
 
 
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free port for a process to bind later (fleet_ports: why not the kernel's choice)."""
+    return fleet_ports([0])[0]
 
 
 def listening_socket(backlog: int = 128) -> socket.socket:
@@ -248,16 +246,23 @@ def spawn_module(sdk_path, tmp_path_factory):
     sp.close()
 
 
+_RECENT_PORTS: collections.deque = collections.deque(maxlen=2048)
+
+
 def fleet_ports(keys) -> dict:
-    """A distinct free port per key, below the kernel's ephemeral range (32768+): no client
-    connection of a concurrent test takes one between now and the agent's bind. Each stays
-    bound until all are chosen, so none is picked twice."""
+    """A distinct free port per key, below the kernel's ephemeral range (32768+): a port the
+    kernel picked for bind(0) and that was closed again is soon the source port of some client
+    connection, which then makes the later bind fail (a CI failure: "Address already in use"
+    for a test's LLM server). Each stays bound until all are chosen, and none handed out in
+    this process recently is chosen again."""
     import random
 
     rng, ports, held = random.Random(), {}, []
     for key in keys:
         while True:
             port = rng.randrange(20000, 32000)
+            if port in _RECENT_PORTS:
+                continue
             s = socket.socket()
             try:
                 s.bind(("127.0.0.1", port))
@@ -267,6 +272,7 @@ def fleet_ports(keys) -> dict:
             break
         held.append(s)
         ports[key] = port
+        _RECENT_PORTS.append(port)
     for s in held:
         s.close()
     return ports
